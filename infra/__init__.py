@@ -1,0 +1,1 @@
+"""ai-platform: the Pulumi program, its components and the `aip` command line."""

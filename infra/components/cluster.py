@@ -1,0 +1,151 @@
+"""The EKS control plane, its OIDC provider, the node role, the system node group and a provider for it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.aws_context import AwsContext
+from infra.components.node_launch_template import node_launch_template
+from infra.config import ClusterConfig
+from infra.iam_policies import managed_policy_arn, service_trust_policy
+from infra.kubeconfig import eks_kubeconfig
+
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+SYSTEM_NODE_LABELS = {"ai-platform.io/node-role": "system"}
+
+
+def vpc_config(cfg: ClusterConfig, subnet_ids: pulumi.Input[list[str]]) -> dict:
+    """Endpoint access: always private; public only to an explicit allowlist.
+
+    https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html
+    """
+    config: dict = {"subnet_ids": subnet_ids, "endpoint_private_access": True,
+                    "endpoint_public_access": cfg.endpoint_public_access}
+    if cfg.endpoint_public_access:
+        config["public_access_cidrs"] = list(cfg.public_access_cidrs)
+    return config
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    """Args of :class:`Cluster`.
+
+    Attributes:
+        config: Cluster section of the stack config.
+        cluster_name: EKS cluster name.
+        subnet_ids: Private subnets for the control plane's interfaces and the nodes.
+        secrets_key_arn: KMS key for envelope encryption of Kubernetes secrets.
+        logs_key_arn: KMS key of the control-plane log group.
+        volume_key_arn: KMS key of node root volumes.
+        aws: Account, partition and region.
+    """
+
+    config: ClusterConfig
+    cluster_name: str
+    subnet_ids: pulumi.Input[list[str]]
+    secrets_key_arn: pulumi.Input[str]
+    logs_key_arn: pulumi.Input[str]
+    volume_key_arn: pulumi.Input[str]
+    aws: AwsContext
+
+
+class Cluster(pulumi.ComponentResource):
+    """An EKS cluster with private endpoint, encrypted secrets, audit logging and IRSA.
+
+    https://docs.aws.amazon.com/eks/latest/userguide/clusters.html
+    """
+
+    name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    certificate_authority: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer_url: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:cluster:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cfg, partition = args.config, args.aws.partition
+
+        role = aws.iam.Role(f"{name}-control-plane", opts=child,
+                            assume_role_policy=json.dumps(service_trust_policy("eks.amazonaws.com", tag_session=True)))
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-control-plane", role=role.name, opts=child,
+            policy_arn=partition.apply(lambda p: managed_policy_arn(p, "AmazonEKSClusterPolicy")))
+        # EKS writes to this group once it exists; creating it first lets us own retention and encryption.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs", name=f"/aws/eks/{args.cluster_name}/cluster",
+            retention_in_days=cfg.log_retention_days, kms_key_id=args.logs_key_arn, opts=child)
+        cluster = aws.eks.Cluster(
+            f"{name}-eks",
+            name=args.cluster_name,
+            version=cfg.version,
+            role_arn=role.arn,
+            vpc_config=vpc_config(cfg, args.subnet_ids),
+            encryption_config={"provider": {"key_arn": args.secrets_key_arn}, "resources": ["secrets"]},
+            enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+            access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, log_group]),
+        )
+        issuer = cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
+        oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],
+                                             opts=child)
+        node_role_arn = self._node_role(name, partition)
+        self._system_nodes(name, args, cluster, node_role_arn)
+
+        self.name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.certificate_authority = cluster.certificate_authority.apply(lambda ca: ca["data"])
+        self.oidc_provider_arn = oidc.arn
+        self.oidc_issuer_url = issuer
+        self.node_role_arn = node_role_arn
+        self.kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, self.certificate_authority).apply(
+            lambda v: json.dumps(eks_kubeconfig(v[0], v[1], v[2], args.aws.region)))
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        self.register_outputs({
+            "name": self.name, "endpoint": self.endpoint, "certificate_authority": self.certificate_authority,
+            "oidc_provider_arn": self.oidc_provider_arn, "oidc_issuer_url": self.oidc_issuer_url,
+            "node_role_arn": self.node_role_arn, "kubeconfig": self.kubeconfig,
+        })
+
+    def _node_role(self, name: str, partition: pulumi.Output[str]) -> pulumi.Output[str]:
+        """The role of every node; its ARN resolves only once the policies are attached."""
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(f"{name}-nodes", assume_role_policy=json.dumps(service_trust_policy("ec2.amazonaws.com")),
+                            opts=child)
+        attachments = [
+            aws.iam.RolePolicyAttachment(f"{name}-nodes-{policy}", role=role.name, opts=child,
+                                         policy_arn=partition.apply(lambda p, policy=policy: managed_policy_arn(p, policy)))
+            for policy in NODE_POLICIES
+        ]
+        # Node groups created before their role has these policies never join the cluster.
+        return pulumi.Output.all(role.arn, *[a.id for a in attachments]).apply(lambda v: v[0])
+
+    def _system_nodes(self, name: str, args: ClusterArgs, cluster: aws.eks.Cluster,
+                      node_role_arn: pulumi.Output[str]) -> None:
+        nodes = args.config.system_nodes
+        template = node_launch_template(f"{name}-system", volume_gib=100, kms_key_arn=args.volume_key_arn,
+                                        parent=self)
+        aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=cluster.name,
+            node_role_arn=node_role_arn,
+            subnet_ids=args.subnet_ids,
+            ami_type="AL2023_x86_64_STANDARD",
+            capacity_type="ON_DEMAND",
+            instance_types=list(nodes.instance_types),
+            scaling_config={"min_size": nodes.min_size, "max_size": nodes.max_size, "desired_size": nodes.desired},
+            launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+            labels=SYSTEM_NODE_LABELS,
+            update_config={"max_unavailable": 1},
+            # The cluster autoscaler owns the current size once the group exists.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
+        )

@@ -1,0 +1,136 @@
+"""The VPC the cluster runs in: private subnets across AZs with NAT egress, or subnets you bring."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import NetworkConfig
+from infra.iam_policies import service_trust_policy
+
+
+@dataclass(frozen=True)
+class SubnetPlan:
+    """CIDRs of one AZ's subnets."""
+
+    public: str
+    private: str
+
+
+def plan_subnets(vpc_cidr: str, az_count: int) -> list[SubnetPlan]:
+    """Split a VPC into one large private and one small public subnet per AZ.
+
+    Private subnets get most of the space because the VPC CNI gives every pod a VPC address; the
+    public subnets only hold NAT gateways and load balancers.
+    """
+    vpc = ipaddress.ip_network(vpc_cidr)
+    private_prefix = vpc.prefixlen + math.ceil(math.log2(az_count + 1))
+    blocks = list(vpc.subnets(new_prefix=private_prefix))
+    public_prefix = private_prefix + math.ceil(math.log2(az_count)) if az_count > 1 else private_prefix + 1
+    public = list(blocks[-1].subnets(new_prefix=public_prefix))
+    return [SubnetPlan(public=str(public[i]), private=str(blocks[i])) for i in range(az_count)]
+
+
+def nat_index(az_index: int, strategy: str) -> int:
+    """Which NAT gateway serves the private subnet of ``az_index``."""
+    return az_index if strategy == "perAz" else 0
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """Args of :class:`Network`.
+
+    Attributes:
+        config: Network section of the stack config.
+        cluster_name: Used in subnet tags that tell Kubernetes where load balancers go.
+        flow_log_key_arn: KMS key that encrypts the VPC flow log group.
+        flow_log_retention_days: Retention of the flow log group.
+    """
+
+    config: NetworkConfig
+    cluster_name: str
+    flow_log_key_arn: pulumi.Input[str]
+    flow_log_retention_days: int
+
+
+class Network(pulumi.ComponentResource):
+    """A VPC with public and private subnets per AZ, NAT gateways, flow logs and a closed default SG.
+
+    https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html
+    """
+
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:network:Network", name, None, opts)
+        cfg = args.config
+        if cfg.existing_vpc_id:
+            self.vpc_id = pulumi.Output.from_input(cfg.existing_vpc_id)
+            self.private_subnet_ids = pulumi.Output.from_input(list(cfg.existing_private_subnet_ids))
+        else:
+            self._create(name, args)
+        self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids})
+
+    def _create(self, name: str, args: NetworkArgs) -> None:
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        zones = aws.get_availability_zones_output(state="available").names
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=cfg.vpc_cidr, enable_dns_hostnames=True,
+                          enable_dns_support=True, tags={"Name": name}, opts=child)
+        # The default security group allows all traffic between its members; nothing should use it.
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], opts=child)
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
+        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id,
+                                       routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}], opts=child)
+        cluster_tag = f"kubernetes.io/cluster/{args.cluster_name}"
+        nats: list[aws.ec2.NatGateway] = []
+        private_ids = []
+        for i, plan in enumerate(plan_subnets(cfg.vpc_cidr, cfg.availability_zones)):
+            zone = zones.apply(lambda names, i=i: names[i])
+            public = aws.ec2.Subnet(
+                f"{name}-public-{i}", vpc_id=vpc.id, cidr_block=plan.public, availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={"Name": f"{name}-public-{i}", "kubernetes.io/role/elb": "1", cluster_tag: "shared"},
+                opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id,
+                                          opts=child)
+            if nat_index(i, cfg.nat_gateways) == i:
+                eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", opts=child)
+                nats.append(aws.ec2.NatGateway(f"{name}-nat-{i}", allocation_id=eip.id, subnet_id=public.id,
+                                               opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+            private = aws.ec2.Subnet(
+                f"{name}-private-{i}", vpc_id=vpc.id, cidr_block=plan.private, availability_zone=zone,
+                tags={"Name": f"{name}-private-{i}", "kubernetes.io/role/internal-elb": "1", cluster_tag: "shared"},
+                opts=child)
+            nat = nats[nat_index(i, cfg.nat_gateways)]
+            private_rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id,
+                                            routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+                                            opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=private.id,
+                                          route_table_id=private_rt.id, opts=child)
+            private_ids.append(private.id)
+        self._flow_logs(name, vpc, args)
+        self.vpc_id = vpc.id
+        self.private_subnet_ids = pulumi.Output.all(*private_ids)
+
+    def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", retention_in_days=args.flow_log_retention_days,
+                                        kms_key_id=args.flow_log_key_arn, opts=child)
+        role = aws.iam.Role(f"{name}-flow-logs",
+                            assume_role_policy=json.dumps(service_trust_policy("vpc-flow-logs.amazonaws.com")),
+                            opts=child)
+        aws.iam.RolePolicy(f"{name}-flow-logs", role=role.id, policy=group.arn.apply(lambda arn: json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow",
+                           "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                           "Resource": f"{arn}:*"}],
+        })), opts=child)
+        aws.ec2.FlowLog(f"{name}-flow-logs", vpc_id=vpc.id, traffic_type="ALL", log_destination=group.arn,
+                        log_destination_type="cloud-watch-logs", iam_role_arn=role.arn, opts=child)

@@ -1,0 +1,91 @@
+"""A team's own corner of the platform: its namespace, model-store prefix and serving identity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.iam_policies import irsa_trust_policy, prefix_read_policy
+from infra.platform_outputs import PlatformReference
+
+SERVING_SERVICE_ACCOUNT = "model-serving"
+
+
+def model_prefix(team: str) -> str:
+    """Where a team's model artifacts live in the shared model store."""
+    return f"teams/{team}/"
+
+
+def namespace_labels(team: str) -> dict[str, str]:
+    """Pod Security Admission enforces the `restricted` profile on every pod of the team.
+
+    https://kubernetes.io/docs/concepts/security/pod-security-admission/
+    """
+    labels = {"kubernetes.io/metadata.name": team}
+    for mode in ("enforce", "audit", "warn"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = "latest"
+    return labels
+
+
+@dataclass(frozen=True)
+class TeamWorkspaceArgs:
+    """Args of :class:`TeamWorkspace`.
+
+    Attributes:
+        team: Team name; also the namespace name.
+        region: AWS region of the model store.
+        platform: Outputs of the platform stack the team runs on.
+        provider: Kubernetes provider whose default namespace is the team's.
+    """
+
+    team: str
+    region: str
+    platform: PlatformReference
+    provider: k8s.Provider
+
+
+class TeamWorkspace(pulumi.ComponentResource):
+    """Namespace (Pod Security `restricted`), an IRSA role reading only the team's prefix, and its account."""
+
+    namespace: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+    model_prefix: str
+
+    def __init__(self, name: str, args: TeamWorkspaceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:team:TeamWorkspace", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=self._namespace_metadata(args.team),
+                                          opts=k8s_opts)
+        platform = args.platform
+        trust = pulumi.Output.all(platform.require("oidcProviderArn"), platform.require("oidcIssuerUrl")).apply(
+            lambda v: json.dumps(irsa_trust_policy(v[0], v[1], args.team, SERVING_SERVICE_ACCOUNT)))
+        role = aws.iam.Role(f"{name}-model-reader", assume_role_policy=trust,
+                            description=f"Serving pods of team {args.team} read the team's models.",
+                            opts=pulumi.ResourceOptions(parent=self))
+        policy = pulumi.Output.all(platform.require("modelStoreBucketArn"), platform.require("modelStoreKmsKeyArn")).apply(
+            lambda v: json.dumps(prefix_read_policy(v[0], model_prefix(args.team), v[1], args.region)))
+        aws.iam.RolePolicy(f"{name}-model-reader", role=role.id, policy=policy,
+                           opts=pulumi.ResourceOptions(parent=self))
+        k8s.core.v1.ServiceAccount(
+            f"{name}-serving",
+            metadata={"name": SERVING_SERVICE_ACCOUNT, "namespace": args.team,
+                      "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
+            # IRSA mounts its own projected token; serving pods never call the Kubernetes API.
+            automount_service_account_token=False,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
+        )
+        self.namespace = namespace.metadata.name
+        self.role_arn = role.arn
+        self.model_prefix = model_prefix(args.team)
+        self.register_outputs({"namespace": self.namespace, "role_arn": self.role_arn,
+                               "model_prefix": self.model_prefix})
+
+    @staticmethod
+    def _namespace_metadata(team: str) -> dict[str, Any]:
+        return {"name": team, "labels": namespace_labels(team)}

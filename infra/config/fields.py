@@ -1,0 +1,103 @@
+"""Reusable field types with messages that say what is allowed."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, StrictStr
+
+from infra import gpu_catalog
+from infra.versions import SUPPORTED_EKS_VERSIONS
+
+_DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_STACK_REF = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+
+
+def _dns_label(max_length: int):
+    def check(value: str) -> str:
+        if len(value) > max_length or not _DNS_LABEL.match(value):
+            raise ValueError(
+                f"must be a lowercase DNS label of at most {max_length} characters "
+                "(a-z, 0-9 and '-', starting with a letter)"
+            )
+        return value
+
+    return check
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError("must be an IPv4 CIDR block such as 203.0.113.0/24") from None
+    if network.version != 4:
+        raise ValueError("must be an IPv4 CIDR block such as 203.0.113.0/24")
+    return str(network)
+
+
+def _instance_type(value: str) -> str:
+    if not _INSTANCE_TYPE.match(value):
+        raise ValueError("must be an EC2 instance type such as m7i.large")
+    return value
+
+
+def _gpu_instance_type(value: str) -> str:
+    if gpu_catalog.gpu_family(value) is None:
+        raise ValueError(
+            f"is not a supported GPU instance type; allowed families: {gpu_catalog.allowed_families()}"
+        )
+    return value
+
+
+def _eks_version(value: object) -> object:
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        raise ValueError(f'must be written as a string (quote it: "{value}")')
+    if isinstance(value, str) and value not in SUPPORTED_EKS_VERSIONS:
+        raise ValueError(f"is not a supported EKS version; allowed: {', '.join(SUPPORTED_EKS_VERSIONS)}")
+    return value
+
+
+def _stack_reference(value: str) -> str:
+    if not _STACK_REF.match(value):
+        raise ValueError("must be a fully qualified stack name <org>/<project>/<stack>, e.g. acme/ai-platform/dev")
+    return value
+
+
+def _region(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError("must be an AWS region name such as us-east-1")
+    return value
+
+
+TeamName = Annotated[StrictStr, AfterValidator(_dns_label(30))]
+PoolName = Annotated[StrictStr, AfterValidator(_dns_label(24))]
+Cidr = Annotated[StrictStr, AfterValidator(_cidr)]
+InstanceType = Annotated[StrictStr, AfterValidator(_instance_type)]
+GpuInstanceType = Annotated[StrictStr, AfterValidator(_gpu_instance_type)]
+EksVersion = Annotated[StrictStr, BeforeValidator(_eks_version)]
+StackReferenceName = Annotated[StrictStr, AfterValidator(_stack_reference)]
+Region = Annotated[StrictStr, AfterValidator(_region)]
+VpcId = Annotated[StrictStr, Field(pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")]
+SubnetId = Annotated[StrictStr, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")]
+NodeCount = Annotated[StrictInt, Field(ge=0, le=1000)]
+
+__all__ = [
+    "Cidr",
+    "EksVersion",
+    "GpuInstanceType",
+    "InstanceType",
+    "NodeCount",
+    "PoolName",
+    "Region",
+    "StackReferenceName",
+    "StrictBool",
+    "StrictInt",
+    "StrictStr",
+    "SubnetId",
+    "TeamName",
+    "VpcId",
+]

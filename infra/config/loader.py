@@ -1,0 +1,163 @@
+"""Reads the stack's Pulumi config once and turns it into a frozen, validated object."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
+
+from infra.config.errors import NOT_SET, SUBKEY_MARK, ConfigError, Problem, describe_error, did_you_mean, join_path
+from infra.config.models import PlatformConfig, StackConfig, TeamConfig
+
+STACK_CONFIG_DIR = "stacks"
+# Scalar keys, declared with their defaults in Pulumi.yaml.
+DECLARED_KEYS = ("environment", "costCenter", "dataClassification", "team", "platformStack")
+# Structured keys of platform stacks; Pulumi's project schema cannot type objects, so the models do.
+PLATFORM_KEYS = ("network", "cluster", "gpuPools", "modelStore")
+ALL_KEYS = DECLARED_KEYS + PLATFORM_KEYS
+_INTERNAL_FIELDS = {"project", "stack", "kind"}
+
+
+def stack_file(stack: str) -> str:
+    """Path of a stack's config file relative to the project root."""
+    return f"{STACK_CONFIG_DIR}/Pulumi.{stack}.yaml"
+
+
+def load_stack_config() -> StackConfig:
+    """Read the running stack's config; raise ConfigError listing every problem."""
+    return parse_stack_config(_all_config(), project=pulumi.get_project(), stack=pulumi.get_stack())
+
+
+def _all_config() -> dict[str, str]:
+    # The SDK has no public "list every key" call; these two are what pulumi.Config reads from.
+    from pulumi.runtime import config as runtime_config
+
+    merged = dict(runtime_config.get_config_env())
+    merged.update(runtime_config.CONFIG.get())
+    return merged
+
+
+def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str) -> StackConfig:
+    """Validate raw config values (as the engine passes them: strings, JSON for objects).
+
+    Raises:
+        ConfigError: naming the stack file and every problem found.
+    """
+    prefix = f"{project}:"
+    problems: list[Problem] = []
+    raw: dict[str, Any] = {}
+    for key, text in values.items():
+        if not key.startswith(prefix):
+            continue
+        name = key.removeprefix(prefix)
+        if name not in ALL_KEYS:
+            problems.append(Problem(key, f"unknown key{did_you_mean(name, ALL_KEYS)}; allowed keys: "
+                                         f"{', '.join(ALL_KEYS)}", _decode(text)))
+        elif name in PLATFORM_KEYS:
+            raw[name] = _decode(text)
+        elif text != "":
+            raw[name] = text
+
+    model: type[PlatformConfig] | type[TeamConfig] = TeamConfig if "team" in raw else PlatformConfig
+    problems += _kind_problems(model, raw, prefix, stack)
+    data = {"project": project, "stack": stack, "region": values.get("aws:region", NOT_SET), **raw}
+    if model is TeamConfig:
+        data = {k: v for k, v in data.items() if k not in PLATFORM_KEYS}
+    data = {k: v for k, v in data.items() if v is not NOT_SET}
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        errors = _without_echoes(exc.errors())
+        problems += [_problem(err, model, data, prefix) for err in errors]
+        config = None
+    if problems or config is None:
+        raise ConfigError(stack_file(stack), problems)
+    return config
+
+
+def _decode(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _kind_problems(model: type[BaseModel], raw: Mapping[str, Any], prefix: str, stack: str) -> list[Problem]:
+    problems = []
+    environment = raw.get("environment")
+    if model is TeamConfig:
+        problems += [Problem(prefix + key, "is only valid in platform stacks", raw[key])
+                     for key in PLATFORM_KEYS if key in raw]
+        expected = f"{raw['team']}-{environment}"
+        if environment and stack != expected:
+            problems.append(Problem("stack name", f"a team stack must be named <team>-<environment> ({expected})",
+                                    stack))
+    else:
+        if "platformStack" in raw:
+            problems.append(Problem(prefix + "platformStack", "is only valid in team stacks (set team too)",
+                                    raw["platformStack"]))
+        if environment and stack != environment:
+            problems.append(Problem(prefix + "team", f"required for the team stack {stack!r} (platform stacks "
+                                                     f"are named after their environment: {environment!r})"))
+    return problems
+
+
+def _without_echoes(errors: list[Any]) -> list[Any]:
+    # A list whose only item is invalid also fails its length check; the item's error says it all.
+    nested = [tuple(e["loc"]) for e in errors]
+    return [e for e in errors if not (e["type"] == "too_short" and any(
+        len(other) > len(e["loc"]) and other[: len(e["loc"])] == tuple(e["loc"]) for other in nested))]
+
+
+def _problem(error: dict[str, Any], model: type[BaseModel], data: Mapping[str, Any], prefix: str) -> Problem:
+    # Defaults are validated under their Python names; stack files use camelCase.
+    loc = [to_camel(p) if isinstance(p, str) else p for p in error["loc"]]
+    message = describe_error(error, _allowed_keys(model, loc[:-1]))
+    if message.startswith(SUBKEY_MARK):
+        sub, _, message = message[1:].partition(": ")
+        loc.append(sub)
+    head = loc[0] if loc else ""
+    key = "aws:region" if head == "region" else prefix + str(head)
+    value = NOT_SET if error["type"] == "missing" else _lookup(data, loc)
+    return Problem(join_path(key, loc[1:]), message, value)
+
+
+def _lookup(data: Any, loc: Sequence[str | int]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return NOT_SET
+    return data
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The camelCase keys accepted at ``loc`` inside ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = {f.alias or n: f for n, f in current.model_fields.items()}
+        if part not in fields:
+            return []
+        current = _model_in(fields[part].annotation)
+        if current is None:
+            return []
+    return [f.alias or n for n, f in current.model_fields.items() if n not in _INTERNAL_FIELDS]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (tuple, typing.Union):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,125 @@
+"""IAM and KMS policy documents as pure functions, so each grant is reviewed and tested in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Policy = dict[str, Any]
+
+
+def _doc(*statements: dict[str, Any]) -> Policy:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def service_trust_policy(service: str, *, tag_session: bool = False) -> Policy:
+    """Let an AWS service (``eks.amazonaws.com``, ``ec2.amazonaws.com``…) assume a role."""
+    actions = ["sts:AssumeRole", "sts:TagSession"] if tag_session else "sts:AssumeRole"
+    return _doc({"Effect": "Allow", "Principal": {"Service": service}, "Action": actions})
+
+
+def irsa_trust_policy(oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> Policy:
+    """Let exactly one Kubernetes service account assume a role through the cluster's OIDC provider (IRSA)."""
+    issuer = issuer_url.removeprefix("https://")
+    return _doc({
+        "Effect": "Allow",
+        "Principal": {"Federated": oidc_provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+            f"{issuer}:aud": "sts.amazonaws.com",
+        }},
+    })
+
+
+def kms_key_policy(account_id: str, partition: str, region: str, *, grants_for: tuple[str, ...] = ()) -> Policy:
+    """Key policy: the account administers the key through IAM; ``grants_for`` adds service access.
+
+    ``grants_for`` may hold ``"autoscaling"`` (managed node groups launch encrypted volumes through the
+    Auto Scaling service-linked role, which needs the key) and ``"logs"`` (CloudWatch Logs encrypts
+    log groups of this account and region).
+    """
+    statements: list[dict[str, Any]] = [{
+        "Sid": "AccountAdministersKeyThroughIam",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }]
+    if "autoscaling" in grants_for:
+        # https://docs.aws.amazon.com/autoscaling/ec2/userguide/key-policy-requirements-EBS-encryption.html
+        role = (f"arn:{partition}:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/"
+                "AWSServiceRoleForAutoScaling")
+        statements += [
+            {"Sid": "AutoScalingUsesKeyForVolumes", "Effect": "Allow", "Principal": {"AWS": role},
+             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+             "Resource": "*"},
+            {"Sid": "AutoScalingAttachesVolumes", "Effect": "Allow", "Principal": {"AWS": role},
+             "Action": "kms:CreateGrant", "Resource": "*",
+             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+        ]
+    if "logs" in grants_for:
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+        statements.append({
+            "Sid": "CloudWatchLogsEncryptsLogGroups", "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": {"ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}},
+        })
+    return _doc(*statements)
+
+
+def tls_only_statement(bucket_arn: str) -> dict[str, Any]:
+    """Deny every request to the bucket that does not use TLS."""
+    return {
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def model_bucket_policy(bucket_arn: str) -> Policy:
+    return _doc(tls_only_statement(bucket_arn))
+
+
+def access_log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account_id: str) -> Policy:
+    """TLS only, and S3's logging service may write access logs of ``source_bucket_arn`` only."""
+    return _doc(
+        tls_only_statement(log_bucket_arn),
+        {
+            "Sid": "S3ServerAccessLogsDelivery", "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject", "Resource": f"{log_bucket_arn}/*",
+            "Condition": {"ArnLike": {"aws:SourceArn": source_bucket_arn},
+                          "StringEquals": {"aws:SourceAccount": account_id}},
+        },
+    )
+
+
+def prefix_read_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) -> Policy:
+    """Read-only access to one prefix of the model store, decrypting only through S3."""
+    prefix = prefix.rstrip("/") + "/"
+    return _doc(
+        {"Sid": "ListTeamPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+         "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}},
+        {"Sid": "ReadTeamObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+         "Resource": f"{bucket_arn}/{prefix}*"},
+        {"Sid": "DecryptThroughS3", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+    )
+
+
+def ebs_csi_kms_policy(key_arn: str) -> Policy:
+    """What the EBS CSI driver needs on a customer key to create encrypted volumes."""
+    return _doc(
+        {"Effect": "Allow", "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+         "Resource": key_arn, "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+        {"Effect": "Allow",
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+         "Resource": key_arn},
+    )
+
+
+def managed_policy_arn(partition: str, name: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/{name}"

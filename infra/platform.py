@@ -1,0 +1,82 @@
+"""A platform stack: network, EKS with GPU pools, block storage and the model store of one environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.aws_context import AwsContext
+from infra.components.block_storage import BlockStorage, BlockStorageArgs
+from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs, pool_contract
+from infra.components.kms_key import CustomerKey, CustomerKeyArgs
+from infra.components.model_store import ModelStore, ModelStoreArgs
+from infra.components.network import Network, NetworkArgs
+from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from infra.config import PlatformConfig
+from infra.tagging import register_tagging
+
+# One customer key per purpose, so revoking or auditing one use never touches another.
+KEY_PURPOSES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "secrets": ("Envelope encryption of Kubernetes secrets", ()),
+    "volumes": ("EBS volumes of nodes and persistent volumes", ("autoscaling",)),
+    "logs": ("Control-plane and VPC flow log groups", ("logs",)),
+    "models": ("Model artifacts in the model store", ()),
+}
+
+
+def cluster_name(config: PlatformConfig) -> str:
+    return f"aip-{config.environment}"
+
+
+def build_platform(config: PlatformConfig) -> dict[str, Any]:
+    """Create the platform stack's resources and return its outputs (see platform_outputs)."""
+    register_tagging(config.tags)
+    ctx = AwsContext.lookup(config.region)
+    prefix = f"aip-{config.environment}"
+    keys = {
+        purpose: CustomerKey(f"{prefix}-{purpose}", CustomerKeyArgs(
+            alias=f"{prefix}-{purpose}", description=description, aws=ctx, grants_for=grants))
+        for purpose, (description, grants) in KEY_PURPOSES.items()
+    }
+    name = cluster_name(config)
+    network = Network(f"{prefix}-network", NetworkArgs(
+        config=config.network, cluster_name=name, flow_log_key_arn=keys["logs"].arn,
+        flow_log_retention_days=config.cluster.log_retention_days))
+    cluster = Cluster(f"{prefix}-cluster", ClusterArgs(
+        config=config.cluster, cluster_name=name, subnet_ids=network.private_subnet_ids,
+        secrets_key_arn=keys["secrets"].arn, logs_key_arn=keys["logs"].arn, volume_key_arn=keys["volumes"].arn,
+        aws=ctx))
+    pools = [
+        GpuNodePool(f"{prefix}-gpu-{pool.name}", GpuNodePoolArgs(
+            pool=pool, cluster_name=cluster.name, node_role_arn=cluster.node_role_arn,
+            subnet_ids=network.private_subnet_ids, volume_key_arn=keys["volumes"].arn))
+        for pool in config.gpu_pools
+    ]
+    NvidiaDevicePlugin(f"{prefix}-nvidia-device-plugin", NvidiaDevicePluginArgs(provider=cluster.provider),
+                       opts=pulumi.ResourceOptions(depends_on=pools))
+    storage = BlockStorage(f"{prefix}-block-storage", BlockStorageArgs(
+        cluster_name=cluster.name, oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url, volume_key_arn=keys["volumes"].arn,
+        provider=cluster.provider, aws=ctx))
+    store = ModelStore(f"{prefix}-model-store", ModelStoreArgs(
+        config=config.model_store, kms_key_arn=keys["models"].arn, aws=ctx))
+    return {
+        "environment": config.environment,
+        "region": config.region,
+        "clusterName": cluster.name,
+        "clusterEndpoint": cluster.endpoint,
+        "clusterCertificateAuthority": cluster.certificate_authority,
+        "kubeconfig": cluster.kubeconfig,
+        "oidcProviderArn": cluster.oidc_provider_arn,
+        "oidcIssuerUrl": cluster.oidc_issuer_url,
+        "vpcId": network.vpc_id,
+        "privateSubnetIds": network.private_subnet_ids,
+        "modelStoreBucket": store.bucket,
+        "modelStoreBucketArn": store.bucket_arn,
+        "modelStoreKmsKeyArn": keys["models"].arn,
+        "modelStoreLogBucket": store.log_bucket,
+        "storageClass": storage.storage_class_name,
+        "gpuPools": [pool_contract(pool) for pool in config.gpu_pools],
+    }

@@ -1,0 +1,112 @@
+"""The Pulumi project on disk: Pulumi.yaml and the stack files, read the way the engine reads them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_FILE = "Pulumi.yaml"
+
+
+class ProjectError(Exception):
+    """The project or a stack file cannot be used (missing, unreadable, not YAML)."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A stack's config as the engine hands it to a program: strings (JSON for objects), defaults applied."""
+
+    values: dict[str, str]
+    secret_keys: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Pulumi project: its name, program, stack folder and declared config."""
+
+    root: Path
+    name: str
+    main: Path
+    stack_config_dir: Path
+    declared_config: dict[str, Any]
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        """Load the nearest Pulumi.yaml at or above ``start`` (default: the working directory)."""
+        here = (start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / PROJECT_FILE).is_file():
+                return cls.load(folder)
+        raise ProjectError(f"no {PROJECT_FILE} found in {here} or any parent folder")
+
+    @classmethod
+    def load(cls, root: Path) -> Project:
+        data = _read_yaml(root / PROJECT_FILE)
+        if not isinstance(data, dict) or "name" not in data:
+            raise ProjectError(f"{root / PROJECT_FILE}: not a Pulumi project file (no name)")
+        return cls(
+            root=root,
+            name=str(data["name"]),
+            main=root / str(data.get("main") or "."),
+            stack_config_dir=root / str(data.get("stackConfigDir") or "."),
+            declared_config=dict(data.get("config") or {}),
+        )
+
+    def stack_path(self, stack: str) -> Path:
+        return self.stack_config_dir / f"Pulumi.{stack}.yaml"
+
+    def stacks(self) -> list[str]:
+        """Every stack with a config file, sorted."""
+        files = self.stack_config_dir.glob("Pulumi.*.yaml")
+        return sorted(f.name.removeprefix("Pulumi.").removesuffix(".yaml") for f in files)
+
+    def stack_config(self, stack: str) -> StackConfig:
+        """The stack's config with Pulumi.yaml defaults applied, as the engine passes it to the program."""
+        path = self.stack_path(stack)
+        if not path.is_file():
+            known = ", ".join(self.stacks()) or "none"
+            raise ProjectError(f"no stack {stack!r}: {path.relative_to(self.root)} does not exist "
+                               f"(stacks: {known})")
+        data = _read_yaml(path) or {}
+        if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
+            raise ProjectError(f"{path.relative_to(self.root)}: expected a mapping with a 'config:' mapping")
+        values: dict[str, str] = {}
+        secrets: list[str] = []
+        for key, value in (data.get("config") or {}).items():
+            full = self._qualify(str(key))
+            if isinstance(value, dict) and set(value) == {"secure"}:
+                # Offline there is no key to decrypt with; the program sees a marked placeholder.
+                values[full], secrets = "[secret]", [*secrets, full]
+            else:
+                values[full] = _engine_string(value)
+        for key, declaration in self.declared_config.items():
+            full = self._qualify(key)
+            if full not in values and isinstance(declaration, dict) and "default" in declaration:
+                values[full] = _engine_string(declaration["default"])
+        return StackConfig(values=values, secret_keys=tuple(secrets))
+
+    def _qualify(self, key: str) -> str:
+        return key if ":" in key else f"{self.name}:{key}"
+
+
+def _engine_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ProjectError(f"{path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{path}: not valid YAML: {exc}") from None

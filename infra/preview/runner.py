@@ -1,0 +1,202 @@
+"""Runs the program Pulumi.yaml names as Pulumi's Python language host does, against a recording mock monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import runpy
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.mocks import MockEngine, MockMonitor
+from pulumi.runtime.stack import run_in_stack
+
+from infra.platform_outputs import PLATFORM_OUTPUT_KEYS
+from infra.preview.mocks import PreviewMocks
+from infra.preview.project import Project, StackConfig
+
+
+@dataclass(frozen=True)
+class ResourceRecord:
+    """One resource as the program registered it (engine-side property names)."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+
+
+@dataclass
+class PreviewResult:
+    """Everything an offline preview learned about a stack."""
+
+    project: str
+    stack: str
+    resources: list[ResourceRecord]
+    outputs: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def of_type(self, type_token: str) -> list[ResourceRecord]:
+        return [r for r in self.resources if r.type == type_token]
+
+
+class ProgramError(Exception):
+    """The program failed; ``cause`` is what it raised (a pulumi.RunError means a clean, expected failure)."""
+
+    def __init__(self, stack: str, cause: BaseException):
+        super().__init__(str(cause))
+        self.stack = stack
+        self.cause = cause
+
+
+class _RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: PreviewMocks, on_resource: Callable[[ResourceRecord], None] | None):
+        super().__init__(mocks)
+        self.records: list[ResourceRecord] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self._on_resource = on_resource
+
+    def _record(self, request: Any, urn: str, read: bool) -> None:
+        inputs = rpc.deserialize_properties(request.properties if read else request.object)
+        options = {"protect": getattr(request, "protect", False),
+                   "retainOnDelete": getattr(request, "retainOnDelete", False),
+                   "provider": request.provider or None,
+                   "dependsOn": list(getattr(request, "dependencies", []) or []),
+                   "ignoreChanges": list(getattr(request, "ignoreChanges", []) or []),
+                   "read": read}
+        record = ResourceRecord(urn=urn, type=request.type, name=request.name, parent=request.parent or "",
+                                custom=bool(getattr(request, "custom", True)), inputs=inputs, options=options)
+        self.records.append(record)
+        if self._on_resource:
+            self._on_resource(record)
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self._record(request, response.urn, read=False)
+        return response
+
+    def ReadResource(self, request):  # noqa: N802
+        response = super().ReadResource(request)
+        self._record(request, response.urn, read=True)
+        return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802
+        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
+            self.stack_outputs = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def run_preview(stack: str, project: Project | None = None, *,
+                on_resource: Callable[[ResourceRecord], None] | None = None,
+                _cache: dict[str, PreviewResult] | None = None, _visiting: tuple[str, ...] = ()) -> PreviewResult:
+    """Preview ``stack`` offline.
+
+    StackReferences to other stacks of this project resolve to the outputs of their own offline
+    preview; references that cannot be previewed here get clearly fabricated outputs (and a warning).
+
+    Raises:
+        ProjectError: the stack file is missing or unreadable.
+        ProgramError: the program raised (config errors arrive as a pulumi.RunError cause).
+    """
+    project = project or Project.find()
+    cache = {} if _cache is None else _cache
+    config = project.stack_config(stack)
+    resolved: dict[str, Mapping[str, Any]] = {}
+    warnings_seen: list[str] = []
+
+    def resolve(name: str) -> Mapping[str, Any]:
+        if name in resolved:
+            return resolved[name]
+        local = _local_stack(name, project)
+        if local is None or local in (*_visiting, stack):
+            warnings_seen.append(f"stack reference {name!r} is not a stack of this project: outputs are fabricated")
+            resolved[name] = fabricated_outputs(name)
+        else:
+            if local not in cache:
+                cache[local] = run_preview(local, project, _cache=cache, _visiting=(*_visiting, stack))
+            resolved[name] = cache[local].outputs
+        return resolved[name]
+
+    result = _run_program(project, stack, config, resolve, on_resource)
+    result.warnings[:0] = warnings_seen
+    return result
+
+
+def _local_stack(reference: str, project: Project) -> str | None:
+    parts = reference.split("/")
+    if len(parts) == 3 and parts[1] != project.name:
+        return None
+    name = parts[-1]
+    return name if project.stack_path(name).is_file() else None
+
+
+def fabricated_outputs(reference: str) -> dict[str, Any]:
+    """Stand-in platform outputs for a stack that cannot be previewed here, marked as fabricated."""
+    lists = {"privateSubnetIds": [], "gpuPools": []}
+    return {key: lists.get(key, f"fabricated-{key}-of-{reference.replace('/', '-')}") for key in PLATFORM_OUTPUT_KEYS}
+
+
+def _run_program(project: Project, stack: str, config: StackConfig,
+                 resolve: Callable[[str], Mapping[str, Any]],
+                 on_resource: Callable[[ResourceRecord], None] | None) -> PreviewResult:
+    mocks = PreviewMocks(region=config.values.get("aws:region", "us-east-1"), stack_outputs=resolve)
+    monitor = _RecordingMonitor(mocks, on_resource)
+    collector = _WarningCollector()
+    logger = logging.getLogger(f"aip.preview.{stack}")
+    logger.propagate = False
+    logger.addHandler(collector)
+
+    def program() -> None:
+        runpy.run_path(str(project.main), run_name="__main__")
+
+    def run() -> None:
+        # A fresh settings bag per run: previews of several stacks in one process never share state.
+        settings = runtime_settings.Settings(project=project.name, stack=stack, monitor=monitor,
+                                             engine=MockEngine(logger), dry_run=True,
+                                             organization="organization", root_directory=str(project.root))
+        runtime_settings.ROOT.set(None)
+        runtime_settings.configure(settings)
+        set_all_config(dict(config.values), list(config.secret_keys))
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                loop.run_until_complete(run_in_stack(program))
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    try:
+        contextvars.copy_context().run(run)
+    except Exception as exc:  # noqa: BLE001 (re-raised with the stack it belongs to)
+        raise ProgramError(stack, exc) from exc
+    finally:
+        logger.removeHandler(collector)
+    warnings_seen = collector.messages + [f"no offline answer for provider function {t}"
+                                          for t in mocks.unanswered_calls]
+    return PreviewResult(project=project.name, stack=stack, resources=monitor.records,
+                         outputs=monitor.stack_outputs, warnings=warnings_seen)
+
+
+__all__ = ["PreviewResult", "ProgramError", "ResourceRecord", "fabricated_outputs", "run_preview"]

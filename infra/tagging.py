@@ -1,0 +1,62 @@
+"""Required tags on every taggable AWS resource and matching labels on every Kubernetes object.
+
+Applied once, as a stack transformation, so no call site can forget them and tags stay visible in
+each resource's inputs (where the policy pack and `aip preview` can see them).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+
+LABEL_PREFIX = "ai-platform.io/"
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def k8s_labels(tags: Mapping[str, str]) -> dict[str, str]:
+    """Kubernetes labels that mirror the required tags (values made label-safe)."""
+    labels = {LABEL_PREFIX + key: _LABEL_VALUE.sub("-", value)[:63].strip("-_.") for key, value in tags.items()}
+    labels["app.kubernetes.io/managed-by"] = "pulumi"
+    return labels
+
+
+def merge_required(existing: Any, required: Mapping[str, str]) -> Any:
+    """Merge ``required`` over ``existing`` (a dict, an Output of one, or None); required keys win."""
+    if isinstance(existing, pulumi.Output):
+        return existing.apply(lambda current: {**(current or {}), **required})
+    return {**(existing or {}), **required}
+
+
+@functools.cache
+def is_taggable(resource_class: type) -> bool:
+    """True when the resource takes a ``tags`` map (not, e.g., an autoscaling group's tag list)."""
+    init = getattr(resource_class, "_internal_init", None)
+    if init is None:
+        return False
+    parameter = inspect.signature(init).parameters.get("tags")
+    return parameter is not None and "Mapping[str" in str(parameter.annotation)
+
+
+def register_tagging(tags: Mapping[str, str]) -> None:
+    """Tag every AWS resource and label every Kubernetes object registered after this call."""
+    tags = dict(tags)
+    labels = k8s_labels(tags)
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        props = dict(args.props)
+        if args.type_.startswith("aws:") and is_taggable(type(args.resource)):
+            props["tags"] = merge_required(props.get("tags"), tags)
+        elif args.type_.startswith("kubernetes:") and isinstance(props.get("metadata"), dict):
+            metadata = dict(props["metadata"])
+            metadata["labels"] = merge_required(metadata.get("labels"), labels)
+            props["metadata"] = metadata
+        else:
+            return None
+        return pulumi.ResourceTransformationResult(props, args.opts)
+
+    pulumi.runtime.register_stack_transformation(transform)
