@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 
 LABEL_PREFIX = "ai-platform.io/"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -51,6 +52,10 @@ def register_tagging(tags: Mapping[str, str]) -> None:
         props = dict(args.props)
         if args.type_.startswith("aws:") and is_taggable(type(args.resource)):
             props["tags"] = merge_required(props.get("tags"), tags)
+            if args.type_ == LAUNCH_TEMPLATE and not props.get("tag_specifications"):
+                # Instances and volumes that node groups launch are tagged too, not only the template.
+                props["tag_specifications"] = [{"resource_type": kind, "tags": tags}
+                                               for kind in ("instance", "volume", "network-interface")]
         elif args.type_.startswith("kubernetes:") and isinstance(props.get("metadata"), dict):
             metadata = dict(props["metadata"])
             metadata["labels"] = merge_required(metadata.get("labels"), labels)

@@ -64,7 +64,8 @@ class BlockStorage(pulumi.ComponentResource):
         role = aws.iam.Role(f"{name}-ebs-csi", assume_role_policy=trust, opts=child)
         managed = aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi", role=role.name, opts=child,
-            policy_arn=args.aws.partition.apply(lambda p: managed_policy_arn(p, "service-role/AmazonEBSCSIDriverPolicy")))
+            policy_arn=args.aws.partition.apply(
+                lambda p: managed_policy_arn(p, "service-role/AmazonEBSCSIDriverPolicy")))
         kms = aws.iam.RolePolicy(f"{name}-ebs-csi-kms", role=role.id, opts=child,
                                  policy=pulumi.Output.from_input(args.volume_key_arn).apply(
                                      lambda arn: json.dumps(ebs_csi_kms_policy(arn))))

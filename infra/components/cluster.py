@@ -122,8 +122,9 @@ class Cluster(pulumi.ComponentResource):
         role = aws.iam.Role(f"{name}-nodes", assume_role_policy=json.dumps(service_trust_policy("ec2.amazonaws.com")),
                             opts=child)
         attachments = [
-            aws.iam.RolePolicyAttachment(f"{name}-nodes-{policy}", role=role.name, opts=child,
-                                         policy_arn=partition.apply(lambda p, policy=policy: managed_policy_arn(p, policy)))
+            aws.iam.RolePolicyAttachment(
+                f"{name}-nodes-{policy}", role=role.name, opts=child,
+                policy_arn=partition.apply(lambda p, policy=policy: managed_policy_arn(p, policy)))
             for policy in NODE_POLICIES
         ]
         # Node groups created before their role has these policies never join the cluster.

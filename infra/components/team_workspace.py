@@ -68,7 +68,8 @@ class TeamWorkspace(pulumi.ComponentResource):
         role = aws.iam.Role(f"{name}-model-reader", assume_role_policy=trust,
                             description=f"Serving pods of team {args.team} read the team's models.",
                             opts=pulumi.ResourceOptions(parent=self))
-        policy = pulumi.Output.all(platform.require("modelStoreBucketArn"), platform.require("modelStoreKmsKeyArn")).apply(
+        policy = pulumi.Output.all(platform.require("modelStoreBucketArn"),
+                                   platform.require("modelStoreKmsKeyArn")).apply(
             lambda v: json.dumps(prefix_read_policy(v[0], model_prefix(args.team), v[1], args.region)))
         aws.iam.RolePolicy(f"{name}-model-reader", role=role.id, policy=policy,
                            opts=pulumi.ResourceOptions(parent=self))

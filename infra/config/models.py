@@ -14,7 +14,6 @@ from pydantic.alias_generators import to_camel
 
 from infra import gpu_catalog
 from infra.config.errors import SUBKEY_MARK
-from infra.versions import DEFAULT_EKS_VERSION
 from infra.config.fields import (
     Cidr,
     EksVersion,
@@ -31,6 +30,7 @@ from infra.config.fields import (
     TeamName,
     VpcId,
 )
+from infra.versions import DEFAULT_EKS_VERSION
 
 Environment = Literal["dev", "staging", "prod"]
 DataClassification = Literal["public", "internal", "confidential", "restricted"]
@@ -149,7 +149,8 @@ class ClusterConfig(_Model):
     @classmethod
     def _cloudwatch_retention(cls, value: int) -> int:
         if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"must be one of CloudWatch's retention periods: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ValueError(f"must be one of CloudWatch's retention periods: {allowed}")
         return value
 
 

@@ -79,18 +79,18 @@ class _RecordingMonitor(MockMonitor):
         if self._on_resource:
             self._on_resource(record)
 
-    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self._record(request, response.urn, read=False)
         return response
 
-    def ReadResource(self, request):  # noqa: N802
+    def ReadResource(self, request):
         response = super().ReadResource(request)
         self._record(request, response.urn, read=True)
         return response
 
-    def RegisterResourceOutputs(self, request):  # noqa: N802
+    def RegisterResourceOutputs(self, request):
         if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
             self.stack_outputs = rpc.deserialize_properties(request.outputs)
         return super().RegisterResourceOutputs(request)
@@ -136,7 +136,10 @@ def run_preview(stack: str, project: Project | None = None, *,
             resolved[name] = cache[local].outputs
         return resolved[name]
 
-    result = _run_program(project, stack, config, resolve, on_resource)
+    program_path = str(project.main)
+    result = run_program(lambda: runpy.run_path(program_path, run_name="__main__"), project_name=project.name,
+                         stack=stack, config=config, stack_outputs=resolve, on_resource=on_resource,
+                         root_directory=str(project.root))
     result.warnings[:0] = warnings_seen
     return result
 
@@ -155,24 +158,26 @@ def fabricated_outputs(reference: str) -> dict[str, Any]:
     return {key: lists.get(key, f"fabricated-{key}-of-{reference.replace('/', '-')}") for key in PLATFORM_OUTPUT_KEYS}
 
 
-def _run_program(project: Project, stack: str, config: StackConfig,
-                 resolve: Callable[[str], Mapping[str, Any]],
-                 on_resource: Callable[[ResourceRecord], None] | None) -> PreviewResult:
-    mocks = PreviewMocks(region=config.values.get("aws:region", "us-east-1"), stack_outputs=resolve)
+def run_program(program: Callable[[], Any], *, project_name: str, stack: str, config: StackConfig,
+                stack_outputs: Callable[[str], Mapping[str, Any]] = fabricated_outputs,
+                on_resource: Callable[[ResourceRecord], None] | None = None,
+                root_directory: str | None = None) -> PreviewResult:
+    """Run ``program`` as the body of a stack under fresh mocks and record what it registers.
+
+    Each call gets its own settings, monitor and event loop, so runs never leak into each other.
+    """
+    mocks = PreviewMocks(region=config.values.get("aws:region", "us-east-1"), stack_outputs=stack_outputs)
     monitor = _RecordingMonitor(mocks, on_resource)
     collector = _WarningCollector()
     logger = logging.getLogger(f"aip.preview.{stack}")
     logger.propagate = False
     logger.addHandler(collector)
 
-    def program() -> None:
-        runpy.run_path(str(project.main), run_name="__main__")
-
     def run() -> None:
         # A fresh settings bag per run: previews of several stacks in one process never share state.
-        settings = runtime_settings.Settings(project=project.name, stack=stack, monitor=monitor,
+        settings = runtime_settings.Settings(project=project_name, stack=stack, monitor=monitor,
                                              engine=MockEngine(logger), dry_run=True,
-                                             organization="organization", root_directory=str(project.root))
+                                             organization="organization", root_directory=root_directory)
         runtime_settings.ROOT.set(None)
         runtime_settings.configure(settings)
         set_all_config(dict(config.values), list(config.secret_keys))
@@ -189,14 +194,14 @@ def _run_program(project: Project, stack: str, config: StackConfig,
 
     try:
         contextvars.copy_context().run(run)
-    except Exception as exc:  # noqa: BLE001 (re-raised with the stack it belongs to)
+    except Exception as exc:
         raise ProgramError(stack, exc) from exc
     finally:
         logger.removeHandler(collector)
     warnings_seen = collector.messages + [f"no offline answer for provider function {t}"
                                           for t in mocks.unanswered_calls]
-    return PreviewResult(project=project.name, stack=stack, resources=monitor.records,
+    return PreviewResult(project=project_name, stack=stack, resources=monitor.records,
                          outputs=monitor.stack_outputs, warnings=warnings_seen)
 
 
-__all__ = ["PreviewResult", "ProgramError", "ResourceRecord", "fabricated_outputs", "run_preview"]
+__all__ = ["PreviewResult", "ProgramError", "ResourceRecord", "fabricated_outputs", "run_preview", "run_program"]

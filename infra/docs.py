@@ -1,0 +1,118 @@
+"""README sections generated from the code, so the docs cannot drift from what the program accepts."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from infra.config.loader import PLATFORM_KEYS
+from infra.config.models import PlatformConfig
+from infra.versions import EKS_ADDONS, HELM_CHARTS, SUPPORTED_EKS_VERSIONS
+
+MARK = "<!-- aip:{name}:{edge} -->"
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a}`" for a in args)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in args if a is not type(None))
+    if origin is tuple:
+        return f"list of {_type_name(args[0])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "object"
+    return {str: "string", int: "integer", bool: "boolean"}.get(annotation, getattr(annotation, "__name__", "?"))
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+        return "see below" if isinstance(value, BaseModel) else f"`{json.dumps(value)}`"
+    if field.default is PydanticUndefined:
+        return "required"
+    if field.default is None:
+        return "not set"
+    value = list(field.default) if isinstance(field.default, tuple) else field.default
+    return f"`{json.dumps(value)}`"
+
+
+def _model_rows(model: type[BaseModel], path: str) -> list[str]:
+    rows, nested = [], []
+    for name, field in model.model_fields.items():
+        key = f"{path}.{field.alias or name}"
+        rows.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
+        inner = _nested_model(field.annotation)
+        if inner is not None:
+            nested.append((inner, key + ("[]" if typing.get_origin(field.annotation) is tuple else "")))
+    for inner, key in nested:
+        rows += _model_rows(inner, key)
+    return rows
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def config_reference(project_config: dict[str, Any]) -> str:
+    """Markdown tables of every config key: Pulumi.yaml's scalar keys, then the structured ones."""
+    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    for key, declaration in project_config.items():
+        default = declaration.get("default", "required") if isinstance(declaration, dict) else "required"
+        shown = "required" if default == "required" else f"`{json.dumps(default)}`"
+        lines.append(f"| `{key}` | {declaration.get('type', '')} | {shown} | {declaration.get('description', '')} |")
+    lines += ["", "Structured keys of platform stacks (objects; validated by `infra/config/`):", "",
+              "| key | type | default | description |", "| --- | --- | --- | --- |"]
+    for key in PLATFORM_KEYS:
+        field = next(f for n, f in PlatformConfig.model_fields.items() if (f.alias or n) == key)
+        lines.append(f"| `ai-platform:{key}` | {_type_name(field.annotation)} | {_default(field)} | "
+                     f"{(_nested_model(field.annotation) or PlatformConfig).__doc__.splitlines()[0]} |")
+        inner = _nested_model(field.annotation)
+        if inner is not None:
+            lines += _model_rows(inner, f"ai-platform:{key}" + ("[]" if key == "gpuPools" else ""))
+    return "\n".join(lines)
+
+
+def versions_table() -> str:
+    lines = ["| component | kind | version | source |", "| --- | --- | --- | --- |"]
+    lines += [f"| {c.chart} | Helm chart | `{c.version}` | {c.repository} |" for c in HELM_CHARTS]
+    lines += [f"| {a.name} | EKS add-on | `{a.version}` | {a.docs} |" for a in EKS_ADDONS]
+    lines.append(f"| Kubernetes (EKS) | cluster version | {', '.join(f'`{v}`' for v in SUPPORTED_EKS_VERSIONS)} "
+                 "| https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html |")
+    return "\n".join(lines)
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    start, end = MARK.format(name=name, edge="start"), MARK.format(name=name, edge="end")
+    head, found, rest = text.partition(start)
+    if not found or end not in rest:
+        raise ValueError(f"README.md lacks the markers {start} … {end}")
+    return f"{head}{start}\n{body}\n{end}{rest.partition(end)[2]}"
+
+
+def update_readme(readme: Path, project: Any, *, check: bool = False) -> bool:
+    """Regenerate the marked README sections; return whether they changed (written unless ``check``)."""
+    text = readme.read_text()
+    new = _replace(text, "config-reference", config_reference(project.declared_config))
+    new = _replace(new, "versions", versions_table())
+    if new != text and not check:
+        readme.write_text(new)
+    return new != text
+
+
+__all__ = ["config_reference", "update_readme", "versions_table"]
