@@ -63,7 +63,7 @@ def describe_error(error: dict[str, Any], allowed_keys: Sequence[str]) -> str:
         name = str(error["loc"][-1])
         return f"unknown key{did_you_mean(name, allowed_keys)}; allowed keys: {', '.join(allowed_keys)}"
     if kind == "literal_error":
-        return f"must be one of: {ctx.get('expected', '').replace(chr(39), '')}"
+        return "must be one of: " + str(ctx.get('expected', '')).replace("'", "").replace(" or ", ", ")
     if kind in {"int_type", "int_parsing"}:
         return "must be a whole number"
     if kind == "bool_type":

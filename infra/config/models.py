@@ -253,5 +253,13 @@ class TeamConfig(_Common):
     team: TeamName
     platform_stack: StackReferenceName
 
+    @field_validator("platform_stack")
+    @classmethod
+    def _same_environment(cls, value: str, info: ValidationInfo) -> str:
+        environment = info.data.get("environment")
+        if environment and value.rsplit("/", 1)[-1] != environment:
+            raise ValueError(f"must name the platform stack of the team's environment (.../{environment})")
+        return value
+
 
 StackConfig = PlatformConfig | TeamConfig

@@ -107,18 +107,19 @@ class _WarningCollector(logging.Handler):
 
 def run_preview(stack: str, project: Project | None = None, *,
                 on_resource: Callable[[ResourceRecord], None] | None = None,
-                _cache: dict[str, PreviewResult] | None = None, _visiting: tuple[str, ...] = ()) -> PreviewResult:
+                cache: dict[str, PreviewResult] | None = None, _visiting: tuple[str, ...] = ()) -> PreviewResult:
     """Preview ``stack`` offline.
 
     StackReferences to other stacks of this project resolve to the outputs of their own offline
     preview; references that cannot be previewed here get clearly fabricated outputs (and a warning).
+    Pass the same ``cache`` to several calls to preview each referenced stack only once.
 
     Raises:
         ProjectError: the stack file is missing or unreadable.
         ProgramError: the program raised (config errors arrive as a pulumi.RunError cause).
     """
     project = project or Project.find()
-    cache = {} if _cache is None else _cache
+    cache = {} if cache is None else cache
     config = project.stack_config(stack)
     resolved: dict[str, Mapping[str, Any]] = {}
     warnings_seen: list[str] = []
@@ -132,7 +133,7 @@ def run_preview(stack: str, project: Project | None = None, *,
             resolved[name] = fabricated_outputs(name)
         else:
             if local not in cache:
-                cache[local] = run_preview(local, project, _cache=cache, _visiting=(*_visiting, stack))
+                cache[local] = run_preview(local, project, cache=cache, _visiting=(*_visiting, stack))
             resolved[name] = cache[local].outputs
         return resolved[name]
 

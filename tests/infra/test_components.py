@@ -1,0 +1,212 @@
+"""Each component under fresh SDK mocks: the security-relevant inputs it registers."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from infra.aws_context import AwsContext
+from infra.components.block_storage import BlockStorage, BlockStorageArgs
+from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
+from infra.components.kms_key import CustomerKey, CustomerKeyArgs
+from infra.components.model_store import ModelStore, ModelStoreArgs
+from infra.components.network import Network, NetworkArgs
+from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
+from infra.config import ClusterConfig, GpuPoolConfig, ModelStoreConfig, NetworkConfig
+from infra.platform_outputs import PlatformReference
+from infra.versions import EBS_CSI_DRIVER, NVIDIA_DEVICE_PLUGIN
+from tests.conftest import only, policy_of
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/test"
+
+
+def ctx() -> AwsContext:
+    return AwsContext.lookup("us-east-1")
+
+
+def test_customer_key_rotates_and_has_an_alias(run_component):
+    result = run_component(lambda: CustomerKey("k", CustomerKeyArgs(
+        alias="aip-dev-volumes", description="volumes", aws=ctx(), grants_for=("autoscaling",))))
+    key = only(result, "aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True and key.inputs["deletionWindowInDays"] == 30
+    sids = [s["Sid"] for s in policy_of(key)["Statement"]]
+    assert sids == ["AccountAdministersKeyThroughIam", "AutoScalingUsesKeyForVolumes", "AutoScalingAttachesVolumes"]
+    assert only(result, "aws:kms/alias:Alias").inputs["name"] == "alias/aip-dev-volumes"
+
+
+@pytest.mark.parametrize(("strategy", "nats"), [("single", 1), ("perAz", 3)])
+def test_network_spreads_private_subnets_with_nat(run_component, strategy, nats):
+    config = NetworkConfig(availability_zones=3, nat_gateways=strategy)
+    result = run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30)))
+    subnets = result.of_type("aws:ec2/subnet:Subnet")
+    private = [s for s in subnets if "kubernetes.io/role/internal-elb" in s.inputs["tags"]]
+    assert len(subnets) == 6 and len(private) == 3
+    assert {s.inputs["availabilityZone"] for s in private} == {"us-east-1a", "us-east-1b", "us-east-1c"}
+    assert all(s.inputs.get("mapPublicIpOnLaunch") is not True for s in subnets)
+    assert len(result.of_type("aws:ec2/natGateway:NatGateway")) == nats
+    assert only(result, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup").inputs["ingress"] == []
+    flow = only(result, "aws:ec2/flowLog:FlowLog")
+    assert flow.inputs["trafficType"] == "ALL"
+    assert only(result, "aws:cloudwatch/logGroup:LogGroup").inputs["kmsKeyId"] == KEY
+
+
+def test_network_brings_your_own_vpc_without_creating_one(run_component):
+    config = NetworkConfig.model_validate({"existingVpcId": "vpc-0123456789abcdef0",
+                                           "existingPrivateSubnetIds": ["subnet-01234567", "subnet-89abcdef"]})
+    result = run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30)))
+    assert [r.type for r in result.resources] == ["ai-platform:network:Network"]
+
+
+def cluster_program(config: ClusterConfig):
+    def build():
+        Cluster("c", ClusterArgs(config=config, cluster_name="aip-dev", subnet_ids=["subnet-1", "subnet-2"],
+                                 secrets_key_arn=KEY, logs_key_arn=KEY, volume_key_arn=KEY, aws=ctx()))
+    return build
+
+
+def test_cluster_is_private_encrypted_and_audited(run_component):
+    result = run_component(cluster_program(ClusterConfig()))
+    eks = only(result, "aws:eks/cluster:Cluster").inputs
+    assert eks["vpcConfig"]["endpointPrivateAccess"] is True
+    assert eks["vpcConfig"]["endpointPublicAccess"] is False
+    assert "publicAccessCidrs" not in eks["vpcConfig"]
+    assert eks["encryptionConfig"] == {"provider": {"keyArn": KEY}, "resources": ["secrets"]}
+    assert "audit" in eks["enabledClusterLogTypes"] and len(eks["enabledClusterLogTypes"]) == 5
+    assert eks["accessConfig"]["authenticationMode"] == "API"
+    logs = only(result, "aws:cloudwatch/logGroup:LogGroup").inputs
+    assert logs["name"] == "/aws/eks/aip-dev/cluster" and logs["kmsKeyId"] == KEY
+    oidc = only(result, "aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs
+    assert oidc["clientIdLists"] == ["sts.amazonaws.com"] and oidc["url"].startswith("https://oidc.eks.")
+    system = only(result, "aws:eks/nodeGroup:NodeGroup").inputs
+    assert system["amiType"] == "AL2023_x86_64_STANDARD" and system["capacityType"] == "ON_DEMAND"
+    provider = only(result, "pulumi:providers:kubernetes").inputs
+    assert json.loads(provider["kubeconfig"])["clusters"][0]["name"] == "aip-dev"
+
+
+def test_cluster_public_endpoint_only_to_allowlist(run_component):
+    config = ClusterConfig.model_validate({"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24"]})
+    eks = only(run_component(cluster_program(config)), "aws:eks/cluster:Cluster").inputs
+    assert eks["vpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def gpu_pool_program(pool: GpuPoolConfig):
+    def build():
+        GpuNodePool("gpu", GpuNodePoolArgs(pool=pool, cluster_name="aip-dev", node_role_arn="arn:role",
+                                           subnet_ids=["subnet-1"], volume_key_arn=KEY))
+    return build
+
+
+def test_gpu_pool_uses_nvidia_ami_taint_and_hardened_template(run_component):
+    pool = GpuPoolConfig.model_validate({"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 4,
+                                         "capacityType": "SPOT", "dedicatedTeam": "vision"})
+    result = run_component(gpu_pool_program(pool))
+    group = only(result, "aws:eks/nodeGroup:NodeGroup")
+    assert group.inputs["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert group.inputs["capacityType"] == "SPOT"
+    assert group.inputs["scalingConfig"] == {"minSize": 0, "maxSize": 4, "desiredSize": 0}
+    assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in group.inputs["taints"]
+    assert {"key": "ai-platform.io/dedicated", "value": "vision", "effect": "NO_SCHEDULE"} in group.inputs["taints"]
+    assert group.inputs["labels"]["ai-platform.io/gpu-type"] == "nvidia-l4"
+    assert "scalingConfig.desiredSize" in group.options["ignoreChanges"]
+    template = only(result, "aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["metadataOptions"]["httpTokens"] == "required"
+    ebs = template["blockDeviceMappings"][0]["ebs"]
+    assert (ebs["encrypted"], ebs["volumeType"], ebs["kmsKeyId"]) == ("true", "gp3", KEY)
+
+
+def test_device_plugin_is_a_pinned_release_on_the_cluster_provider(run_component):
+    def build():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        NvidiaDevicePlugin("dp", NvidiaDevicePluginArgs(provider=provider))
+
+    result = run_component(build)
+    release = only(result, "kubernetes:helm.sh/v3:Release")
+    assert release.inputs["chart"] == NVIDIA_DEVICE_PLUGIN.chart
+    assert release.inputs["version"] == NVIDIA_DEVICE_PLUGIN.version
+    assert release.inputs["repositoryOpts"] == {"repo": NVIDIA_DEVICE_PLUGIN.repository}
+    assert release.inputs["namespace"] == "kube-system"
+    assert "pulumi:providers:kubernetes::k8s::" in release.options["provider"]
+
+
+def test_block_storage_has_irsa_driver_and_encrypted_default_class(run_component):
+    def build():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        BlockStorage("bs", BlockStorageArgs(cluster_name="aip-dev", oidc_provider_arn="arn:oidc",
+                                            oidc_issuer_url="https://oidc.eks.us-east-1.amazonaws.com/id/X",
+                                            volume_key_arn=KEY, provider=provider, aws=ctx()))
+
+    result = run_component(build)
+    addon = only(result, "aws:eks/addon:Addon").inputs
+    assert (addon["addonName"], addon["addonVersion"]) == (EBS_CSI_DRIVER.name, EBS_CSI_DRIVER.version)
+    trust = policy_of(only(result, "aws:iam/role:Role"), "assumeRolePolicy")
+    assert trust["Statement"][0]["Condition"]["StringEquals"][
+        "oidc.eks.us-east-1.amazonaws.com/id/X:sub"] == "system:serviceaccount:kube-system:ebs-csi-controller-sa"
+    storage = only(result, "kubernetes:storage.k8s.io/v1:StorageClass").inputs
+    assert storage["parameters"]["encrypted"] == "true" and storage["parameters"]["kmsKeyId"] == KEY
+    assert storage["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+
+
+@pytest.mark.parametrize(("mode", "protect", "retain"), [("protect", True, True), ("retain", False, True)])
+def test_model_store_is_encrypted_versioned_private_and_logged(run_component, mode, protect, retain):
+    config = ModelStoreConfig(deletion_protection=mode)
+    result = run_component(lambda: ModelStore("ms", ModelStoreArgs(config=config, kms_key_arn=KEY, aws=ctx())))
+    buckets = {r.name: r for r in result.of_type("aws:s3/bucket:Bucket")}
+    assert set(buckets) == {"ms-models", "ms-access-logs"}
+    assert all((b.options["protect"], b.options["retainOnDelete"]) == (protect, retain) for b in buckets.values())
+    sse = {r.name: r.inputs["rules"][0] for r in
+           result.of_type("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")}
+    assert sse["ms-models"] == {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms",
+                                                                       "kmsMasterKeyId": KEY},
+                                "bucketKeyEnabled": True}
+    assert sse["ms-access-logs"]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+    for block in result.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"):
+        assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                                     "restrictPublicBuckets"))
+    assert all(v.inputs["versioningConfiguration"]["status"] == "Enabled"
+               for v in result.of_type("aws:s3/bucketVersioning:BucketVersioning"))
+    policies = {r.name: policy_of(r) for r in result.of_type("aws:s3/bucketPolicy:BucketPolicy")}
+    assert all(p["Statement"][0]["Sid"] == "DenyInsecureTransport" for p in policies.values())
+    logging = only(result, "aws:s3/bucketLogging:BucketLogging").inputs
+    assert logging["targetPrefix"] == "models/"
+    lifecycle = {r.name: r.inputs["rules"][0] for r in
+                 result.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")}
+    assert lifecycle["ms-models"]["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
+
+
+PLATFORM = {"oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X",
+            "oidcIssuerUrl": "https://oidc.eks.us-east-1.amazonaws.com/id/X",
+            "modelStoreBucketArn": "arn:aws:s3:::models", "modelStoreKmsKeyArn": KEY}
+
+
+def test_team_workspace_is_restricted_and_reads_only_its_prefix(run_component):
+    def build():
+        platform = PlatformReference("platform", "acme/ai-platform/dev")
+        provider = k8s.Provider("k8s", kubeconfig="{}", namespace="vision")
+        TeamWorkspace("vision", TeamWorkspaceArgs(team="vision", region="us-east-1", platform=platform,
+                                                  provider=provider))
+
+    result = run_component(build, stack_outputs=lambda name: PLATFORM)
+    namespace = only(result, "kubernetes:core/v1:Namespace").inputs["metadata"]
+    assert namespace["name"] == "vision"
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    trust = policy_of(only(result, "aws:iam/role:Role"), "assumeRolePolicy")["Statement"][0]
+    assert trust["Condition"]["StringEquals"]["oidc.eks.us-east-1.amazonaws.com/id/X:sub"] == \
+        "system:serviceaccount:vision:model-serving"
+    policy = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))
+    assert {s["Sid"]: s["Resource"] for s in policy["Statement"]}["ReadTeamObjects"] == \
+        "arn:aws:s3:::models/teams/vision/*"
+    account = only(result, "kubernetes:core/v1:ServiceAccount").inputs
+    assert account["metadata"]["namespace"] == "vision"
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_mocks_are_installed_per_test(run_component):
+    first = run_component(lambda: pulumi.export("x", 1))
+    second = run_component(lambda: CustomerKey("k", CustomerKeyArgs(alias="a", description="d", aws=ctx())))
+    assert first.resources == [] and len(second.resources) == 3

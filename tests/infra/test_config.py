@@ -1,0 +1,142 @@
+"""Stack config parsing: defaults, and every kind of mistake reported together with key, value and what is allowed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.config import ConfigError, PlatformConfig, TeamConfig, parse_stack_config
+
+FAMILIES = "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en"
+TOP_KEYS = "environment, costCenter, dataClassification, team, platformStack, network, cluster, gpuPools, modelStore"
+POOL_KEYS = "minSize, maxSize, desiredSize, name, instanceTypes, capacityType, rootVolumeGib, dedicatedTeam"
+
+
+def platform(**overrides: Any) -> dict[str, str]:
+    values: dict[str, Any] = {
+        "aws:region": "us-east-1", "ai-platform:environment": "dev", "ai-platform:costCenter": "cc-1",
+        "ai-platform:dataClassification": "internal", "ai-platform:team": "", "ai-platform:platformStack": "",
+        "ai-platform:gpuPools": [{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2}],
+    }
+    values.update({k if ":" in k else f"ai-platform:{k}": v for k, v in overrides.items()})
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None}
+
+
+def team(**overrides: Any) -> dict[str, str]:
+    values = platform(**{"team": "vision", "platformStack": "acme/ai-platform/dev", **overrides})
+    values.pop("ai-platform:gpuPools")
+    return values
+
+
+def problems(values: dict[str, str], stack: str = "dev") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(values, project="ai-platform", stack=stack)
+    assert caught.value.stack_file == f"stacks/Pulumi.{stack}.yaml"
+    return [p.render() for p in caught.value.problems]
+
+
+def test_platform_defaults():
+    config = parse_stack_config(platform(), project="ai-platform", stack="dev")
+    assert isinstance(config, PlatformConfig)
+    assert config.cluster.endpoint_public_access is False
+    assert config.network.nat_gateways == "perAz"
+    assert config.gpu_pools[0].min_size == 0 and config.gpu_pools[0].desired == 0
+    assert config.gpu_pools[0].gpu.gpu == "nvidia-l4"
+    assert config.model_store.deletion_protection == "protect"
+    assert config.tags == {"team": "platform", "environment": "dev", "cost-center": "cc-1",
+                           "data-classification": "internal", "managed-by": "pulumi"}
+
+
+def test_team_config():
+    config = parse_stack_config(team(), project="ai-platform", stack="vision-dev")
+    assert isinstance(config, TeamConfig)
+    assert config.team == "vision" and config.tags["team"] == "vision"
+
+
+def test_config_error_is_a_clean_pulumi_failure():
+    assert issubclass(ConfigError, pulumi.RunError)
+
+
+BAD_CONFIGS = [
+    ("unknown key", platform(gpuPool=[]), "dev",
+     [f"ai-platform:gpuPool = []: unknown key (did you mean gpuPools?); allowed keys: {TOP_KEYS}"]),
+    ("unknown nested key", platform(gpuPools=[{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2,
+                                               "capcityType": "SPOT"}]), "dev",
+     [f'ai-platform:gpuPools[0].capcityType = "SPOT": unknown key (did you mean capacityType?); '
+      f"allowed keys: {POOL_KEYS}"]),
+    ("wrong type", platform(cluster={"endpointPublicAccess": "yes"}), "dev",
+     ['ai-platform:cluster.endpointPublicAccess = "yes": must be true or false']),
+    ("unsupported instance type", platform(gpuPools=[{"name": "l4", "instanceTypes": ["m5.large"], "maxSize": 2}]),
+     "dev", [f'ai-platform:gpuPools[0].instanceTypes[0] = "m5.large": is not a supported GPU instance type; '
+             f"allowed families: {FAMILIES}"]),
+    ("min > max", platform(gpuPools=[{"name": "l4", "instanceTypes": ["g6.xlarge"], "minSize": 3, "maxSize": 1}]),
+     "dev", ["ai-platform:gpuPools[0].maxSize = 1: must be at least minSize (3)"]),
+    ("desired outside bounds",
+     platform(gpuPools=[{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2, "desiredSize": 5}]),
+     "dev", ["ai-platform:gpuPools[0].desiredSize = 5: must lie between minSize (0) and maxSize (2)"]),
+    ("missing team", platform(**{"ai-platform:gpuPools": None}), "vision-dev",
+     ["ai-platform:team = (not set): required for the team stack 'vision-dev' (platform stacks are named after "
+      "their environment: 'dev')", "ai-platform:gpuPools = (not set): required key is not set"]),
+    ("platform stack reference missing", team(platformStack=""), "vision-dev",
+     ["ai-platform:platformStack = (not set): required key is not set"]),
+    ("platform stack of another environment", team(platformStack="acme/ai-platform/prod"), "vision-dev",
+     ['ai-platform:platformStack = "acme/ai-platform/prod": must name the platform stack of the team\'s '
+      "environment (.../dev)"]),
+    ("bad CIDR", platform(cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["10.0.0.300/24"]}), "dev",
+     ['ai-platform:cluster.publicAccessCidrs[0] = "10.0.0.300/24": must be an IPv4 CIDR block such as '
+      "203.0.113.0/24"]),
+    ("public endpoint without allowlist", platform(cluster={"endpointPublicAccess": True}), "dev",
+     ["ai-platform:cluster.publicAccessCidrs = (not set): must list at least one CIDR when endpointPublicAccess "
+      "is true"]),
+    ("open to the internet", platform(cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}),
+     "dev", ['ai-platform:cluster.publicAccessCidrs = ["0.0.0.0/0"]: must not contain a /0 block; list the '
+             "networks that need the API"]),
+    ("unknown environment", platform(environment="qa"), "qa",
+     ['ai-platform:environment = "qa": must be one of: dev, staging, prod']),
+    ("version written as a number", platform(cluster={"version": 1.34}), "dev",
+     ['ai-platform:cluster.version = 1.34: must be written as a string (quote it: "1.34")']),
+    ("unsupported version", platform(cluster={"version": "1.20"}), "dev",
+     ['ai-platform:cluster.version = "1.20": is not a supported EKS version; allowed: 1.33, 1.34, 1.35']),
+    ("single NAT in prod", platform(environment="prod", network={"natGateways": "single"}), "prod",
+     ['ai-platform:network.natGateways = "single": must be perAz in prod (one NAT gateway per AZ)']),
+    ("platform key in a team stack", team(cluster={}), "vision-dev",
+     ["ai-platform:cluster = {}: is only valid in platform stacks"]),
+    ("team stack named wrongly", team(), "vision-test",
+     ['stack name = "vision-test": a team stack must be named <team>-<environment> (vision-dev)']),
+    ("bad region", platform(**{"aws:region": "mars-1"}), "dev",
+     ['aws:region = "mars-1": must be an AWS region name such as us-east-1']),
+    ("duplicate pool names", platform(gpuPools=[{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2}] * 2),
+     "dev", ['ai-platform:gpuPools = [{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2}, {"name": "l4", '
+             '"instanceTypes": ["g6.xlarge"], "maxSize": 2}]: pool names must be unique; repeated: l4']),
+    ("mixed GPU models", platform(gpuPools=[{"name": "x", "instanceTypes": ["g6.xlarge", "g5.xlarge"], "maxSize": 1}]),
+     "dev", ['ai-platform:gpuPools[0].instanceTypes = ["g6.xlarge", "g5.xlarge"]: mixes GPU models (nvidia-a10g, '
+             "nvidia-l4); use one pool per GPU model"]),
+    ("bring-your-own VPC with one subnet",
+     platform(network={"existingVpcId": "vpc-0123456789abcdef0", "existingPrivateSubnetIds": ["subnet-01234567"]}),
+     "dev", ['ai-platform:network.existingPrivateSubnetIds = ["subnet-01234567"]: needs at least 2 private subnets '
+             "(in different AZs) when existingVpcId is set"]),
+]
+
+
+@pytest.mark.parametrize(("values", "stack", "expected"), [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_is_reported_with_key_value_and_what_is_allowed(values, stack, expected):
+    assert problems(values, stack) == expected
+
+
+def test_every_problem_is_reported_at_once():
+    values = platform(environment="prod", gpuPool=[], cluster={"endpointPublicAccess": True},
+                      gpuPools=[{"name": "L4", "instanceTypes": ["m5.large"], "maxSize": 1}])
+    found = problems(values, "prod")
+    assert len(found) == 4
+    assert [line.split(" = ")[0] for line in found] == [
+        "ai-platform:gpuPool", "ai-platform:cluster.publicAccessCidrs", "ai-platform:gpuPools[0].name",
+        "ai-platform:gpuPools[0].instanceTypes[0]"]
+
+
+def test_message_names_the_stack_file():
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(platform(environment="qa"), project="ai-platform", stack="qa")
+    assert str(caught.value).splitlines()[0] == "stacks/Pulumi.qa.yaml: 1 configuration problem:"
