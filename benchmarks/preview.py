@@ -61,9 +61,9 @@ def child(root: Path, teams: int, spawned_at: float) -> dict[str, Any]:
 
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi_aws(\..*)?")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulumi(\..*)?")
-    # Import the program's heavy modules now, so the first preview does not pay for them.
-    import infra.platform
-    import infra.team  # noqa: F401
+    # Import the program's modules now; provider submodules still load lazily during the platform preview.
+    import infra.platform_stack
+    import infra.team_stack  # noqa: F401
     from infra.preview.project import Project
     from infra.preview.runner import PreviewResult, run_preview
 

@@ -3,8 +3,8 @@
 import pulumi
 
 from infra.config import PlatformConfig, load_stack_config
-from infra.platform import build_platform
-from infra.team import build_team
+from infra.platform_stack import build_platform
+from infra.team_stack import build_team
 
 config = load_stack_config()
 outputs = build_platform(config) if isinstance(config, PlatformConfig) else build_team(config)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pulumi
 from rich.console import Console
+from rich.text import Text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -46,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _error(console: Console, message: str) -> None:
+    # soft_wrap: long config problems stay on one line each, whatever the terminal width.
+    console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
+
+
 def _preview(args: argparse.Namespace, err: Console) -> int:
     from infra.preview import ProgramError, Project, ProjectError, run_preview
     from infra.preview.render import print_summary, to_json, to_manifests
@@ -61,14 +67,14 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
 
             result = run_preview(args.stack, project, on_resource=progress)
     except ProjectError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        _error(err, str(exc))
         return EXIT_USAGE
     except ProgramError as exc:
         if isinstance(exc.cause, pulumi.RunError):
-            err.print(f"[red]error:[/] {exc.cause}", highlight=False, markup=False)
+            _error(err, str(exc.cause))
             return EXIT_USAGE
         # An unexpected failure is a bug in the program: its traceback is what a developer needs.
-        err.print(f"[red]error:[/] the program of stack {exc.stack!r} failed:", highlight=False)
+        _error(err, f"the program of stack {exc.stack!r} failed:")
         traceback.print_exception(exc.cause, file=sys.stderr)
         return EXIT_FAILED
     if args.format == "json":
@@ -87,7 +93,7 @@ def _docs(args: argparse.Namespace, err: Console) -> int:
     try:
         project = Project.find(args.project_dir)
     except ProjectError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        _error(err, str(exc))
         return EXIT_USAGE
     changed = update_readme(project.root / "README.md", project, check=args.check)
     if args.check and changed:

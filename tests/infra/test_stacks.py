@@ -1,0 +1,141 @@
+"""Every shipped stack previews cleanly, and each kind of stack holds what it promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from infra.gpu_catalog import gpu_family
+from infra.platform_outputs import PLATFORM_OUTPUT_KEYS
+from infra.preview.render import kubernetes_objects, plain
+from infra.tagging import is_taggable
+from tests.conftest import only, policy_of
+
+STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+                for p in (Path(__file__).resolve().parents[2] / "stacks").glob("Pulumi.*.yaml"))
+PLATFORM_STACKS = [s for s in STACKS if "-" not in s]
+TEAM_STACKS = [s for s in STACKS if "-" in s]
+REQUIRED_TAGS = {"team", "environment", "cost-center", "data-classification", "managed-by"}
+# Kubernetes version the manifests are checked against (a supported EKS version).
+K8S_VERSION = "1.34"
+
+
+def test_shipped_stacks_cover_three_environments_and_two_teams():
+    assert {"dev", "staging", "prod"} <= set(PLATFORM_STACKS)
+    assert len({s.split("-")[0] for s in TEAM_STACKS}) >= 2
+    assert len({s.split("-")[1] for s in TEAM_STACKS}) >= 2
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_previews_cleanly(preview, stack):
+    result = preview(stack)
+    assert result.resources, "the program registered nothing"
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_taggable_aws_resource_carries_the_required_tags(preview, stack):
+    import pulumi_aws as aws
+
+    result = preview(stack)
+    for record in result.resources:
+        if record.type.startswith("aws:") and record.type != "aws:iam/rolePolicy:RolePolicy":
+            module, cls = record.type.split(":")[1].split("/")[0], record.type.rsplit(":", 1)[1]
+            if is_taggable(getattr(getattr(aws, module), cls)):
+                assert set(record.inputs.get("tags", {})) >= REQUIRED_TAGS, record.urn
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_resource_uses_the_explicit_provider_and_carries_labels(preview, stack):
+    for record in preview(stack).resources:
+        if record.type.startswith("kubernetes:"):
+            assert "pulumi:providers:kubernetes::" in (record.options["provider"] or ""), record.urn
+            if not record.type.startswith("kubernetes:helm.sh/"):
+                assert "ai-platform.io/team" in record.inputs["metadata"]["labels"], record.urn
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_manifests_are_valid_kubernetes_objects(preview, stack):
+    for manifest in kubernetes_objects(preview(stack)):
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("stack", PLATFORM_STACKS)
+def test_platform_exports_what_team_stacks_need(preview, stack):
+    outputs = plain(preview(stack).outputs)
+    assert set(outputs) == set(PLATFORM_OUTPUT_KEYS)
+    assert outputs["clusterName"] == f"aip-{stack}"
+    assert all(p["taints"][0]["key"] == "nvidia.com/gpu" for p in outputs["gpuPools"])
+
+
+@pytest.mark.parametrize("stack", PLATFORM_STACKS)
+def test_platform_gpu_pools_are_nvidia_tainted_and_hardened(preview, stack):
+    result = preview(stack)
+    gpu_groups = [r for r in result.of_type("aws:eks/nodeGroup:NodeGroup") if r.inputs["amiType"].endswith("NVIDIA")]
+    assert gpu_groups
+    for group in gpu_groups:
+        assert group.inputs["amiType"] == "AL2023_x86_64_NVIDIA"
+        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in group.inputs["taints"]
+        assert all(gpu_family(t) for t in group.inputs["instanceTypes"])
+    for template in result.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+        assert template.inputs["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
+
+
+@pytest.mark.parametrize("stack", PLATFORM_STACKS)
+def test_platform_keys_rotate_and_cluster_is_private(preview, stack):
+    result = preview(stack)
+    keys = result.of_type("aws:kms/key:Key")
+    assert len(keys) == 4 and all(k.inputs["enableKeyRotation"] for k in keys)
+    cluster = only(result, "aws:eks/cluster:Cluster").inputs
+    assert cluster["vpcConfig"]["endpointPublicAccess"] is False
+    assert cluster["encryptionConfig"]["resources"] == ["secrets"]
+
+
+def test_prod_has_a_nat_gateway_per_az_and_protected_buckets(preview):
+    result = preview("prod")
+    assert len(result.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert all(b.options["protect"] for b in result.of_type("aws:s3/bucket:Bucket"))
+
+
+# What a team stack may create: its own namespace-scoped objects and its own IAM role.
+TEAM_TYPES = {"ai-platform:team:TeamWorkspace", "pulumi:pulumi:StackReference", "pulumi:providers:kubernetes",
+              "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ServiceAccount", "aws:iam/role:Role",
+              "aws:iam/rolePolicy:RolePolicy"}
+
+
+@pytest.mark.parametrize("stack", TEAM_STACKS)
+def test_team_stack_touches_only_its_own_resources(preview, stack):
+    team = stack.split("-")[0]
+    result = preview(stack)
+    assert {r.type for r in result.resources} <= TEAM_TYPES
+    for record in result.resources:
+        if record.type == "kubernetes:core/v1:Namespace":
+            assert record.inputs["metadata"]["name"] == team
+        elif record.type.startswith("kubernetes:"):
+            assert record.inputs["metadata"]["namespace"] == team
+        elif record.type == "pulumi:pulumi:StackReference":
+            assert record.options["read"] is True
+    trust = policy_of(only(result, "aws:iam/role:Role"), "assumeRolePolicy")
+    subject = next(iter(trust["Statement"][0]["Condition"]["StringEquals"].values()))
+    assert subject == f"system:serviceaccount:{team}:model-serving"
+    reads = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))["Statement"][1]["Resource"]
+    assert reads.endswith(f"/teams/{team}/*")
+
+
+@pytest.mark.parametrize("stack", TEAM_STACKS)
+def test_team_stack_reads_the_previewed_platform(preview, stack):
+    environment = stack.split("-")[1]
+    outputs = plain(preview(stack).outputs)
+    platform = plain(preview(environment).outputs)
+    assert outputs["clusterName"] == platform["clusterName"]
+    assert outputs["modelPrefix"] == f"s3://{platform['modelStoreBucket']}/teams/{stack.split('-')[0]}/"
+
+
+def test_document_is_json_serialisable(preview):
+    from infra.preview.render import to_document
+
+    json.dumps(to_document(preview("dev")))

@@ -1,0 +1,99 @@
+"""`aip preview` as a user runs it: a real process, real exit codes, nothing but the message on errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def aip(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def scratch_project(tmp_path: Path) -> Path:
+    """A copy of the project's stack files, with the real program, to break on purpose."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["main"] = str(ROOT / "infra")
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    return tmp_path
+
+
+def test_json_lists_cluster_gpu_pool_key_and_bucket():
+    run = aip("preview", "--stack", "dev", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert (document["project"], document["stack"]) == ("ai-platform", "dev")
+    types = [r["type"] for r in document["resources"]]
+    for expected in ("aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup", "aws:kms/key:Key",
+                     "aws:s3/bucket:Bucket", "aws:s3/bucketVersioning:BucketVersioning",
+                     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+                     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                     "kubernetes:helm.sh/v3:Release"):
+        assert expected in types
+    resource = document["resources"][0]
+    assert {"urn", "type", "name", "parent", "inputs"} <= set(resource)
+    gpu = [r for r in document["resources"] if r["inputs"].get("amiType") == "AL2023_x86_64_NVIDIA"]
+    assert gpu and {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in gpu[0]["inputs"]["taints"]
+    release = next(r for r in document["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release")
+    assert {"chart", "version", "repositoryOpts", "namespace", "values"} <= set(release["inputs"])
+    assert document["outputs"]["clusterName"] == "aip-dev"
+
+
+def test_manifests_print_the_team_namespace():
+    run = aip("preview", "--stack", "vision-dev", "--format", "manifests")
+    assert run.returncode == 0, run.stderr
+    objects = list(yaml.safe_load_all(run.stdout))
+    namespace = next(o for o in objects if o["kind"] == "Namespace")
+    assert namespace["metadata"]["name"] == "vision"
+    assert list(namespace)[:3] == ["apiVersion", "kind", "metadata"]
+
+
+def test_text_summary_groups_by_component_and_shows_outputs():
+    run = aip("preview", "--stack", "dev")
+    assert run.returncode == 0, run.stderr
+    assert "ai-platform / dev" in run.stdout and "aip-dev-cluster" in run.stdout and "Stack outputs" in run.stdout
+
+
+def test_bad_stack_config_exits_2_with_every_problem_and_no_traceback(scratch_project: Path):
+    stack = scratch_project / "stacks" / "Pulumi.dev.yaml"
+    data = yaml.safe_load(stack.read_text())
+    data["config"]["ai-platform:gpuPools"][0]["instanceTypes"] = ["m5.large"]
+    data["config"]["ai-platform:cluster"]["endpointPublicAccess"] = True
+    data["config"]["ai-platform:clustr"] = {}
+    stack.write_text(yaml.safe_dump(data))
+    run = aip("preview", "--stack", "dev", "--format", "json", cwd=scratch_project)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert "Traceback" not in run.stderr
+    assert "stacks/Pulumi.dev.yaml: 3 configuration problems:" in run.stderr
+    for fragment in ('ai-platform:gpuPools[0].instanceTypes[0] = "m5.large": is not a supported GPU instance type',
+                     "ai-platform:cluster.publicAccessCidrs = (not set): must list at least one CIDR",
+                     "ai-platform:clustr = {}: unknown key (did you mean cluster?)"):
+        assert fragment in run.stderr
+
+
+def test_unknown_stack_exits_2_and_lists_the_stacks():
+    run = aip("preview", "--stack", "nope")
+    assert run.returncode == 2
+    assert "no stack 'nope'" in run.stderr and "vision-dev" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_stack_file_that_is_not_yaml_exits_2(scratch_project: Path):
+    (scratch_project / "stacks" / "Pulumi.broken.yaml").write_text("config: [unclosed\n")
+    run = aip("preview", "--stack", "broken", cwd=scratch_project)
+    assert run.returncode == 2 and "not valid YAML" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_missing_subcommand_is_a_usage_error():
+    assert aip().returncode == 2
