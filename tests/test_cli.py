@@ -97,3 +97,16 @@ def test_stack_file_that_is_not_yaml_exits_2(scratch_project: Path):
 
 def test_missing_subcommand_is_a_usage_error():
     assert aip().returncode == 2
+
+
+def test_invalid_config_registers_nothing(scratch_project: Path):
+    from infra.config import ConfigError
+    from infra.preview import ProgramError, Project, run_preview
+
+    stack = scratch_project / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("availabilityZones: 2", "availabilityZones: 9"))
+    with pytest.raises(ProgramError) as caught:
+        run_preview("dev", Project.load(scratch_project))
+    assert isinstance(caught.value.cause, ConfigError)
+    assert caught.value.resources == []
+    assert "ai-platform:network.availabilityZones = 9: must be at most 6" in str(caught.value.cause)

@@ -50,12 +50,16 @@ class PreviewResult:
 
 
 class ProgramError(Exception):
-    """The program failed; ``cause`` is what it raised (a pulumi.RunError means a clean, expected failure)."""
+    """The program failed; ``cause`` is what it raised (a pulumi.RunError means a clean, expected failure).
 
-    def __init__(self, stack: str, cause: BaseException):
+    ``resources`` are those registered before the failure (none, for a config error).
+    """
+
+    def __init__(self, stack: str, cause: BaseException, resources: list[ResourceRecord] | None = None):
         super().__init__(str(cause))
         self.stack = stack
         self.cause = cause
+        self.resources = resources or []
 
 
 class _RecordingMonitor(MockMonitor):
@@ -196,7 +200,7 @@ def run_program(program: Callable[[], Any], *, project_name: str, stack: str, co
     try:
         contextvars.copy_context().run(run)
     except Exception as exc:
-        raise ProgramError(stack, exc) from exc
+        raise ProgramError(stack, exc, monitor.records) from exc
     finally:
         logger.removeHandler(collector)
     warnings_seen = collector.messages + [f"no offline answer for provider function {t}"
