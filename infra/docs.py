@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from infra.config.loader import PLATFORM_KEYS
-from infra.config.models import PlatformConfig
-from infra.versions import EKS_ADDONS, HELM_CHARTS, SUPPORTED_EKS_VERSIONS
+from infra.config.loader import PLATFORM_KEYS, TEAM_KEYS
+from infra.config.models import PlatformConfig, TeamConfig
+from infra.versions import EKS_ADDONS, HELM_CHARTS, SERVING_RUNTIMES, SUPPORTED_EKS_VERSIONS
 
 MARK = "<!-- aip:{name}:{edge} -->"
 
@@ -76,21 +76,26 @@ def config_reference(project_config: dict[str, Any]) -> str:
         default = declaration.get("default", "required") if isinstance(declaration, dict) else "required"
         shown = "required" if default == "required" else f"`{json.dumps(default)}`"
         lines.append(f"| `{key}` | {declaration.get('type', '')} | {shown} | {declaration.get('description', '')} |")
-    lines += ["", "Structured keys of platform stacks (objects; validated by `infra/config/`):", "",
-              "| key | type | default | description |", "| --- | --- | --- | --- |"]
-    for key in PLATFORM_KEYS:
-        field = next(f for n, f in PlatformConfig.model_fields.items() if (f.alias or n) == key)
-        lines.append(f"| `ai-platform:{key}` | {_type_name(field.annotation)} | {_default(field)} | "
-                     f"{(_nested_model(field.annotation) or PlatformConfig).__doc__.splitlines()[0]} |")
-        inner = _nested_model(field.annotation)
-        if inner is not None:
-            lines += _model_rows(inner, f"ai-platform:{key}" + ("[]" if key == "gpuPools" else ""))
+    for title, model, keys in (("platform", PlatformConfig, PLATFORM_KEYS), ("team", TeamConfig, TEAM_KEYS)):
+        lines += ["", f"Structured keys of {title} stacks (objects; validated by `infra/config/`):", "",
+                  "| key | type | default | description |", "| --- | --- | --- | --- |"]
+        for key in keys:
+            field = next(f for n, f in model.model_fields.items() if (f.alias or n) == key)
+            inner = _nested_model(field.annotation)
+            lines.append(f"| `ai-platform:{key}` | {_type_name(field.annotation)} | {_default(field)} | "
+                         f"{(inner or model).__doc__.splitlines()[0]} |")
+            if inner is not None:
+                is_list = typing.get_origin(field.annotation) is tuple
+                lines += _model_rows(inner, f"ai-platform:{key}" + ("[]" if is_list else ""))
     return "\n".join(lines)
 
 
 def versions_table() -> str:
     lines = ["| component | kind | version | source |", "| --- | --- | --- | --- |"]
-    lines += [f"| {c.chart} | Helm chart | `{c.version}` | {c.repository} |" for c in HELM_CHARTS]
+    lines += [f"| {c.chart.rsplit('/', 1)[-1]} | Helm chart | `{c.version}` | {c.repository or c.chart} |"
+              for c in HELM_CHARTS]
+    lines += [f"| {r.image} | ServingRuntime `{r.name}` image | `{r.tag}`, `{r.gpu_tag}` | {r.docs} |"
+              for r in SERVING_RUNTIMES]
     lines += [f"| {a.name} | EKS add-on | `{a.version}` | {a.docs} |" for a in EKS_ADDONS]
     lines.append(f"| Kubernetes (EKS) | cluster version | {', '.join(f'`{v}`' for v in SUPPORTED_EKS_VERSIONS)} "
                  "| https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html |")

@@ -11,6 +11,7 @@ from infra.components.block_storage import BlockStorage, BlockStorageArgs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs, pool_contract
 from infra.components.kms_key import CustomerKey, CustomerKeyArgs
+from infra.components.kserve import KServe, KServeArgs
 from infra.components.model_store import ModelStore, ModelStoreArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
@@ -60,6 +61,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         cluster_name=cluster.name, oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url, volume_key_arn=keys["volumes"].arn,
         provider=cluster.provider, aws=ctx))
+    KServe(f"{prefix}-kserve", KServeArgs(region=config.region, provider=cluster.provider))
     store = ModelStore(f"{prefix}-model-store", ModelStoreArgs(
         config=config.model_store, kms_key_arn=keys["models"].arn, aws=ctx))
     return {

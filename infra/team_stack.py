@@ -7,14 +7,48 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.inference_service import ModelService, ModelServiceArgs
 from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
-from infra.config import TeamConfig
+from infra.config import ConfigError, Problem, TeamConfig, stack_file
+from infra.config.serving import ModelDeployment
+from infra.model_packages import PackagedModel, PackagesMissing, load_packages
 from infra.platform_outputs import PlatformReference
 from infra.tagging import register_tagging
 
 
+def allowed_pool(config: TeamConfig, index: int, model: ModelDeployment,
+                 pools: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The platform's pool a model asked for, if the team may use it (shared, or dedicated to the team)."""
+    if not model.gpu_pool:
+        return None
+    usable = [p for p in pools if p.get("dedicatedTeam", "") in ("", config.team)]
+    for pool in usable:
+        if pool["name"] == model.gpu_pool:
+            return pool
+    names = ", ".join(p["name"] for p in usable) or "none"
+    raise ConfigError(stack_file(config.stack), [Problem(
+        f"ai-platform:models[{index}].gpuPool",
+        f"is not a GPU pool of {config.platform_stack} this team may use; allowed: {names}", model.gpu_pool)])
+
+
+def packaged(config: TeamConfig) -> dict[str, PackagedModel]:
+    """Packages of the team's torchserve models; a clean error when `aip package` has not run."""
+    wanted = [m.name for m in config.models if m.runtime == "torchserve"]
+    if not wanted:
+        return {}
+    try:
+        packages = load_packages()
+    except PackagesMissing as exc:
+        raise pulumi.RunError(str(exc)) from None
+    missing = [name for name in wanted if name not in packages]
+    if missing:
+        raise pulumi.RunError(f"models not packaged: {', '.join(missing)}: run `aip package`")
+    return {name: packages[name] for name in wanted}
+
+
 def build_team(config: TeamConfig) -> dict[str, Any]:
     """Create the team stack's resources and return its outputs."""
+    packages = packaged(config)
     register_tagging(config.tags)
     prefix = f"aip-{config.team}-{config.environment}"
     platform = PlatformReference(f"{prefix}-platform", config.platform_stack)
@@ -22,7 +56,16 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
     provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=platform.require("kubeconfig"), namespace=config.team)
     workspace = TeamWorkspace(prefix, TeamWorkspaceArgs(
         team=config.team, region=config.region, platform=platform, provider=provider))
+    pools = platform.require("gpuPools")
+    services = {}
+    for index, model in enumerate(config.models):
+        pool = pools.apply(lambda p, i=index, m=model: allowed_pool(config, i, m, p)) if model.gpu_pool else None
+        services[model.name] = ModelService(f"{prefix}-{model.name}", ModelServiceArgs(
+            team=config.team, model=model, package=packages.get(model.name),
+            bucket=platform.require("modelStoreBucket"), team_prefix=workspace.model_prefix, pool=pool,
+            provider=provider), opts=pulumi.ResourceOptions(depends_on=[workspace]))
     return {
+        "models": {name: service.storage_uri for name, service in services.items()},
         "team": config.team,
         "environment": config.environment,
         "namespace": workspace.namespace,

@@ -47,5 +47,49 @@ EBS_CSI_DRIVER = EksAddon(
     # Check a build against a cluster version: aws eks describe-addon-versions --addon-name aws-ebs-csi-driver
 )
 
-HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN,)
+@dataclass(frozen=True)
+class ServingRuntimeImage:
+    """The container image of a KServe ServingRuntime, with its CPU and GPU tags."""
+
+    name: str
+    image: str
+    tag: str
+    gpu_tag: str
+    docs: str
+
+
+CERT_MANAGER = HelmChart(
+    chart="cert-manager",
+    version="v1.20.3",
+    repository="https://charts.jetstack.io",
+    docs="https://cert-manager.io/docs/installation/helm/",
+)
+
+KSERVE_CRD = HelmChart(
+    chart="oci://ghcr.io/kserve/charts/kserve-crd",
+    version="v0.20.0",
+    repository="",
+    docs="https://kserve.github.io/website/docs/install/kserve-install",
+)
+
+# From v0.17 the controller chart is kserve-resources; its runtimes chart (kserve-runtime-configs) is not
+# installed: the platform defines the one runtime it supports itself.
+KSERVE = HelmChart(
+    chart="oci://ghcr.io/kserve/charts/kserve-resources",
+    version="v0.20.0",
+    repository="",
+    docs="https://kserve.github.io/website/docs/admin-guide/kubernetes-deployment",
+)
+
+# TorchServe 0.12 (secure defaults since 0.11.1) behind KServe's wrapper; `-gpu` for GPU replicas.
+TORCHSERVE_RUNTIME = ServingRuntimeImage(
+    name="aip-torchserve",
+    image="pytorch/torchserve-kfs",
+    tag="0.12.0",
+    gpu_tag="0.12.0-gpu",
+    docs="https://github.com/pytorch/serve/tree/master/kubernetes/kserve",
+)
+
+HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CERT_MANAGER, KSERVE_CRD, KSERVE)
+SERVING_RUNTIMES: tuple[ServingRuntimeImage, ...] = (TORCHSERVE_RUNTIME,)
 EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER,)

@@ -33,6 +33,15 @@ def namespace_labels(team: str) -> dict[str, str]:
     return labels
 
 
+def s3_annotations(region: str) -> dict[str, str]:
+    """Tell KServe's storage initializer to read the model store over HTTPS with the pod's IRSA identity.
+
+    https://kserve.github.io/website/docs/model-serving/storage/providers/s3
+    """
+    return {"serving.kserve.io/s3-endpoint": f"s3.{region}.amazonaws.com", "serving.kserve.io/s3-region": region,
+            "serving.kserve.io/s3-usehttps": "1", "serving.kserve.io/s3-useanoncredential": "false"}
+
+
 @dataclass(frozen=True)
 class TeamWorkspaceArgs:
     """Args of :class:`TeamWorkspace`.
@@ -76,7 +85,7 @@ class TeamWorkspace(pulumi.ComponentResource):
         k8s.core.v1.ServiceAccount(
             f"{name}-serving",
             metadata={"name": SERVING_SERVICE_ACCOUNT, "namespace": args.team,
-                      "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
+                      "annotations": {"eks.amazonaws.com/role-arn": role.arn, **s3_annotations(args.region)}},
             # IRSA mounts its own projected token; serving pods never call the Kubernetes API.
             automount_service_account_token=False,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),

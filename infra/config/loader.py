@@ -18,9 +18,11 @@ from infra.config.models import PlatformConfig, StackConfig, TeamConfig
 STACK_CONFIG_DIR = "stacks"
 # Scalar keys, declared with their defaults in Pulumi.yaml.
 DECLARED_KEYS = ("environment", "costCenter", "dataClassification", "team", "platformStack")
-# Structured keys of platform stacks; Pulumi's project schema cannot type objects, so the models do.
+# Structured keys; Pulumi's project schema cannot type objects, so the models do.
 PLATFORM_KEYS = ("network", "cluster", "gpuPools", "modelStore")
-ALL_KEYS = DECLARED_KEYS + PLATFORM_KEYS
+TEAM_KEYS = ("models",)
+STRUCTURED_KEYS = PLATFORM_KEYS + TEAM_KEYS
+ALL_KEYS = DECLARED_KEYS + STRUCTURED_KEYS
 _INTERNAL_FIELDS = {"project", "stack", "kind"}
 
 
@@ -59,7 +61,7 @@ def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str) -
         if name not in ALL_KEYS:
             problems.append(Problem(key, f"unknown key{did_you_mean(name, ALL_KEYS)}; allowed keys: "
                                          f"{', '.join(ALL_KEYS)}", _decode(text)))
-        elif name in PLATFORM_KEYS:
+        elif name in STRUCTURED_KEYS:
             raw[name] = _decode(text)
         elif text != "":
             raw[name] = text
@@ -67,8 +69,7 @@ def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str) -
     model: type[PlatformConfig] | type[TeamConfig] = TeamConfig if "team" in raw else PlatformConfig
     problems += _kind_problems(model, raw, prefix, stack)
     data = {"project": project, "stack": stack, "region": values.get("aws:region", NOT_SET), **raw}
-    if model is TeamConfig:
-        data = {k: v for k, v in data.items() if k not in PLATFORM_KEYS}
+    data = {k: v for k, v in data.items() if k not in (PLATFORM_KEYS if model is TeamConfig else TEAM_KEYS)}
     data = {k: v for k, v in data.items() if v is not NOT_SET}
     try:
         config = model.model_validate(data)
@@ -99,9 +100,8 @@ def _kind_problems(model: type[BaseModel], raw: Mapping[str, Any], prefix: str, 
             problems.append(Problem("stack name", f"a team stack must be named <team>-<environment> ({expected})",
                                     stack))
     else:
-        if "platformStack" in raw:
-            problems.append(Problem(prefix + "platformStack", "is only valid in team stacks (set team too)",
-                                    raw["platformStack"]))
+        problems += [Problem(prefix + key, "is only valid in team stacks (set team too)", raw[key])
+                     for key in ("platformStack", *TEAM_KEYS) if key in raw]
         if environment and stack != environment:
             problems.append(Problem(prefix + "team", f"required for the team stack {stack!r} (platform stacks "
                                                      f"are named after their environment: {environment!r})"))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationInfo, field_validator
 
 from infra import gpu_catalog
+from infra.config.base import FrozenModel
 from infra.config.errors import SUBKEY_MARK
 from infra.config.fields import (
     Cidr,
@@ -30,6 +30,7 @@ from infra.config.fields import (
     TeamName,
     VpcId,
 )
+from infra.config.serving import ModelDeployment, unique_names
 from infra.versions import DEFAULT_EKS_VERSION
 
 Environment = Literal["dev", "staging", "prod"]
@@ -40,11 +41,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       2557, 2922, 3288, 3653)
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
-
-
-class _Scaling(_Model):
+class _Scaling(FrozenModel):
     """Sizes shared by every node group; desiredSize defaults to minSize."""
 
     min_size: NodeCount
@@ -74,7 +71,7 @@ class _Scaling(_Model):
         return self.min_size if self.desired_size is None else self.desired_size
 
 
-class NetworkConfig(_Model):
+class NetworkConfig(FrozenModel):
     """Where the cluster lives: a new VPC, or subnets you already have."""
 
     vpc_cidr: Cidr = Field(default="10.64.0.0/16", description="CIDR of the new VPC, /16 to /20.")
@@ -119,7 +116,7 @@ class SystemNodesConfig(_Scaling):
     desired_size: NodeCount | None = Field(default=None, validate_default=True, description="Initial size.")
 
 
-class ClusterConfig(_Model):
+class ClusterConfig(FrozenModel):
     """The EKS control plane."""
 
     version: EksVersion = Field(default=DEFAULT_EKS_VERSION, description="Kubernetes version of the cluster.")
@@ -185,7 +182,7 @@ class GpuPoolConfig(_Scaling):
         return gpu_catalog.GPU_FAMILIES[gpu_catalog.family_of(self.instance_types[0])]
 
 
-class ModelStoreConfig(_Model):
+class ModelStoreConfig(FrozenModel):
     """The S3 bucket that holds model artifacts."""
 
     deletion_protection: Literal["protect", "retain", "none"] = Field(
@@ -200,7 +197,7 @@ class ModelStoreConfig(_Model):
     )
 
 
-class _Common(_Model):
+class _Common(FrozenModel):
     project: StrictStr
     stack: StrictStr
     region: Region
@@ -252,6 +249,12 @@ class TeamConfig(_Common):
     kind: Literal["team"] = "team"
     team: TeamName
     platform_stack: StackReferenceName
+    models: tuple[ModelDeployment, ...] = Field(default=(), description="Models the team serves.")
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, value: tuple[ModelDeployment, ...]) -> tuple[ModelDeployment, ...]:
+        return unique_names(value)
 
     @field_validator("platform_stack")
     @classmethod

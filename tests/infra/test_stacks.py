@@ -13,6 +13,7 @@ from infra.platform_outputs import PLATFORM_OUTPUT_KEYS
 from infra.preview.render import kubernetes_objects, plain
 from infra.tagging import is_taggable
 from tests.conftest import only, policy_of
+from tests.crd_schemas import is_custom_resource, validate_custom_resource
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
                 for p in (Path(__file__).resolve().parents[2] / "stacks").glob("Pulumi.*.yaml"))
@@ -60,7 +61,15 @@ def test_every_kubernetes_resource_uses_the_explicit_provider_and_carries_labels
 @pytest.mark.parametrize("stack", STACKS)
 def test_manifests_are_valid_kubernetes_objects(preview, stack):
     for manifest in kubernetes_objects(preview(stack)):
-        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+        if not is_custom_resource(manifest):
+            kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_custom_resources_match_their_crds(preview, stack):
+    for manifest in kubernetes_objects(preview(stack)):
+        if is_custom_resource(manifest):
+            validate_custom_resource(manifest)
 
 
 @pytest.mark.parametrize("stack", PLATFORM_STACKS)

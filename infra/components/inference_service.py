@@ -1,0 +1,170 @@
+"""One team model served by KServe in Standard (raw Deployment) mode, from its packaged artifacts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.components.team_workspace import SERVING_SERVICE_ACCOUNT
+from infra.config.serving import ModelDeployment
+from infra.model_packages import PackagedModel
+from infra.versions import TORCHSERVE_RUNTIME
+
+# KServe's TorchServe container serves on 8080 and exports TorchServe's metrics on 8082.
+METRICS_PORT = {"torchserve": 8082, "kserve": 8080}
+
+
+def artifact_prefix(team_prefix: str, model: str, version: str) -> str:
+    """Key prefix of one version of a model; versions never overwrite each other."""
+    return f"{team_prefix}models/{model}/{version}/"
+
+
+def _resources(model: ModelDeployment) -> dict[str, Any]:
+    amounts: dict[str, Any] = {"cpu": model.resources.cpu, "memory": model.resources.memory}
+    if model.resources.gpu:
+        amounts["nvidia.com/gpu"] = str(model.resources.gpu)
+    return {"requests": amounts, "limits": dict(amounts)}
+
+
+def restricted_security_context() -> dict[str, Any]:
+    """What Pod Security `restricted` demands of every container."""
+    return {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "privileged": False,
+            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _model_block(model: ModelDeployment, storage_uri: str | None) -> dict[str, Any]:
+    return {
+        "modelFormat": {"name": "pytorch"},
+        "runtime": TORCHSERVE_RUNTIME.name,
+        "runtimeVersion": TORCHSERVE_RUNTIME.gpu_tag if model.resources.gpu else TORCHSERVE_RUNTIME.tag,
+        "protocolVersion": model.protocol,
+        "storageUri": storage_uri,
+        "resources": _resources(model),
+    }
+
+
+def scrape_annotations(model: ModelDeployment) -> dict[str, str]:
+    """Pod annotations that point Prometheus at the runtime's own metrics port.
+
+    KServe's `enable-prometheus-scraping` would point at a queue-proxy port that Standard mode does not run.
+    """
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT[model.runtime]),
+            "prometheus.io/path": "/metrics"}
+
+
+def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[str, Any] | None) -> dict[str, Any]:
+    """The predictor of an InferenceService: runtime, resources, scaling, identity and GPU placement."""
+    spec: dict[str, Any] = {
+        "serviceAccountName": SERVING_SERVICE_ACCOUNT,
+        "minReplicas": model.min_replicas,
+        "maxReplicas": model.max_replicas,
+        "scaleMetric": model.scale_metric,
+        "scaleTarget": model.scale_target,
+        "annotations": scrape_annotations(model),
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    if model.runtime == "torchserve":
+        spec["model"] = _model_block(model, storage_uri)
+    else:
+        # A team's own predictor image carries its weights; KServe only runs it.
+        spec["containers"] = [{
+            "name": "kserve-container",
+            "image": model.image,
+            "args": ["--model-name", model.name, "--http-port", "8080"],
+            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            "resources": _resources(model),
+            "securityContext": restricted_security_context(),
+        }]
+    if pool is not None:
+        spec["nodeSelector"] = dict(pool["nodeSelector"])
+        spec["tolerations"] = [dict(t) for t in pool["tolerations"]]
+    return spec
+
+
+def inference_service_manifest(team: str, model: ModelDeployment, storage_uri: str | None,
+                               stable_storage_uri: str | None, pool: dict[str, Any] | None) -> dict[str, Any]:
+    """The InferenceService of one model.
+
+    With a canary, the stable version stays the main predictor and the new version runs as a canary
+    predictor that KServe's Standard mode gives its share of replicas (`spec.canary`, KServe 0.20).
+    """
+    annotations = {"serving.kserve.io/deploymentMode": "Standard", "serving.kserve.io/autoscalerClass": "hpa"}
+    if model.canary is not None and stable_storage_uri is not None:
+        spec = {"predictor": predictor_spec(model, stable_storage_uri, pool),
+                # KServe's canary schema wants the container's name, which it merges over the stable one.
+                "canary": [{"trafficPercent": model.canary.traffic_percent,
+                            "predictor": {"name": "canary", "model": {"name": "kserve-container",
+                                                                      **_model_block(model, storage_uri)}}}]}
+    else:
+        spec = {"predictor": predictor_spec(model, storage_uri, pool)}
+    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": model.name, "namespace": team, "annotations": annotations}, "spec": spec}
+
+
+@dataclass(frozen=True)
+class ModelServiceArgs:
+    """Args of :class:`ModelService`.
+
+    Attributes:
+        team: Team (and namespace) the model belongs to.
+        model: The model's entry in the team config.
+        package: The packaged artifacts (only for the torchserve runtime).
+        bucket: Model store bucket name.
+        team_prefix: The team's prefix in the model store.
+        pool: The platform's contract for the GPU pool (None for CPU models).
+        provider: Kubernetes provider of the team stack.
+    """
+
+    team: str
+    model: ModelDeployment
+    package: PackagedModel | None
+    bucket: pulumi.Input[str]
+    team_prefix: str
+    pool: pulumi.Input[dict[str, Any]] | None
+    provider: k8s.Provider
+
+
+class ModelService(pulumi.ComponentResource):
+    """Uploads a model's archives (content-addressed, kept when replaced) and serves them."""
+
+    storage_uri: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: ModelServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:serving:ModelService", name, None, opts)
+        model, uploads = args.model, []
+        self.storage_uri = None
+        stable_uri = None
+        if args.package is not None:
+            prefix = artifact_prefix(args.team_prefix, model.name, args.package.version)
+            for relative, path in sorted(args.package.files.items()):
+                uploads.append(aws.s3.BucketObjectv2(
+                    f"{name}-{re.sub(r'[^a-z0-9]+', '-', relative.lower()).strip('-')}",
+                    bucket=args.bucket,
+                    key=prefix + relative,
+                    source=pulumi.FileAsset(str(path)),
+                    source_hash=args.package.sha256.get(relative),
+                    server_side_encryption="aws:kms",
+                    # Older versions stay in the store: rollbacks and canaries point at them.
+                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+                ))
+            self.storage_uri = pulumi.Output.concat("s3://", args.bucket, "/", prefix)
+            if model.canary is not None:
+                stable_uri = pulumi.Output.concat(
+                    "s3://", args.bucket, "/", artifact_prefix(args.team_prefix, model.name, model.canary.stable_version))
+        manifest = pulumi.Output.all(self.storage_uri, stable_uri, args.pool).apply(
+            lambda v: inference_service_manifest(args.team, model, v[0], v[1], v[2]))
+        k8s.apiextensions.CustomResource(
+            f"{name}-isvc",
+            api_version="serving.kserve.io/v1beta1",
+            kind="InferenceService",
+            metadata={"name": model.name, "namespace": args.team,
+                      "annotations": manifest.apply(lambda m: m["metadata"]["annotations"])},
+            spec=manifest.apply(lambda m: m["spec"]),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=uploads),
+        )
+        self.register_outputs({"storage_uri": self.storage_uri})

@@ -1,0 +1,112 @@
+"""KServe in Standard (raw Deployment) mode, cert-manager for its webhooks, and the TorchServe runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.components.inference_service import METRICS_PORT, restricted_security_context
+from infra.versions import CERT_MANAGER, KSERVE, KSERVE_CRD, TORCHSERVE_RUNTIME, HelmChart
+
+KSERVE_NAMESPACE = "kserve"
+CERT_MANAGER_NAMESPACE = "cert-manager"
+
+
+def cert_manager_values() -> dict[str, Any]:
+    """CRDs installed and kept on uninstall (deleting them would delete every Certificate).
+
+    https://cert-manager.io/docs/installation/helm/#crd-considerations
+    """
+    return {"crds": {"enabled": True, "keep": True},
+            "global": {"leaderElection": {"namespace": CERT_MANAGER_NAMESPACE}}}
+
+
+def kserve_values(region: str) -> dict[str, Any]:
+    """Standard mode, no Istio, no public ingress: predictors are reachable inside the cluster only.
+
+    https://github.com/kserve/kserve/blob/v0.20.0/charts/kserve-resources/values.yaml
+    """
+    return {"kserve": {
+        "controller": {
+            "deploymentMode": "Standard",
+            "gateway": {"disableIstioVirtualHost": True, "disableIngressCreation": True},
+        },
+        "storage": {"s3": {"region": region, "useHttps": "1", "verifySSL": "1", "useAnonymousCredential": "false"}},
+    }}
+
+
+def torchserve_runtime_spec() -> dict[str, Any]:
+    """The platform's TorchServe runtime: a pinned 0.12 image, non-root, no capabilities.
+
+    Modeled on KServe's kserve-torchserve runtime (config/runtimes/kserve-torchserve.yaml).
+    """
+    return {
+        "annotations": {"prometheus.kserve.io/port": str(METRICS_PORT["torchserve"]),
+                        "prometheus.kserve.io/path": "/metrics"},
+        "supportedModelFormats": [{"name": "pytorch", "version": "1", "autoSelect": False}],
+        "protocolVersions": ["v1", "v2"],
+        "containers": [{
+            "name": "kserve-container",
+            "image": f"{TORCHSERVE_RUNTIME.image}:{TORCHSERVE_RUNTIME.tag}",
+            "args": ["torchserve", "--start", "--model-store=/mnt/models/model-store",
+                     "--ts-config=/mnt/models/config/config.properties"],
+            "env": [{"name": "TS_SERVICE_ENVELOPE", "value": "{{.Labels.serviceEnvelope}}"}],
+            "securityContext": {**restricted_security_context(), "runAsUser": 1000},
+            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+        }],
+    }
+
+
+def release_args(chart: HelmChart) -> dict[str, Any]:
+    """Chart, exact version and repository (OCI charts carry the registry in the chart reference)."""
+    args: dict[str, Any] = {"chart": chart.chart, "version": chart.version}
+    if chart.repository:
+        args["repository_opts"] = {"repo": chart.repository}
+    return args
+
+
+@dataclass(frozen=True)
+class KServeArgs:
+    """Args of :class:`KServe`.
+
+    Attributes:
+        region: AWS region of the model store (the storage initializer's S3 region).
+        provider: Kubernetes provider of the cluster.
+    """
+
+    region: str
+    provider: k8s.Provider
+
+
+class KServe(pulumi.ComponentResource):
+    """cert-manager, KServe's CRDs and controller as pinned Helm releases, and the TorchServe runtime."""
+
+    runtime_name: str
+
+    def __init__(self, name: str, args: KServeArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:serving:KServe", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        cert_manager = k8s.helm.v3.Release(
+            f"{name}-cert-manager", name="cert-manager", namespace=CERT_MANAGER_NAMESPACE, create_namespace=True,
+            values=cert_manager_values(), atomic=True, opts=k8s_opts, **release_args(CERT_MANAGER))
+        crds = k8s.helm.v3.Release(
+            f"{name}-crds", name="kserve-crd", namespace=KSERVE_NAMESPACE, create_namespace=True, atomic=True,
+            opts=k8s_opts, **release_args(KSERVE_CRD))
+        controller = k8s.helm.v3.Release(
+            f"{name}-controller", name="kserve", namespace=KSERVE_NAMESPACE, values=kserve_values(args.region),
+            atomic=True, opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                depends_on=[cert_manager, crds])),
+            **release_args(KSERVE))
+        k8s.apiextensions.CustomResource(
+            f"{name}-torchserve-runtime",
+            api_version="serving.kserve.io/v1alpha1",
+            kind="ClusterServingRuntime",
+            metadata={"name": TORCHSERVE_RUNTIME.name},
+            spec=torchserve_runtime_spec(),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[controller])),
+        )
+        self.runtime_name = TORCHSERVE_RUNTIME.name
+        self.register_outputs({"runtime_name": self.runtime_name})

@@ -1,0 +1,121 @@
+"""How a team stack deploys its models: one InferenceService per entry of `ai-platform:models`."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationInfo, field_validator
+
+from infra.config.base import FrozenModel
+from infra.model_folders import model_names
+
+_CPU = re.compile(r"^([1-9]\d*m|\d+(\.\d+)?)$")
+_MEMORY = re.compile(r"^[1-9]\d*(Ki|Mi|Gi|Ti)$")
+_VERSION = re.compile(r"^[0-9a-f]{12,64}$")
+
+
+def _cpu(value: str) -> str:
+    if not _CPU.match(value) or value in {"0", "0.0"}:
+        raise ValueError("must be a Kubernetes CPU quantity such as 500m or 2")
+    return value
+
+
+def _memory(value: str) -> str:
+    if not _MEMORY.match(value):
+        raise ValueError("must be a Kubernetes memory quantity such as 512Mi or 4Gi")
+    return value
+
+
+def _model_folder(value: str) -> str:
+    available = model_names()
+    if value not in available:
+        raise ValueError(f"is not a model folder under model-handlers/; available: {', '.join(available) or 'none'}")
+    return value
+
+
+def _pinned_image(value: str) -> str:
+    name, _, tag = value.rpartition(":")
+    if "@sha256:" not in value and (not name or "/" in tag or tag == "latest"):
+        raise ValueError("must be pinned to an exact tag or a digest (registry/name:1.2.3 or name@sha256:...)")
+    return value
+
+
+class ModelResources(FrozenModel):
+    """Requests of one replica; limits equal requests, so replicas get the Guaranteed QoS class."""
+
+    cpu: Annotated[StrictStr, AfterValidator(_cpu)] = Field(default="1", description="CPU per replica.")
+    memory: Annotated[StrictStr, AfterValidator(_memory)] = Field(default="2Gi", description="Memory per replica.")
+    gpu: StrictInt = Field(default=0, ge=0, le=8, description="NVIDIA GPUs per replica (needs `gpuPool`).")
+
+
+class CanaryConfig(FrozenModel):
+    """Roll the newly packaged version out to part of the traffic; the rest stays on `stableVersion`."""
+
+    traffic_percent: StrictInt = Field(ge=1, le=99, description="Share of requests the new version gets.")
+    stable_version: Annotated[StrictStr, Field(pattern=_VERSION.pattern)] = Field(
+        description="Packaged version (from `aip package`) that keeps the rest of the traffic.")
+
+
+class ModelDeployment(FrozenModel):
+    """One model of the team, served by one InferenceService."""
+
+    name: Annotated[StrictStr, AfterValidator(_model_folder)] = Field(
+        description="Model folder under model-handlers/; also the InferenceService name.")
+    runtime: Literal["torchserve", "kserve"] = Field(
+        default="torchserve", description="`torchserve` (the platform's runtime) or `kserve` (your predictor image).")
+    protocol: Literal["v1", "v2"] = Field(default="v1", description="KServe inference protocol.")
+    image: Annotated[StrictStr, AfterValidator(_pinned_image)] | None = Field(
+        default=None, validate_default=True, description="Predictor image for the `kserve` runtime, pinned by tag or digest.")
+    resources: ModelResources = Field(default_factory=ModelResources, description="Per-replica resources.")
+    gpu_pool: StrictStr | None = Field(default=None, validate_default=True, description="GPU pool of the platform to run on.")
+    min_replicas: StrictInt = Field(default=1, ge=1, le=100, description="Fewest replicas.")
+    max_replicas: StrictInt = Field(default=3, ge=1, le=100, description="Most replicas.")
+    scale_metric: Literal["cpu", "memory"] = Field(default="cpu", description="What the autoscaler (HPA) watches.")
+    scale_target: StrictInt = Field(default=70, ge=1, le=100, description="Target utilization (%) of the metric.")
+    canary: CanaryConfig | None = Field(default=None, description="Canary rollout of the new version.")
+
+    @field_validator("image")
+    @classmethod
+    def _image_only_for_kserve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        runtime = info.data.get("runtime")
+        if runtime == "kserve" and value is None:
+            raise ValueError("is required for the kserve runtime (the predictor image your CI builds)")
+        if runtime == "torchserve" and value is not None:
+            raise ValueError("is only used by the kserve runtime (torchserve uses the platform's image)")
+        return value
+
+    @field_validator("gpu_pool")
+    @classmethod
+    def _pool_with_gpus(cls, value: str | None, info: ValidationInfo) -> str | None:
+        resources = info.data.get("resources")
+        gpus = resources.gpu if resources else 0
+        if gpus and not value:
+            raise ValueError("is required when resources.gpu is set (the pool whose nodes have the GPUs)")
+        if value and resources and not gpus:
+            raise ValueError("is only used when resources.gpu is at least 1")
+        return value
+
+    @field_validator("canary")
+    @classmethod
+    def _canary_of_packaged_versions(cls, value: CanaryConfig | None, info: ValidationInfo) -> CanaryConfig | None:
+        if value is not None and info.data.get("runtime") == "kserve":
+            raise ValueError("is only for the torchserve runtime (a kserve predictor rolls out with a new image tag)")
+        return value
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("min_replicas")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"must be at least minReplicas ({minimum})")
+        return value
+
+
+def unique_names(value: tuple[ModelDeployment, ...]) -> tuple[ModelDeployment, ...]:
+    names = [m.name for m in value]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"model names must be unique; repeated: {', '.join(repeated)}")
+    return value
+
