@@ -154,8 +154,8 @@ class ModelService(pulumi.ComponentResource):
                 ))
             self.storage_uri = pulumi.Output.concat("s3://", args.bucket, "/", prefix)
             if model.canary is not None:
-                stable_uri = pulumi.Output.concat(
-                    "s3://", args.bucket, "/", artifact_prefix(args.team_prefix, model.name, model.canary.stable_version))
+                stable = artifact_prefix(args.team_prefix, model.name, model.canary.stable_version)
+                stable_uri = pulumi.Output.concat("s3://", args.bucket, "/", stable)
         manifest = pulumi.Output.all(self.storage_uri, stable_uri, args.pool).apply(
             lambda v: inference_service_manifest(args.team, model, v[0], v[1], v[2]))
         k8s.apiextensions.CustomResource(

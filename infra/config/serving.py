@@ -66,9 +66,11 @@ class ModelDeployment(FrozenModel):
         default="torchserve", description="`torchserve` (the platform's runtime) or `kserve` (your predictor image).")
     protocol: Literal["v1", "v2"] = Field(default="v1", description="KServe inference protocol.")
     image: Annotated[StrictStr, AfterValidator(_pinned_image)] | None = Field(
-        default=None, validate_default=True, description="Predictor image for the `kserve` runtime, pinned by tag or digest.")
+        default=None, validate_default=True,
+        description="Predictor image for the `kserve` runtime, pinned by tag or digest.")
     resources: ModelResources = Field(default_factory=ModelResources, description="Per-replica resources.")
-    gpu_pool: StrictStr | None = Field(default=None, validate_default=True, description="GPU pool of the platform to run on.")
+    gpu_pool: StrictStr | None = Field(default=None, validate_default=True,
+                                       description="GPU pool of the platform to run on.")
     min_replicas: StrictInt = Field(default=1, ge=1, le=100, description="Fewest replicas.")
     max_replicas: StrictInt = Field(default=3, ge=1, le=100, description="Most replicas.")
     scale_metric: Literal["cpu", "memory"] = Field(default="cpu", description="What the autoscaler (HPA) watches.")
