@@ -71,7 +71,9 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 def config_reference(project_config: dict[str, Any]) -> str:
     """Markdown tables of every config key: Pulumi.yaml's scalar keys, then the structured ones."""
-    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |",
+             "| `aws:region` | string | required | AWS region of every resource in the stack (for example "
+             "us-east-1). |"]
     for key, declaration in project_config.items():
         default = declaration.get("default", "required") if isinstance(declaration, dict) else "required"
         shown = "required" if default == "required" else f"`{json.dumps(default)}`"

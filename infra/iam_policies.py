@@ -110,6 +110,18 @@ def prefix_read_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) 
     )
 
 
+TEAMS_PREFIX = "teams/"
+
+
+def team_boundary_policy(bucket_arn: str, key_arn: str, region: str) -> Policy:
+    """The most any team role may ever do: read the model store's team prefixes.
+
+    Team roles carry it as their permissions boundary, so even a team role whose own policy was
+    widened (by a team's deploy credentials) cannot reach past it.
+    """
+    return prefix_read_policy(bucket_arn, TEAMS_PREFIX, key_arn, region)
+
+
 def ebs_csi_kms_policy(key_arn: str) -> Policy:
     """What the EBS CSI driver needs on a customer key to create encrypted volumes."""
     return _doc(

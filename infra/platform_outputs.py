@@ -22,6 +22,7 @@ PLATFORM_OUTPUT_KEYS: tuple[str, ...] = (
     "modelStoreBucketArn",
     "modelStoreKmsKeyArn",
     "modelStoreLogBucket",
+    "teamRoleBoundaryArn",
     "storageClass",
     "gpuPools",
 )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
-
 from infra.aws_context import AwsContext
 from infra.components.block_storage import BlockStorage, BlockStorageArgs
 from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs, pool_contract
 from infra.components.kms_key import CustomerKey, CustomerKeyArgs
 from infra.components.kserve import KServe, KServeArgs
-from infra.components.model_store import ModelStore, ModelStoreArgs
+from infra.components.model_store import ModelStore, ModelStoreArgs, deletion_options
 from infra.components.network import Network, NetworkArgs
 from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from infra.config import PlatformConfig
@@ -36,9 +35,12 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     register_tagging(config.tags)
     ctx = AwsContext.lookup(config.region)
     prefix = f"aip-{config.environment}"
+    # Retained model artifacts stay readable only while their key exists: it shares the buckets' protection.
+    model_data = deletion_options(config.model_store.deletion_protection)
     keys = {
         purpose: CustomerKey(f"{prefix}-{purpose}", CustomerKeyArgs(
-            alias=f"{prefix}-{purpose}", description=description, aws=ctx, grants_for=grants))
+            alias=f"{prefix}-{purpose}", description=description, aws=ctx, grants_for=grants,
+            deletion=model_data if purpose == "models" else None))
         for purpose, (description, grants) in KEY_PURPOSES.items()
     }
     name = cluster_name(config)
@@ -55,8 +57,11 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             subnet_ids=network.private_subnet_ids, volume_key_arn=keys["volumes"].arn))
         for pool in config.gpu_pools
     ]
-    NvidiaDevicePlugin(f"{prefix}-nvidia-device-plugin", NvidiaDevicePluginArgs(provider=cluster.provider),
-                       opts=pulumi.ResourceOptions(depends_on=pools))
+    NvidiaDevicePlugin(f"{prefix}-nvidia-device-plugin", NvidiaDevicePluginArgs(
+        provider=cluster.provider, node_pools=tuple(pools)))
+    ClusterAutoscaler(f"{prefix}-cluster-autoscaler", ClusterAutoscalerArgs(
+        cluster_name=name, cluster_version=config.cluster.version, oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url, provider=cluster.provider, aws=ctx))
     storage = BlockStorage(f"{prefix}-block-storage", BlockStorageArgs(
         cluster_name=cluster.name, oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url, volume_key_arn=keys["volumes"].arn,
@@ -79,6 +84,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         "modelStoreBucketArn": store.bucket_arn,
         "modelStoreKmsKeyArn": keys["models"].arn,
         "modelStoreLogBucket": store.log_bucket,
+        "teamRoleBoundaryArn": store.team_boundary_arn,
         "storageClass": storage.storage_class_name,
         "gpuPools": [pool_contract(pool) for pool in config.gpu_pools],
     }

@@ -90,6 +90,15 @@ TORCHSERVE_RUNTIME = ServingRuntimeImage(
     docs="https://github.com/pytorch/serve/tree/master/kubernetes/kserve",
 )
 
-HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CERT_MANAGER, KSERVE_CRD, KSERVE)
+CLUSTER_AUTOSCALER = HelmChart(
+    chart="cluster-autoscaler",
+    version="9.59.0",
+    repository="https://kubernetes.github.io/autoscaler",
+    docs="https://github.com/kubernetes/autoscaler/tree/master/cluster-autoscaler/cloudprovider/aws",
+)
+# The autoscaler's minor version must match the cluster's.
+CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {"1.33": "v1.33.0", "1.34": "v1.34.0", "1.35": "v1.35.2"}
+
+HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, CERT_MANAGER, KSERVE_CRD, KSERVE)
 SERVING_RUNTIMES: tuple[ServingRuntimeImage, ...] = (TORCHSERVE_RUNTIME,)
 EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER,)

@@ -110,3 +110,15 @@ def test_invalid_config_registers_nothing(scratch_project: Path):
     assert isinstance(caught.value.cause, ConfigError)
     assert caught.value.resources == []
     assert "ai-platform:network.availabilityZones = 9: must be at most 6" in str(caught.value.cause)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"config:\n  ai-platform:costCenter: 2024-01-01\n", "ai-platform:environment = (not set)"),
+    (b"config:\n  aws:region: \xff\xfe\n", "not UTF-8 text"),
+    (b"config: oops\n", "expected a mapping with a 'config:' mapping"),
+], ids=["yaml-date", "not-utf8", "config-not-a-mapping"])
+def test_malformed_stack_files_exit_2_without_traceback(scratch_project: Path, content: bytes, message: str):
+    (scratch_project / "stacks" / "Pulumi.odd.yaml").write_bytes(content)
+    run = aip("preview", "--stack", "odd", cwd=scratch_project)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr

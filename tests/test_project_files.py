@@ -6,11 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from infra.config.loader import DECLARED_KEYS, STACK_CONFIG_DIR
 from infra.docs import update_readme
-from infra.preview import Project
+from infra.preview import Project, ProjectError
 
 ROOT = Path(__file__).resolve().parents[1]
 # The types Pulumi's project schema allows in a config declaration.
@@ -35,7 +36,16 @@ def test_every_declared_key_has_a_pulumi_type_and_a_description():
 
 def test_declared_keys_are_exactly_the_scalar_keys_the_program_reads():
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    assert set(declared) == {"aws:region"} | {f"ai-platform:{k}" for k in DECLARED_KEYS}
+    assert set(declared) == {f"ai-platform:{k}" for k in DECLARED_KEYS}
+
+
+def test_pulumi_yaml_passes_the_engines_declaration_rules(tmp_path):
+    Project.load(ROOT)
+    broken = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    broken["config"]["aws:region"] = {"type": "string"}
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(broken))
+    with pytest.raises(ProjectError, match="aws:region is not namespaced by the project"):
+        Project.load(tmp_path)
 
 
 def test_readme_reference_sections_are_generated_from_the_code():

@@ -95,6 +95,12 @@ class Cluster(pulumi.ComponentResource):
             access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, log_group]),
         )
+        for i, cidr in enumerate(cfg.private_access_cidrs):
+            # Deploys (and kubectl) reach the private endpoint only from these networks.
+            aws.ec2.SecurityGroupRule(
+                f"{name}-api-from-{i}", type="ingress", protocol="tcp", from_port=443, to_port=443,
+                cidr_blocks=[cidr], description="Kubernetes API from an allowed private network",
+                security_group_id=cluster.vpc_config.cluster_security_group_id, opts=child)
         issuer = cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
         oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],
                                              opts=child)

@@ -21,12 +21,14 @@ class CustomerKeyArgs:
         description: What the key protects.
         aws: Account, partition and region of the stack.
         grants_for: Services the key policy lets use the key (see ``kms_key_policy``).
+        deletion: Protection of data encrypted with the key outliving the stack (as its buckets).
     """
 
     alias: str
     description: str
     aws: AwsContext
     grants_for: tuple[str, ...] = ()
+    deletion: pulumi.ResourceOptions | None = None
 
 
 class CustomerKey(pulumi.ComponentResource):
@@ -43,16 +45,16 @@ class CustomerKey(pulumi.ComponentResource):
         ctx = args.aws
         policy = pulumi.Output.all(ctx.account_id, ctx.partition).apply(
             lambda v: json.dumps(kms_key_policy(v[0], v[1], ctx.region, grants_for=args.grants_for)))
+        child = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self), args.deletion)
         key = aws.kms.Key(
             f"{name}-key",
             description=args.description,
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=policy,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
-        aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=key.key_id,
-                      opts=pulumi.ResourceOptions(parent=self))
+        aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=key.key_id, opts=child)
         self.arn = key.arn
         self.key_id = key.key_id
         self.register_outputs({"arn": self.arn, "key_id": self.key_id})

@@ -9,7 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.inference_service import METRICS_PORT, restricted_security_context
-from infra.versions import CERT_MANAGER, KSERVE, KSERVE_CRD, TORCHSERVE_RUNTIME, HelmChart
+from infra.helm import release_args
+from infra.versions import CERT_MANAGER, KSERVE, KSERVE_CRD, TORCHSERVE_RUNTIME
 
 KSERVE_NAMESPACE = "kserve"
 CERT_MANAGER_NAMESPACE = "cert-manager"
@@ -58,14 +59,6 @@ def torchserve_runtime_spec() -> dict[str, Any]:
             "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
         }],
     }
-
-
-def release_args(chart: HelmChart) -> dict[str, Any]:
-    """Chart, exact version and repository (OCI charts carry the registry in the chart reference)."""
-    args: dict[str, Any] = {"chart": chart.chart, "version": chart.version}
-    if chart.repository:
-        args["repository_opts"] = {"repo": chart.repository}
-    return args
 
 
 @dataclass(frozen=True)

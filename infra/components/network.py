@@ -41,6 +41,19 @@ def nat_index(az_index: int, strategy: str) -> int:
     return az_index if strategy == "perAz" else 0
 
 
+def usable_zones(count: int) -> list[str]:
+    """The first ``count`` AZs of the region that EKS can use (Local and Wavelength Zones are opt-in).
+
+    Looked up before any subnet exists, so a region with too few AZs fails cleanly instead of halfway.
+    """
+    names = aws.get_availability_zones(
+        state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}]).names
+    if len(names) < count:
+        raise pulumi.RunError(f"ai-platform:network.availabilityZones = {count}: the region has only {len(names)} "
+                              f"usable availability zones ({', '.join(names)})")
+    return sorted(names)[:count]
+
+
 @dataclass(frozen=True)
 class NetworkArgs:
     """Args of :class:`Network`.
@@ -80,7 +93,7 @@ class Network(pulumi.ComponentResource):
     def _create(self, name: str, args: NetworkArgs) -> None:
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        zones = aws.get_availability_zones_output(state="available").names
+        zones = usable_zones(cfg.availability_zones)
         vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=cfg.vpc_cidr, enable_dns_hostnames=True,
                           enable_dns_support=True, tags={"Name": name}, opts=child)
         # The default security group allows all traffic between its members; nothing should use it.
@@ -92,7 +105,7 @@ class Network(pulumi.ComponentResource):
         nats: list[aws.ec2.NatGateway] = []
         private_ids = []
         for i, plan in enumerate(plan_subnets(cfg.vpc_cidr, cfg.availability_zones)):
-            zone = zones.apply(lambda names, i=i: names[i])
+            zone = zones[i]
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}", vpc_id=vpc.id, cidr_block=plan.public, availability_zone=zone,
                 map_public_ip_on_launch=False,

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.gpu_node_pool import ACCELERATOR_LABEL, DEDICATED_KEY, GPU_TAINT_KEY
+from infra.helm import release_args
 from infra.versions import NVIDIA_DEVICE_PLUGIN
 
 
@@ -38,9 +39,11 @@ class NvidiaDevicePluginArgs:
 
     Attributes:
         provider: Kubernetes provider of the cluster.
+        node_pools: The GPU pools it serves (installed once they exist).
     """
 
     provider: k8s.Provider
+    node_pools: tuple[pulumi.Resource, ...] = ()
 
 
 class NvidiaDevicePlugin(pulumi.ComponentResource):
@@ -48,17 +51,15 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NvidiaDevicePluginArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:compute:NvidiaDevicePlugin", name, None, opts)
-        chart = NVIDIA_DEVICE_PLUGIN
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name="nvidia-device-plugin",
-            chart=chart.chart,
-            version=chart.version,
-            repository_opts={"repo": chart.repository},
             namespace="kube-system",
             values=device_plugin_values(),
             atomic=True,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            # A component's depends_on does not reach its children; the release waits for the pools itself.
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.node_pools)),
+            **release_args(NVIDIA_DEVICE_PLUGIN),
         )
         self.status = release.status
         self.register_outputs({})

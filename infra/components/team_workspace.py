@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.iam_policies import irsa_trust_policy, prefix_read_policy
+from infra.iam_policies import TEAMS_PREFIX, irsa_trust_policy, prefix_read_policy
 from infra.platform_outputs import PlatformReference
 
 SERVING_SERVICE_ACCOUNT = "model-serving"
@@ -18,7 +18,7 @@ SERVING_SERVICE_ACCOUNT = "model-serving"
 
 def model_prefix(team: str) -> str:
     """Where a team's model artifacts live in the shared model store."""
-    return f"teams/{team}/"
+    return f"{TEAMS_PREFIX}{team}/"
 
 
 def namespace_labels(team: str) -> dict[str, str]:
@@ -76,6 +76,7 @@ class TeamWorkspace(pulumi.ComponentResource):
             lambda v: json.dumps(irsa_trust_policy(v[0], v[1], args.team, SERVING_SERVICE_ACCOUNT)))
         role = aws.iam.Role(f"{name}-model-reader", assume_role_policy=trust,
                             description=f"Serving pods of team {args.team} read the team's models.",
+                            permissions_boundary=platform.require("teamRoleBoundaryArn"),
                             opts=pulumi.ResourceOptions(parent=self))
         policy = pulumi.Output.all(platform.require("modelStoreBucketArn"),
                                    platform.require("modelStoreKmsKeyArn")).apply(

@@ -36,6 +36,8 @@ def _cidr(value: str) -> str:
         raise ValueError("must be an IPv4 CIDR block such as 203.0.113.0/24") from None
     if network.version != 4:
         raise ValueError("must be an IPv4 CIDR block such as 203.0.113.0/24")
+    if network.prefixlen < 8:
+        raise ValueError("is too broad (shorter than /8); list the networks that need access")
     return str(network)
 
 
@@ -73,7 +75,28 @@ def _region(value: str) -> str:
     return value
 
 
-TeamName = Annotated[StrictStr, AfterValidator(_dns_label(30))]
+# Namespaces the platform or Kubernetes own; a team stack must never label or bind them.
+RESERVED_NAMESPACES = ("default", "kserve", "cert-manager", "monitoring", "logging", "platform")
+
+
+def _team(value: str) -> str:
+    if value in RESERVED_NAMESPACES or value.startswith("kube-"):
+        raise ValueError(f"is reserved (kube-*, {', '.join(RESERVED_NAMESPACES)}); pick the team's own name")
+    return value
+
+
+# What AWS accepts in a tag value (IAM's Tag.Value pattern).
+_TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]*$")
+
+
+def _tag_value(value: str) -> str:
+    if not _TAG_VALUE.match(value):
+        raise ValueError("may contain only letters, digits, spaces and _ . : / = + - @ (it becomes a tag)")
+    return value
+
+
+TeamName = Annotated[StrictStr, AfterValidator(_dns_label(30)), AfterValidator(_team)]
+TagValue = Annotated[StrictStr, AfterValidator(_tag_value)]
 PoolName = Annotated[StrictStr, AfterValidator(_dns_label(24))]
 Cidr = Annotated[StrictStr, AfterValidator(_cidr)]
 InstanceType = Annotated[StrictStr, AfterValidator(_instance_type)]
@@ -98,6 +121,7 @@ __all__ = [
     "StrictInt",
     "StrictStr",
     "SubnetId",
+    "TagValue",
     "TeamName",
     "VpcId",
 ]

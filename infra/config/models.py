@@ -27,6 +27,7 @@ from infra.config.fields import (
     StrictInt,
     StrictStr,
     SubnetId,
+    TagValue,
     TeamName,
     VpcId,
 )
@@ -125,8 +126,10 @@ class ClusterConfig(FrozenModel):
     )
     public_access_cidrs: tuple[Cidr, ...] = Field(
         default=(), validate_default=True,
-        description="CIDRs allowed to reach a public endpoint; required when it is public, never 0.0.0.0/0.",
+        description="CIDRs allowed to reach a public endpoint; required when it is public, none broader than /8.",
     )
+    private_access_cidrs: tuple[Cidr, ...] = Field(
+        default=(), description="Private networks (VPN, CI runners' VPC) that may reach the private endpoint (443).")
     log_retention_days: StrictInt = Field(default=90, description="Retention of control-plane logs (days).")
     system_nodes: SystemNodesConfig = Field(default_factory=SystemNodesConfig, description="System node group.")
 
@@ -134,8 +137,6 @@ class ClusterConfig(FrozenModel):
     @classmethod
     def _allowlist(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         public = info.data.get("endpoint_public_access")
-        if any(cidr.endswith("/0") for cidr in value):
-            raise ValueError("must not contain a /0 block; list the networks that need the API")
         if public and not value:
             raise ValueError("must list at least one CIDR when endpointPublicAccess is true")
         if value and public is False:
@@ -202,7 +203,7 @@ class _Common(FrozenModel):
     stack: StrictStr
     region: Region
     environment: Environment
-    cost_center: StrictStr = Field(min_length=1, max_length=64)
+    cost_center: TagValue = Field(min_length=1, max_length=64)
     data_classification: DataClassification
 
     @property
@@ -259,7 +260,9 @@ class TeamConfig(_Common):
     @field_validator("platform_stack")
     @classmethod
     def _same_environment(cls, value: str, info: ValidationInfo) -> str:
-        environment = info.data.get("environment")
+        environment, project = info.data.get("environment"), info.data.get("project")
+        if project and value.split("/")[1] != project:
+            raise ValueError(f"must name a stack of this project (<org>/{project}/<environment>)")
         if environment and value.rsplit("/", 1)[-1] != environment:
             raise ValueError(f"must name the platform stack of the team's environment (.../{environment})")
         return value

@@ -14,6 +14,8 @@ import pulumi
 ACCOUNT_ID = "123456789012"
 
 StackOutputs = Callable[[str], Mapping[str, Any]]
+# Standard AZs of the larger regions; three elsewhere, as in most regions.
+ZONES_PER_REGION = {"us-east-1": 6, "us-west-2": 4, "ap-northeast-1": 3, "eu-west-1": 3}
 
 
 def _hex(seed: str, length: int) -> str:
@@ -150,7 +152,8 @@ class PreviewMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             parts = region.split("-")
             short_region = parts[0] + parts[1][0] + parts[-1]
-            return {"names": [f"{region}{c}" for c in "abcdef"],
-                    "zoneIds": [f"{short_region}-az{i}" for i in range(1, 7)], "id": region}
+            letters = "abcdef"[:ZONES_PER_REGION.get(region, 3)]
+            return {"names": [f"{region}{c}" for c in letters],
+                    "zoneIds": [f"{short_region}-az{i}" for i in range(1, len(letters) + 1)], "id": region}
         self.unanswered_calls.append(args.token)
         return {}

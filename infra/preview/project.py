@@ -48,12 +48,16 @@ class Project:
         data = _read_yaml(root / PROJECT_FILE)
         if not isinstance(data, dict) or "name" not in data:
             raise ProjectError(f"{root / PROJECT_FILE}: not a Pulumi project file (no name)")
+        declared = data.get("config") or {}
+        if not isinstance(declared, dict):
+            raise ProjectError(f"{root / PROJECT_FILE}: 'config:' must be a mapping of keys to declarations")
+        _check_declarations(str(data["name"]), declared, root / PROJECT_FILE)
         return cls(
             root=root,
             name=str(data["name"]),
             main=root / str(data.get("main") or "."),
             stack_config_dir=root / str(data.get("stackConfigDir") or "."),
-            declared_config=dict(data.get("config") or {}),
+            declared_config=dict(declared),
         )
 
     def stack_path(self, stack: str) -> Path:
@@ -85,12 +89,37 @@ class Project:
                 values[full] = _engine_string(value)
         for key, declaration in self.declared_config.items():
             full = self._qualify(key)
-            if full not in values and isinstance(declaration, dict) and "default" in declaration:
-                values[full] = _engine_string(declaration["default"])
+            fallback = _declared_value(declaration)
+            if full not in values and fallback is not None:
+                values[full] = _engine_string(fallback)
         return StackConfig(values=values, secret_keys=tuple(secrets))
 
     def _qualify(self, key: str) -> str:
         return key if ":" in key else f"{self.name}:{key}"
+
+
+# What the engine accepts in a project config declaration (pkg/workspace/project.go, Project.Validate).
+_DECLARATION_KEYS = {"type", "items", "description", "secret", "default", "value"}
+
+
+def _check_declarations(project: str, declared: dict[str, Any], path: Path) -> None:
+    for key, declaration in declared.items():
+        namespace = str(key).split(":", 1)[0] if ":" in str(key) else project
+        if not isinstance(declaration, dict):
+            continue  # the shorthand `key: value`
+        unknown = set(declaration) - _DECLARATION_KEYS
+        if unknown:
+            raise ProjectError(f"{path}: config {key}: unknown fields {', '.join(sorted(unknown))}")
+        if namespace != project and set(declaration) - {"value"}:
+            raise ProjectError(f"{path}: config {key} is not namespaced by the project {project!r}: it may only "
+                               "set a value, not a type, default or description")
+
+
+def _declared_value(declaration: Any) -> Any:
+    """The value the engine applies when a stack does not set the key: shorthand, `value` or `default`."""
+    if not isinstance(declaration, dict):
+        return declaration
+    return declaration.get("value", declaration.get("default"))
 
 
 def _engine_string(value: Any) -> str:
@@ -100,13 +129,18 @@ def _engine_string(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    return json.dumps(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    # YAML turns 2024-01-01 into a date; the engine hands the program its text.
+    return str(value)
 
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ProjectError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ProjectError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ProjectError(f"{path}: not valid YAML: {exc}") from None

@@ -180,7 +180,8 @@ def test_model_store_is_encrypted_versioned_private_and_logged(run_component, mo
 
 PLATFORM = {"oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X",
             "oidcIssuerUrl": "https://oidc.eks.us-east-1.amazonaws.com/id/X",
-            "modelStoreBucketArn": "arn:aws:s3:::models", "modelStoreKmsKeyArn": KEY}
+            "modelStoreBucketArn": "arn:aws:s3:::models", "modelStoreKmsKeyArn": KEY,
+            "teamRoleBoundaryArn": "arn:aws:iam::123456789012:policy/boundary"}
 
 
 def test_team_workspace_is_restricted_and_reads_only_its_prefix(run_component):

@@ -93,8 +93,23 @@ BAD_CONFIGS = [
      ["ai-platform:cluster.publicAccessCidrs = (not set): must list at least one CIDR when endpointPublicAccess "
       "is true"]),
     ("open to the internet", platform(cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}),
-     "dev", ['ai-platform:cluster.publicAccessCidrs = ["0.0.0.0/0"]: must not contain a /0 block; list the '
-             "networks that need the API"]),
+     "dev", ['ai-platform:cluster.publicAccessCidrs[0] = "0.0.0.0/0": is too broad (shorter than /8); list the '
+             "networks that need access"]),
+    ("half the internet", platform(cluster={"endpointPublicAccess": True,
+                                            "publicAccessCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}), "dev",
+     ['ai-platform:cluster.publicAccessCidrs[0] = "0.0.0.0/1": is too broad (shorter than /8); list the '
+      "networks that need access",
+      'ai-platform:cluster.publicAccessCidrs[1] = "128.0.0.0/1": is too broad (shorter than /8); list the '
+      "networks that need access"]),
+    ("reserved team name", team(team="kube-system"), "kube-system-dev",
+     ['ai-platform:team = "kube-system": is reserved (kube-*, default, kserve, cert-manager, monitoring, logging, '
+      "platform); pick the team's own name"]),
+    ("cost center that is no tag value", platform(costCenter="R&D"), "dev",
+     ['ai-platform:costCenter = "R&D": may contain only letters, digits, spaces and _ . : / = + - @ '
+      "(it becomes a tag)"]),
+    ("platform stack of another project", team(platformStack="acme/other/dev"), "vision-dev",
+     ['ai-platform:platformStack = "acme/other/dev": must name a stack of this project '
+      "(<org>/ai-platform/<environment>)"]),
     ("unknown environment", platform(environment="qa"), "qa",
      ['ai-platform:environment = "qa": must be one of: dev, staging, prod']),
     ("version written as a number", platform(cluster={"version": 1.34}), "dev",
