@@ -201,6 +201,7 @@ def test_team_workspace_is_restricted_and_reads_only_its_prefix(run_component):
     policy = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))
     assert {s["Sid"]: s["Resource"] for s in policy["Statement"]}["ReadTeamObjects"] == \
         "arn:aws:s3:::models/teams/vision/*"
+    assert only(result, "aws:iam/role:Role").inputs["permissionsBoundary"] == PLATFORM["teamRoleBoundaryArn"]
     account = only(result, "kubernetes:core/v1:ServiceAccount").inputs
     assert account["metadata"]["namespace"] == "vision"
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
@@ -211,3 +212,51 @@ def test_mocks_are_installed_per_test(run_component):
     first = run_component(lambda: pulumi.export("x", 1))
     second = run_component(lambda: CustomerKey("k", CustomerKeyArgs(alias="a", description="d", aws=ctx())))
     assert first.resources == [] and len(second.resources) == 3
+
+
+def test_region_with_too_few_zones_fails_before_creating_anything(run_component):
+    from infra.preview import ProgramError
+
+    config = NetworkConfig(availability_zones=4)
+    with pytest.raises(ProgramError) as caught:
+        run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30)), region="eu-west-3")
+    assert str(caught.value.cause) == ("ai-platform:network.availabilityZones = 4: the region has only 3 usable "
+                                       "availability zones (eu-west-3a, eu-west-3b, eu-west-3c)")
+    assert [r.type for r in caught.value.resources] == ["ai-platform:network:Network"]
+
+
+def test_private_endpoint_is_reachable_from_listed_networks_only(run_component):
+    config = ClusterConfig.model_validate({"privateAccessCidrs": ["10.100.0.0/16"]})
+    rule = only(run_component(cluster_program(config)), "aws:ec2/securityGroupRule:SecurityGroupRule").inputs
+    assert (rule["type"], rule["fromPort"], rule["toPort"], rule["cidrBlocks"]) == ("ingress", 443, 443,
+                                                                                    ["10.100.0.0/16"])
+
+
+def test_retained_store_keeps_its_safeguards(run_component):
+    config = ModelStoreConfig(deletion_protection="retain")
+    result = run_component(lambda: ModelStore("ms", ModelStoreArgs(config=config, kms_key_arn=KEY, aws=ctx())))
+    for record in result.resources:
+        if record.type.startswith("aws:s3/"):
+            assert record.options["retainOnDelete"] is True, record.type
+    boundary = policy_of(only(result, "aws:iam/policy:Policy"))
+    resources = {s["Sid"]: s["Resource"] for s in boundary["Statement"]}
+    assert resources["ReadTeamObjects"].endswith("/teams/*")
+
+
+def test_cluster_autoscaler_is_pinned_and_scoped_to_its_cluster(run_component):
+    from infra.components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+    from infra.versions import CLUSTER_AUTOSCALER
+
+    def build():
+        ClusterAutoscaler("ca", ClusterAutoscalerArgs(
+            cluster_name="aip-dev", cluster_version="1.34", oidc_provider_arn="arn:oidc",
+            oidc_issuer_url="https://oidc.eks.us-east-1.amazonaws.com/id/X",
+            provider=k8s.Provider("k8s", kubeconfig="{}"), aws=ctx()))
+
+    result = run_component(build)
+    release = only(result, "kubernetes:helm.sh/v3:Release").inputs
+    assert (release["chart"], release["version"]) == (CLUSTER_AUTOSCALER.chart, CLUSTER_AUTOSCALER.version)
+    assert release["values"]["image"]["tag"].startswith("v1.34.")
+    assert release["values"]["autoDiscovery"] == {"clusterName": "aip-dev"}
+    resize = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))["Statement"][1]
+    assert resize["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/aip-dev": "owned"}}
