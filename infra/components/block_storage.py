@@ -11,7 +11,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.aws_context import AwsContext
-from infra.iam_policies import ebs_csi_kms_policy, irsa_trust_policy, managed_policy_arn
+from infra.components.irsa_role import irsa_role
+from infra.iam_policies import ebs_csi_kms_policy, managed_policy_arn
 from infra.versions import EBS_CSI_DRIVER
 
 CSI_NAMESPACE = "kube-system"
@@ -59,9 +60,9 @@ class BlockStorage(pulumi.ComponentResource):
     def __init__(self, name: str, args: BlockStorageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:storage:BlockStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
-            lambda v: json.dumps(irsa_trust_policy(v[0], v[1], CSI_NAMESPACE, CSI_SERVICE_ACCOUNT)))
-        role = aws.iam.Role(f"{name}-ebs-csi", assume_role_policy=trust, opts=child)
+        role = irsa_role(f"{name}-ebs-csi", oidc_provider_arn=args.oidc_provider_arn,
+                         oidc_issuer_url=args.oidc_issuer_url, namespace=CSI_NAMESPACE,
+                         service_account=CSI_SERVICE_ACCOUNT, parent=self)
         managed = aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi", role=role.name, opts=child,
             policy_arn=args.aws.partition.apply(

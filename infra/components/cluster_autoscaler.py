@@ -11,8 +11,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.aws_context import AwsContext
+from infra.components.irsa_role import irsa_role
 from infra.helm import release_args
-from infra.iam_policies import irsa_trust_policy
 from infra.versions import CLUSTER_AUTOSCALER, CLUSTER_AUTOSCALER_IMAGE_TAGS
 
 NAMESPACE = "kube-system"
@@ -81,9 +81,9 @@ class ClusterAutoscaler(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterAutoscalerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:compute:ClusterAutoscaler", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        trust = pulumi.Output.all(args.oidc_provider_arn, args.oidc_issuer_url).apply(
-            lambda v: json.dumps(irsa_trust_policy(v[0], v[1], NAMESPACE, SERVICE_ACCOUNT)))
-        role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, opts=child)
+        role = irsa_role(f"{name}-role", oidc_provider_arn=args.oidc_provider_arn,
+                         oidc_issuer_url=args.oidc_issuer_url, namespace=NAMESPACE, service_account=SERVICE_ACCOUNT,
+                         parent=self)
         policy = aws.iam.RolePolicy(f"{name}-role", role=role.id, opts=child,
                                     policy=json.dumps(autoscaler_policy(args.cluster_name)))
         values = autoscaler_values(args.cluster_name, args.cluster_version, args.aws.region)

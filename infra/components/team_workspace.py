@@ -10,7 +10,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from infra.iam_policies import TEAMS_PREFIX, irsa_trust_policy, prefix_read_policy
+from infra.components.irsa_role import irsa_role
+from infra.iam_policies import TEAMS_PREFIX, prefix_read_policy
 from infra.platform_outputs import PlatformReference
 
 SERVING_SERVICE_ACCOUNT = "model-serving"
@@ -72,12 +73,11 @@ class TeamWorkspace(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(f"{name}-namespace", metadata=self._namespace_metadata(args.team),
                                           opts=k8s_opts)
         platform = args.platform
-        trust = pulumi.Output.all(platform.require("oidcProviderArn"), platform.require("oidcIssuerUrl")).apply(
-            lambda v: json.dumps(irsa_trust_policy(v[0], v[1], args.team, SERVING_SERVICE_ACCOUNT)))
-        role = aws.iam.Role(f"{name}-model-reader", assume_role_policy=trust,
-                            description=f"Serving pods of team {args.team} read the team's models.",
-                            permissions_boundary=platform.require("teamRoleBoundaryArn"),
-                            opts=pulumi.ResourceOptions(parent=self))
+        role = irsa_role(f"{name}-model-reader", oidc_provider_arn=platform.require("oidcProviderArn"),
+                         oidc_issuer_url=platform.require("oidcIssuerUrl"), namespace=args.team,
+                         service_account=SERVING_SERVICE_ACCOUNT, parent=self,
+                         description=f"Serving pods of team {args.team} read the team's models.",
+                         permissions_boundary=platform.require("teamRoleBoundaryArn"))
         policy = pulumi.Output.all(platform.require("modelStoreBucketArn"),
                                    platform.require("modelStoreKmsKeyArn")).apply(
             lambda v: json.dumps(prefix_read_policy(v[0], model_prefix(args.team), v[1], args.region)))
