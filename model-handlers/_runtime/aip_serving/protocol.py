@@ -1,0 +1,72 @@
+"""The KServe v1 request body, ``{"instances": [...]}``, as both runtimes receive it.
+
+A body reaches a model in several shapes: TorchServe hands over a ``dict`` when the client said
+``Content-Type: application/json``, a ``str`` for ``text/*`` and a ``bytearray`` otherwise; KServe hands
+over a ``dict``, or ``bytes`` for a ``text/*`` body. :func:`read_instances` accepts all of them and
+answers a bad body with an :class:`~aip_serving.errors.InputError`, never a server error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aip_serving.checks import json_type
+from aip_serving.errors import InputError
+
+INSTANCES = "instances"
+PREDICTIONS = "predictions"
+EXAMPLE_BODY = '{"instances": [...]}'
+
+
+def decode_body(body: Any) -> Any:
+    """The JSON value of a body: bytes and text are parsed, anything else is taken as already decoded.
+
+    Raises:
+        InputError: The body is empty, not UTF-8, not JSON, or nested too deeply to parse.
+    """
+    if isinstance(body, bytes | bytearray | memoryview):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(f"request body is not UTF-8 text (invalid byte at position {err.start})") from None
+    if not isinstance(body, str):
+        return body
+    if not body.strip():
+        raise InputError(f"request body is empty: send {EXAMPLE_BODY}")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as err:
+        raise InputError(f"request body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise InputError("request body is nested too deeply to parse") from None
+
+
+def read_instances(body: Any) -> list[Any]:
+    """The ``instances`` of a v1 body, checked for shape but not yet for content.
+
+    Raises:
+        InputError: Not a JSON object, no ``instances``, an unknown top-level field, or ``instances`` not
+            an array. The number of instances is checked by the model core, which knows its limit.
+    """
+    value = decode_body(body)
+    if not isinstance(value, Mapping):
+        raise InputError(f"request body must be a JSON object like {EXAMPLE_BODY}, got {json_type(value)}")
+    unknown = sorted(str(key) for key in value if key != INSTANCES)
+    if unknown:
+        names = ", ".join(f'"{key}"' for key in unknown)
+        raise InputError(
+            f"unknown top-level field{'s' if len(unknown) > 1 else ''} {names} (allowed: {INSTANCES})"
+        )
+    if INSTANCES not in value:
+        raise InputError(f'request body has no "{INSTANCES}": send {EXAMPLE_BODY}')
+    instances = value[INSTANCES]
+    if not isinstance(instances, list):
+        raise InputError(f'"{INSTANCES}" must be an array, got {json_type(instances)}')
+    return instances
+
+
+def v1_response(predictions: Sequence[Any]) -> dict[str, list[Any]]:
+    """The v1 answer: one prediction per instance, in request order."""
+    return {PREDICTIONS: list(predictions)}

@@ -1,0 +1,94 @@
+"""Serving core of the digits classifier: 8x8 images in, a label and class probabilities out.
+
+Instance: 64 numbers (row-major) or 8 rows of 8 numbers, each in [0, 16] (scikit-learn's scale).
+Prediction: ``{"label": 3, "probabilities": [10 floats summing to 1]}``.
+v2: input ``image`` of shape ``[N, 64]`` or ``[N, 8, 8]``; outputs ``label`` (INT64 ``[N]``) and
+``probabilities`` (FP32 ``[N, 10]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from aip_serving.checks import finite_numbers, json_type
+from aip_serving.core import ModelCore, Prediction
+from aip_serving.errors import InputError
+from model import IMAGE_SIDE, MAX_PIXEL, PIXELS, DigitsCNN, build_model
+
+IMAGE = f"an {IMAGE_SIDE}x{IMAGE_SIDE} image"
+V2_INPUT = "image"
+# Six decimals keep answers small; the probabilities still sum to 1 within 1e-5.
+DECIMALS = 6
+
+
+class DigitsCore(ModelCore[list[float]]):
+    """Validates images, classifies a batch in one pass, answers label and probabilities."""
+
+    name = "digits"
+    default_max_batch_instances = 64
+    v2_inputs: ClassVar[Mapping[str, str]] = {V2_INPUT: f"[N, {PIXELS}] or [N, {IMAGE_SIDE}, {IMAGE_SIDE}], 0..16"}
+    v2_outputs: ClassVar[Mapping[str, type[np.generic]]] = {"label": np.int64, "probabilities": np.float32}
+
+    @classmethod
+    def build_model(cls) -> DigitsCNN:
+        return build_model()
+
+    def decode_instance(self, path: str, instance: Any) -> list[float]:
+        if not isinstance(instance, list | tuple):
+            raise InputError(
+                f"{path}: expected {PIXELS} numbers or {IMAGE_SIDE} rows of {IMAGE_SIDE} numbers ({IMAGE}), "
+                f"got {json_type(instance)}"
+            )
+        if instance and isinstance(instance[0], list | tuple):
+            return self._decode_rows(path, instance)
+        if len(instance) != PIXELS:
+            raise InputError(f"{path}: expected {PIXELS} numbers ({IMAGE}), got {len(instance)}")
+        return finite_numbers(path, instance, low=0, high=MAX_PIXEL)
+
+    def _decode_rows(self, path: str, rows: Sequence[Any]) -> list[float]:
+        if len(rows) != IMAGE_SIDE:
+            raise InputError(
+                f"{path}: expected {IMAGE_SIDE} rows of {IMAGE_SIDE} numbers ({IMAGE}), got {len(rows)} rows"
+            )
+        pixels: list[float] = []
+        for index, row in enumerate(rows):
+            row_path = f"{path}[{index}]"
+            if not isinstance(row, list | tuple):
+                raise InputError(f"{row_path}: expected a row of {IMAGE_SIDE} numbers, got {json_type(row)}")
+            if len(row) != IMAGE_SIDE:
+                raise InputError(f"{row_path}: expected {IMAGE_SIDE} numbers, got {len(row)}")
+            pixels.extend(finite_numbers(row_path, row, low=0, high=MAX_PIXEL))
+        return pixels
+
+    def collate(self, decoded: Sequence[list[float]]) -> torch.Tensor:
+        return torch.tensor(decoded, dtype=torch.float32, device=self.device)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        # Softmax on the device: only [N, 10] probabilities travel back.
+        return torch.softmax(self.model(inputs), dim=1)
+
+    def encode(self, outputs: torch.Tensor, decoded: Sequence[list[float]]) -> list[Prediction]:
+        probabilities = outputs.float().cpu()
+        labels = probabilities.argmax(dim=1).tolist()
+        return [
+            {"label": label, "probabilities": [round(p, DECIMALS) for p in row]}
+            for label, row in zip(labels, probabilities.tolist(), strict=True)
+        ]
+
+    def instances_from_tensors(self, tensors: Mapping[str, np.ndarray]) -> list[Any]:
+        unknown = sorted(set(tensors) - {V2_INPUT})
+        if unknown:
+            raise InputError(f'unknown input "{unknown[0]}" (expected: {V2_INPUT})')
+        if V2_INPUT not in tensors:
+            raise InputError(f'missing input "{V2_INPUT}" ({self.v2_inputs[V2_INPUT]})')
+        image = tensors[V2_INPUT]
+        if image.ndim not in (2, 3):
+            raise InputError(
+                f'input "{V2_INPUT}": expected shape [N, {PIXELS}] or [N, {IMAGE_SIDE}, {IMAGE_SIDE}], '
+                f"got {list(image.shape)}"
+            )
+        # Rows go through the same checks as v1 instances (dtype, NaN, range, shape).
+        return image.tolist()

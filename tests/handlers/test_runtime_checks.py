@@ -1,0 +1,111 @@
+"""aip_serving's value checks, v1 body decoding and InputError: each bad input and its exact message."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def rt(runtime_on_path: None) -> Any:
+    import aip_serving.checks
+    import aip_serving.errors
+    import aip_serving.protocol
+
+    class Runtime:
+        checks = aip_serving.checks
+        errors = aip_serving.errors
+        protocol = aip_serving.protocol
+
+    return Runtime
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("3", "x: expected a number, got string"),
+        (True, "x: expected a number, got boolean"),
+        (None, "x: expected a number, got null"),
+        ([1], "x: expected a number, got array"),
+        (math.nan, "x: expected a finite number, got NaN"),
+        (math.inf, "x: expected a finite number, got Infinity"),
+        (-math.inf, "x: expected a finite number, got -Infinity"),
+        (17, "x: expected a value in [0, 16], got 17"),
+        (-0.5, "x: expected a value in [0, 16], got -0.5"),
+    ],
+)
+def test_finite_number_refuses(rt: Any, value: Any, message: str) -> None:
+    with pytest.raises(rt.errors.InputError) as caught:
+        rt.checks.finite_number("x", value, low=0, high=16)
+    assert str(caught.value) == message
+
+
+def test_finite_numbers_names_the_failing_element(rt: Any) -> None:
+    assert rt.checks.finite_numbers("p", [0, 1.5, 16], low=0, high=16) == [0.0, 1.5, 16.0]
+    with pytest.raises(rt.errors.InputError, match=r"^p\[2\]: expected a number, got boolean$"):
+        rt.checks.finite_numbers("p", [0, 1, False], low=0, high=16)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1", "k: expected an integer, got string"),
+        (True, "k: expected an integer, got boolean"),
+        (2.0, "k: expected an integer, got number 2"),
+        (0, "k: expected an integer in [1, 100], got 0"),
+        (101, "k: expected an integer in [1, 100], got 101"),
+    ],
+)
+def test_integer_refuses(rt: Any, value: Any, message: str) -> None:
+    with pytest.raises(rt.errors.InputError) as caught:
+        rt.checks.integer("k", value, low=1, high=100)
+    assert str(caught.value) == message
+
+
+def test_boolean_and_object_checks(rt: Any) -> None:
+    with pytest.raises(rt.errors.InputError, match=r"^b: expected true or false, got number$"):
+        rt.checks.boolean("b", 1)
+    spec = {"required": ("a",), "optional": ("b",), "example": '{"a": 1}'}
+    with pytest.raises(rt.errors.InputError, match=r'^o: unknown fields "c", "d" \(allowed: a, b\)$'):
+        rt.checks.json_object("o", {"a": 1, "c": 2, "d": 3}, **spec)
+    with pytest.raises(rt.errors.InputError, match=r'^o: missing "a"$'):
+        rt.checks.json_object("o", {"b": 1}, **spec)
+    with pytest.raises(rt.errors.InputError, match=r'^o: expected an object like \{"a": 1\}, got array$'):
+        rt.checks.json_object("o", [], **spec)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", 'request body is empty: send {"instances": [...]}'),
+        (b"\xff\xfe", "request body is not UTF-8 text (invalid byte at position 0)"),
+        (b'{"instances": [1,', "request body is not valid JSON: Expecting value at line 1 column 18"),
+        ("[1, 2]", 'request body must be a JSON object like {"instances": [...]}, got array'),
+        ('"text"', 'request body must be a JSON object like {"instances": [...]}, got string'),
+        ({}, 'request body has no "instances": send {"instances": [...]}'),
+        ({"instances": [], "inputs": []}, 'unknown top-level field "inputs" (allowed: instances)'),
+        ({"instances": {"a": 1}}, '"instances" must be an array, got object'),
+        (None, 'request body must be a JSON object like {"instances": [...]}, got null'),
+        ("[" * 100_000, "request body is nested too deeply to parse"),
+    ],
+)
+def test_read_instances_refuses(rt: Any, body: Any, message: str) -> None:
+    with pytest.raises(rt.errors.InputError) as caught:
+        rt.protocol.read_instances(body)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("body", [b'{"instances": [1, 2]}', bytearray(b'{"instances": [1, 2]}'),
+                                  '{"instances": [1, 2]}', {"instances": [1, 2]}])
+def test_read_instances_accepts_every_body_type(rt: Any, body: Any) -> None:
+    assert rt.protocol.read_instances(body) == [1, 2]
+
+
+def test_input_error_lists_a_few_problems_and_counts_the_rest(rt: Any) -> None:
+    problems = [f"instances[{i}]: bad" for i in range(8)]
+    err = rt.errors.InputError.from_problems(problems)
+    assert str(err) == "; ".join(problems[:5]) + "; and 3 more problems"
+    assert err.problems == tuple(problems)
+    assert err.http_status == 400
