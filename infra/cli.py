@@ -1,9 +1,10 @@
-"""`aip`: the platform's command line (offline preview, generated docs)."""
+"""`aip`: the platform's command line (offline preview, generated docs, model packaging, local serving)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,49 @@ def _parser() -> argparse.ArgumentParser:
     docs = commands.add_parser("docs", help="regenerate README's configuration reference and version table")
     docs.add_argument("--check", action="store_true", help="exit 1 when README is out of date instead of writing")
     docs.add_argument("--project-dir", type=Path, default=None)
+
+    package = commands.add_parser(
+        "package", help="train (cached) and archive models in KServe's TorchServe layout, with a manifest",
+        description="For each model folder under model-handlers/: train it unless weights for the same inputs "
+                    "exist, build its .mar with torch-model-archiver and write <out>/<model>/config/"
+                    "config.properties, <out>/<model>/model-store/<model>.mar and <out>/manifest.json.")
+    _add_package_options(package)
+
+    serve = commands.add_parser(
+        "serve", help="package, then serve the models with a real TorchServe or KServe on 127.0.0.1",
+        description="Packages (cached), starts the server on loopback with the config the cluster gets, waits "
+                    "until every model is ready and prints the endpoints. Ctrl-C stops it and everything it "
+                    "started.")
+    _add_package_options(serve)
+    serve.add_argument("--runtime", choices=("torchserve", "kserve"), default="torchserve",
+                       help="torchserve (the cluster's kserve-torchserve runtime, default) or kserve "
+                            "(the models' own KServe predictors)")
+    serve.add_argument("--port", type=_port, default=0,
+                       help="HTTP port on 127.0.0.1 (TorchServe inference / KServe REST); default: a free one")
+    serve.add_argument("--smoke", action="store_true",
+                       help="send every examples/*.json of every model, report, stop; exit 0 or 1")
+    serve.add_argument("--no-token-auth", dest="token_auth", action="store_false",
+                       help="TorchServe without token authorization, exactly as in the cluster")
     return parser
+
+
+def _add_package_options(parser: argparse.ArgumentParser) -> None:
+    from infra.serving.package import DEFAULT_OUT
+
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output folder (default: {DEFAULT_OUT.relative_to(DEFAULT_OUT.parents[1])})")
+    parser.add_argument("--models", default=None, metavar="A,B",
+                        help="comma-separated model names (default: every folder under model-handlers/)")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 0 and 65535")
+    return port
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "preview":
             return _preview(args, err)
+        if args.command in ("package", "serve"):
+            return _serving(args, err)
         return _docs(args, err)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
@@ -100,6 +145,52 @@ def _docs(args: argparse.Namespace, err: Console) -> int:
         err.print("README.md is out of date: run `aip docs`", highlight=False)
         return EXIT_FAILED
     err.print("README.md " + ("updated" if changed else "is up to date"), highlight=False)
+    return EXIT_OK
+
+
+def _serving(args: argparse.Namespace, err: Console) -> int:
+    # Imported here: `aip preview` and `aip docs` must not need the serving dependencies.
+    from infra.serving.catalog import parse_model_names
+    from infra.serving.problems import BuildFailed, ServingError
+
+    try:
+        names = parse_model_names(args.models)
+        if args.command == "package":
+            return _package(args, names, err)
+        from infra.serving.local import ServeOptions, serve
+
+        options = ServeOptions(runtime=args.runtime, models=names, port=args.port, smoke=args.smoke, out=args.out,
+                               token_auth=args.token_auth)
+        return serve(options, Console(), err)
+    except BuildFailed as exc:
+        _error(err, str(exc))
+        return EXIT_FAILED
+    except ServingError as exc:
+        _error(err, str(exc))
+        return EXIT_USAGE
+
+
+def _package(args: argparse.Namespace, names: list[str] | None, err: Console) -> int:
+    from rich.table import Table
+
+    from infra.serving.manifest import CONFIG_PROPERTIES, MANIFEST_FILE
+    from infra.serving.package import package_models
+
+    started = time.monotonic()
+    with err.status("packaging…") as status:
+        manifest = package_models(args.out, names, on_progress=lambda model, step: (
+            status.update(f"packaging {model}: {step}…"), err.print(f"{model}: {step}", highlight=False)))
+    table = Table(title=f"{args.out.resolve() / MANIFEST_FILE} ({time.monotonic() - started:.1f} s)",
+                  title_justify="left")
+    for column in ("model", "version", "layout", "metrics"):
+        table.add_column(column)
+    for name, entry in manifest.models.items():
+        if names is not None and name not in names:
+            continue
+        metrics = ", ".join(f"{k}={v}" for k, v in entry.metrics.items() if isinstance(v, float))
+        layout = entry.files[CONFIG_PROPERTIES].parents[1]
+        table.add_row(name, entry.version, f"{layout}/", metrics)
+    Console().print(table)
     return EXIT_OK
 
 
