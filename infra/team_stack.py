@@ -11,8 +11,9 @@ from infra.components.inference_service import ModelService, ModelServiceArgs
 from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
 from infra.config import ConfigError, Problem, TeamConfig, stack_file
 from infra.config.serving import ModelDeployment
-from infra.model_packages import PackagedModel, PackagesMissing, load_packages
 from infra.platform_outputs import PlatformReference
+from infra.serving.manifest import PackagedModel, load_manifest, manifest_path
+from infra.serving.problems import ServingError
 from infra.tagging import register_tagging
 
 
@@ -37,12 +38,15 @@ def packaged(config: TeamConfig) -> dict[str, PackagedModel]:
     if not wanted:
         return {}
     try:
-        packages = load_packages()
-    except PackagesMissing as exc:
+        packages = load_manifest(manifest_path()).models
+    except ServingError as exc:
         raise pulumi.RunError(str(exc)) from None
     missing = [name for name in wanted if name not in packages]
     if missing:
         raise pulumi.RunError(f"models not packaged: {', '.join(missing)}: run `aip package`")
+    lost = [str(p) for name in wanted for p in packages[name].missing_files()]
+    if lost:
+        raise pulumi.RunError(f"packaged files are missing ({', '.join(lost)}): run `aip package`")
     return {name: packages[name] for name in wanted}
 
 

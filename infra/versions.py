@@ -99,6 +99,13 @@ CLUSTER_AUTOSCALER = HelmChart(
 # The autoscaler's minor version must match the cluster's.
 CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {"1.33": "v1.33.0", "1.34": "v1.34.0", "1.35": "v1.35.2"}
 
+# The VPC CNI, managed so that it runs with its own IRSA role and enforces NetworkPolicies.
+VPC_CNI = EksAddon(
+    name="vpc-cni",
+    version="v1.20.4-eksbuild.1",
+    docs="https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html",
+)
+
 HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, CERT_MANAGER, KSERVE_CRD, KSERVE)
 SERVING_RUNTIMES: tuple[ServingRuntimeImage, ...] = (TORCHSERVE_RUNTIME,)
-EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER,)
+EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER, VPC_CNI)

@@ -10,13 +10,25 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.aws_context import AwsContext
+from infra.components.irsa_role import irsa_role
 from infra.components.node_launch_template import node_launch_template
 from infra.config import ClusterConfig
 from infra.iam_policies import managed_policy_arn, service_trust_policy
 from infra.kubeconfig import eks_kubeconfig
+from infra.versions import VPC_CNI
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
+# The CNI's own policy goes to its IRSA role, not to every node (and so to every pod on it).
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+CNI_NAMESPACE, CNI_SERVICE_ACCOUNT = "kube-system", "aws-node"
+
+
+def vpc_cni_configuration() -> dict:
+    """Turn on the CNI's network policy agent: without it NetworkPolicies are stored but not enforced.
+
+    https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html
+    """
+    return {"enableNetworkPolicy": "true"}
 SYSTEM_NODE_LABELS = {"ai-platform.io/node-role": "system"}
 
 
@@ -104,8 +116,10 @@ class Cluster(pulumi.ComponentResource):
         issuer = cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
         oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],
                                              opts=child)
-        node_role_arn = self._node_role(name, partition)
-        self._system_nodes(name, args, cluster, node_role_arn)
+        cni = self._vpc_cni(name, cluster, oidc, issuer, partition)
+        # Every node group (GPU pools too) waits for the CNI through the role ARN it is given.
+        node_role_arn = pulumi.Output.all(self._node_role(name, partition), cni.arn).apply(lambda v: v[0])
+        self._system_nodes(name, args, cluster, node_role_arn, cni)
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
@@ -122,6 +136,19 @@ class Cluster(pulumi.ComponentResource):
             "node_role_arn": self.node_role_arn, "kubeconfig": self.kubeconfig,
         })
 
+    def _vpc_cni(self, name: str, cluster: aws.eks.Cluster, oidc: aws.iam.OpenIdConnectProvider,
+                 issuer: pulumi.Output[str], partition: pulumi.Output[str]) -> aws.eks.Addon:
+        role = irsa_role(f"{name}-vpc-cni", oidc_provider_arn=oidc.arn, oidc_issuer_url=issuer,
+                         namespace=CNI_NAMESPACE, service_account=CNI_SERVICE_ACCOUNT, parent=self)
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-vpc-cni", role=role.name, opts=pulumi.ResourceOptions(parent=self),
+            policy_arn=partition.apply(lambda p: managed_policy_arn(p, "AmazonEKS_CNI_Policy")))
+        return aws.eks.Addon(
+            f"{name}-vpc-cni", cluster_name=cluster.name, addon_name=VPC_CNI.name, addon_version=VPC_CNI.version,
+            service_account_role_arn=role.arn, configuration_values=json.dumps(vpc_cni_configuration()),
+            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]))
+
     def _node_role(self, name: str, partition: pulumi.Output[str]) -> pulumi.Output[str]:
         """The role of every node; its ARN resolves only once the policies are attached."""
         child = pulumi.ResourceOptions(parent=self)
@@ -137,7 +164,7 @@ class Cluster(pulumi.ComponentResource):
         return pulumi.Output.all(role.arn, *[a.id for a in attachments]).apply(lambda v: v[0])
 
     def _system_nodes(self, name: str, args: ClusterArgs, cluster: aws.eks.Cluster,
-                      node_role_arn: pulumi.Output[str]) -> None:
+                      node_role_arn: pulumi.Output[str], cni: aws.eks.Addon) -> None:
         nodes = args.config.system_nodes
         template = node_launch_template(f"{name}-system", volume_gib=100, kms_key_arn=args.volume_key_arn,
                                         parent=self)
@@ -153,6 +180,6 @@ class Cluster(pulumi.ComponentResource):
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
             labels=SYSTEM_NODE_LABELS,
             update_config={"max_unavailable": 1},
-            # The cluster autoscaler owns the current size once the group exists.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
+            # Nodes need the CNI's role to get pod networking; the autoscaler owns the size afterwards.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cni], ignore_changes=["scalingConfig.desiredSize"]),
         )

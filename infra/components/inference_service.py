@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 
 from infra.components.team_workspace import SERVING_SERVICE_ACCOUNT
 from infra.config.serving import ModelDeployment
-from infra.model_packages import PackagedModel
+from infra.serving.manifest import PackagedModel
 from infra.versions import TORCHSERVE_RUNTIME
 
 # KServe's TorchServe container serves on 8080 and exports TorchServe's metrics on 8082.

@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from infra.components.inference_service import METRICS_PORT, restricted_security_context
 from infra.helm import release_args
+from infra.serving.config_properties import TORCHSERVE_PROTOCOLS
 from infra.versions import CERT_MANAGER, KSERVE, KSERVE_CRD, TORCHSERVE_RUNTIME
 
 KSERVE_NAMESPACE = "kserve"
@@ -48,13 +49,12 @@ def torchserve_runtime_spec() -> dict[str, Any]:
         "annotations": {"prometheus.kserve.io/port": str(METRICS_PORT["torchserve"]),
                         "prometheus.kserve.io/path": "/metrics"},
         "supportedModelFormats": [{"name": "pytorch", "version": "1", "autoSelect": False}],
-        "protocolVersions": ["v1", "v2"],
+        "protocolVersions": list(TORCHSERVE_PROTOCOLS),
         "containers": [{
             "name": "kserve-container",
             "image": f"{TORCHSERVE_RUNTIME.image}:{TORCHSERVE_RUNTIME.tag}",
             "args": ["torchserve", "--start", "--model-store=/mnt/models/model-store",
                      "--ts-config=/mnt/models/config/config.properties"],
-            "env": [{"name": "TS_SERVICE_ENVELOPE", "value": "{{.Labels.serviceEnvelope}}"}],
             "securityContext": {**restricted_security_context(), "runAsUser": 1000},
             "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
         }],

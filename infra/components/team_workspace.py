@@ -34,6 +34,35 @@ def namespace_labels(team: str) -> dict[str, str]:
     return labels
 
 
+# Namespaces whose pods may call a team's models, and the one Prometheus scrapes from.
+GATEWAY_LABEL = "ai-platform.io/inference-gateway"
+MONITORING_NAMESPACE = "monitoring"
+INFERENCE_PORT, METRICS_PORTS = 8080, (8080, 8082)
+
+
+def network_policies() -> dict[str, dict[str, Any]]:
+    """Ingress is denied by default; only callers of the models and Prometheus get in.
+
+    Serving relies on this: TorchServe's own listeners stay on the pod's loopback, its token
+    authorization is off behind KServe, and nothing outside these rules reaches the pods.
+    https://kubernetes.io/docs/concepts/services-networking/network-policies/
+    """
+    def ports(*numbers: int) -> list[dict[str, Any]]:
+        return [{"protocol": "TCP", "port": n} for n in numbers]
+
+    return {
+        "default-deny-ingress": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        "allow-inference": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{
+            "from": [{"podSelector": {}},
+                     {"namespaceSelector": {"matchLabels": {GATEWAY_LABEL: "true"}}}],
+            "ports": ports(INFERENCE_PORT)}]},
+        "allow-metrics-scrape": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{
+            "from": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
+            "ports": ports(*METRICS_PORTS)}]},
+    }
+
+
 def s3_annotations(region: str) -> dict[str, str]:
     """Tell KServe's storage initializer to read the model store over HTTPS with the pod's IRSA identity.
 
@@ -61,7 +90,8 @@ class TeamWorkspaceArgs:
 
 
 class TeamWorkspace(pulumi.ComponentResource):
-    """Namespace (Pod Security `restricted`), an IRSA role reading only the team's prefix, and its account."""
+    """Namespace (Pod Security `restricted`, ingress denied by default), an IRSA role reading only the
+    team's prefix, and the serving account."""
 
     namespace: pulumi.Output[str]
     role_arn: pulumi.Output[str]
@@ -91,6 +121,10 @@ class TeamWorkspace(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
         )
+        for policy, spec in network_policies().items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}", metadata={"name": policy, "namespace": args.team}, spec=spec,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]))
         self.namespace = namespace.metadata.name
         self.role_arn = role.arn
         self.model_prefix = model_prefix(args.team)

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationInfo, field_validator
 
 from infra.config.base import FrozenModel
-from infra.model_folders import model_names
+from infra.serving.catalog import MODEL_HANDLERS, Catalog
+from infra.serving.config_properties import TORCHSERVE_PROTOCOLS
 
 _CPU = re.compile(r"^([1-9]\d*m|\d+(\.\d+)?)$")
 _MEMORY = re.compile(r"^[1-9]\d*(Ki|Mi|Gi|Ti)$")
@@ -25,6 +26,10 @@ def _memory(value: str) -> str:
     if not _MEMORY.match(value):
         raise ValueError("must be a Kubernetes memory quantity such as 512Mi or 4Gi")
     return value
+
+
+def model_names() -> tuple[str, ...]:
+    return Catalog(MODEL_HANDLERS).names()
 
 
 def _model_folder(value: str) -> str:
@@ -96,6 +101,14 @@ class ModelDeployment(FrozenModel):
             raise ValueError("is required when resources.gpu is set (the pool whose nodes have the GPUs)")
         if value and resources and not gpus:
             raise ValueError("is only used when resources.gpu is at least 1")
+        return value
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol_of_runtime(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("runtime") == "torchserve" and value not in TORCHSERVE_PROTOCOLS:
+            raise ValueError(f"must be one of: {', '.join(TORCHSERVE_PROTOCOLS)} for the torchserve runtime "
+                             "(v2 is served by the kserve runtime)")
         return value
 
     @field_validator("canary")

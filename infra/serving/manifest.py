@@ -27,6 +27,14 @@ from infra.serving.problems import ServingError
 
 MANIFEST_FILE = "manifest.json"
 CONFIG_PROPERTIES = "config/config.properties"
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "build" / "models"
+# Where a deploy (team stack) finds the manifest when packages were built elsewhere, e.g. in CI.
+MANIFEST_ENV = "AIP_MODEL_PACKAGES"
+
+
+def manifest_path() -> Path:
+    """The manifest a team stack deploys from: $AIP_MODEL_PACKAGES, else build/models/manifest.json."""
+    return Path(os.environ.get(MANIFEST_ENV) or DEFAULT_OUT / MANIFEST_FILE)
 
 
 def mar_path(model: str) -> str:

@@ -29,6 +29,7 @@ from infra.serving.config_properties import SnapshotModel, cluster_settings, ren
 from infra.serving.fingerprint import digest_inputs, sha256_file
 from infra.serving.manifest import (
     CONFIG_PROPERTIES,
+    DEFAULT_OUT,
     MANIFEST_FILE,
     Manifest,
     PackagedModel,
@@ -39,7 +40,6 @@ from infra.serving.manifest import (
 from infra.serving.problems import ServingError
 from infra.serving.training import installed_version, train_cached
 
-DEFAULT_OUT = MODEL_HANDLERS.parent / "build" / "models"
 VERSION_LENGTH = 16
 # Bump when the layout or the way archives are built changes, so every version changes with it.
 PACKAGE_FORMAT = b"aip-package/1"

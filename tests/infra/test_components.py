@@ -260,3 +260,15 @@ def test_cluster_autoscaler_is_pinned_and_scoped_to_its_cluster(run_component):
     assert release["values"]["autoDiscovery"] == {"clusterName": "aip-dev"}
     resize = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))["Statement"][1]
     assert resize["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/aip-dev": "owned"}}
+
+
+def test_cni_runs_with_its_own_role_and_enforces_network_policies(run_component):
+    from infra.versions import VPC_CNI
+
+    result = run_component(cluster_program(ClusterConfig()))
+    addons = {r.inputs["addonName"]: r.inputs for r in result.of_type("aws:eks/addon:Addon")}
+    assert addons[VPC_CNI.name]["addonVersion"] == VPC_CNI.version
+    assert json.loads(addons[VPC_CNI.name]["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    node_policies = [r.inputs["policyArn"] for r in result.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                     if "-nodes-" in r.name]
+    assert node_policies and not any(p.endswith("AmazonEKS_CNI_Policy") for p in node_policies)

@@ -180,3 +180,14 @@ def test_only_resources_with_a_tag_map_are_taggable():
     assert is_taggable(aws.s3.Bucket) and is_taggable(aws.eks.NodeGroup)
     assert not is_taggable(aws.iam.RolePolicyAttachment)
     assert not is_taggable(aws.autoscaling.Group)
+
+
+def test_team_namespace_denies_ingress_except_callers_and_prometheus():
+    from infra.components.team_workspace import network_policies
+
+    policies = network_policies()
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    inference = policies["allow-inference"]["ingress"][0]
+    assert inference["ports"] == [{"protocol": "TCP", "port": 8080}]
+    scrape = policies["allow-metrics-scrape"]["ingress"][0]
+    assert scrape["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]

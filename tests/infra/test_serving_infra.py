@@ -19,7 +19,7 @@ from infra.components.inference_service import (
 from infra.components.kserve import KServe, KServeArgs, kserve_values, torchserve_runtime_spec
 from infra.config import ConfigError, GpuPoolConfig, parse_stack_config
 from infra.config.serving import ModelDeployment
-from infra.model_packages import PackagedModel
+from infra.serving.manifest import PackagedModel
 from infra.versions import KSERVE, KSERVE_CRD, TORCHSERVE_RUNTIME
 from tests.conftest import only
 from tests.crd_schemas import validate_custom_resource
@@ -129,6 +129,8 @@ BAD_MODELS = [
     ({"name": "digits", "resources": {"cpu": "lots"}}, "models[0].resources.cpu",
      "must be a Kubernetes CPU quantity such as 500m or 2"),
     ({"name": "digits", "scaleMetric": "rps"}, "models[0].scaleMetric", "must be one of: cpu, memory"),
+    ({"name": "digits", "protocol": "v2"}, "models[0].protocol",
+     "must be one of: v1 for the torchserve runtime (v2 is served by the kserve runtime)"),
 ]
 
 
@@ -164,7 +166,7 @@ def test_model_service_uploads_content_addressed_archives_and_keeps_old_ones(run
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(relative)
         files[relative] = path
-    package = PackagedModel(name="digits", version="0123456789ab", files=files,
+    package = PackagedModel(version="0123456789ab", files=files,
                             sha256={"config/config.properties": "a" * 64, "model-store/digits.mar": "b" * 64})
 
     def build():

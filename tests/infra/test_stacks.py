@@ -120,7 +120,9 @@ def test_prod_has_a_nat_gateway_per_az_and_protected_buckets(preview):
 # What a team stack may create: its own namespace-scoped objects and its own IAM role.
 TEAM_TYPES = {"ai-platform:team:TeamWorkspace", "pulumi:pulumi:StackReference", "pulumi:providers:kubernetes",
               "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ServiceAccount", "aws:iam/role:Role",
-              "aws:iam/rolePolicy:RolePolicy"}
+              "aws:iam/rolePolicy:RolePolicy", "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+              "ai-platform:serving:ModelService", "aws:s3/bucketObjectv2:BucketObjectv2",
+              "kubernetes:serving.kserve.io/v1beta1:InferenceService"}
 
 
 @pytest.mark.parametrize("stack", TEAM_STACKS)
