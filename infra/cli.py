@@ -8,6 +8,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pulumi
 from rich.console import Console
@@ -27,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--stack", required=True, help="stack name (a stacks/Pulumi.<stack>.yaml file)")
     preview.add_argument("--format", choices=("text", "json", "manifests"), default="text",
                          help="text summary (default), one JSON document, or Kubernetes manifests as YAML")
+    preview.add_argument("--no-package", dest="package", action="store_false",
+                         help="use the packages already built instead of packaging a team stack's models first")
     preview.add_argument("--project-dir", type=Path, default=None,
                          help="folder with Pulumi.yaml (default: the nearest one above the working directory)")
 
@@ -97,12 +100,28 @@ def _error(console: Console, message: str) -> None:
     console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
 
 
+def _package_for(project: Any, stack: str, err: Console) -> None:
+    """Package (cached) the models a team stack deploys, as `aip package` would before `pulumi up`."""
+    from infra.config.loader import packaged_model_names
+    from infra.serving.catalog import MODEL_HANDLERS, Catalog
+    from infra.serving.package import package_models
+
+    known = set(Catalog(MODEL_HANDLERS).names())
+    names = [n for n in packaged_model_names(project.stack_config(stack).values, project=project.name) if n in known]
+    if names:
+        with err.status(f"packaging {', '.join(names)}…") as status:
+            package_models(names=names, on_progress=lambda model, step: status.update(f"packaging {model}: {step}"))
+
+
 def _preview(args: argparse.Namespace, err: Console) -> int:
     from infra.preview import ProgramError, Project, ProjectError, run_preview
     from infra.preview.render import print_summary, to_json, to_manifests
+    from infra.serving.problems import ServingError
 
     try:
         project = Project.find(args.project_dir)
+        if args.package:
+            _package_for(project, args.stack, err)
         count = 0
         with err.status(f"previewing stack [bold]{args.stack}[/] offline…") as status:
             def progress(record) -> None:
@@ -114,6 +133,9 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
     except ProjectError as exc:
         _error(err, str(exc))
         return EXIT_USAGE
+    except ServingError as exc:
+        _error(err, f"packaging the stack's models failed: {exc}")
+        return EXIT_FAILED
     except ProgramError as exc:
         if isinstance(exc.cause, pulumi.RunError):
             _error(err, str(exc.cause))

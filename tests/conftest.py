@@ -22,7 +22,15 @@ def project() -> Project:
 
 
 @pytest.fixture(scope="session")
-def preview(project: Project) -> Callable[[str], PreviewResult]:
+def packaged_models() -> None:
+    """Every model packaged into build/models (cached across runs), as `aip package` leaves it for a deploy."""
+    from infra.serving.package import package_models
+
+    package_models()
+
+
+@pytest.fixture(scope="session")
+def preview(project: Project, packaged_models: None) -> Callable[[str], PreviewResult]:
     """Offline preview of a shipped stack, computed once per test session."""
     cache: dict[str, PreviewResult] = {}
 

@@ -45,7 +45,8 @@ def test_json_lists_cluster_gpu_pool_key_and_bucket():
     assert {"urn", "type", "name", "parent", "inputs"} <= set(resource)
     gpu = [r for r in document["resources"] if r["inputs"].get("amiType") == "AL2023_x86_64_NVIDIA"]
     assert gpu and {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in gpu[0]["inputs"]["taints"]
-    release = next(r for r in document["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release")
+    release = next(r for r in document["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release"
+                   and r["inputs"]["chart"] == "nvidia-device-plugin")
     assert {"chart", "version", "repositoryOpts", "namespace", "values"} <= set(release["inputs"])
     assert document["outputs"]["clusterName"] == "aip-dev"
 
@@ -122,3 +123,21 @@ def test_malformed_stack_files_exit_2_without_traceback(scratch_project: Path, c
     run = aip("preview", "--stack", "odd", cwd=scratch_project)
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_json_of_a_team_stack_lists_its_inference_services_and_uploaded_archives():
+    run = aip("preview", "--stack", "vision-dev", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    types = [r["type"] for r in json.loads(run.stdout)["resources"]]
+    assert types.count("kubernetes:serving.kserve.io/v1beta1:InferenceService") == 1
+    assert types.count("aws:s3/bucketObjectv2:BucketObjectv2") == 2
+
+
+def test_gpu_pool_of_another_team_is_a_config_error(scratch_project: Path):
+    stack = scratch_project / "stacks" / "Pulumi.vision-prod.yaml"
+    stack.write_text(stack.read_text().replace("gpuPool: inference-l40s", "gpuPool: search-h100"))
+    run = aip("preview", "--stack", "vision-prod", cwd=scratch_project)
+    assert run.returncode == 2
+    assert run.stderr.strip().endswith('ai-platform:models[0].gpuPool = "search-h100": is not a GPU pool of '
+                                       "acme/ai-platform/prod this team may use; allowed: inference-l40s")
+    assert "Traceback" not in run.stderr and "Task was destroyed" not in run.stderr

@@ -82,6 +82,19 @@ def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str) -
     return config
 
 
+def packaged_model_names(values: Mapping[str, str], *, project: str) -> list[str]:
+    """Models of a team stack that deploy from packaged archives (the torchserve runtime).
+
+    Lenient on purpose: it only decides what to package before a preview; the program itself
+    reports whatever is wrong with the entries.
+    """
+    entries = _decode(values.get(f"{project}:models", "[]"))
+    if not isinstance(entries, list):
+        return []
+    return [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)
+            and e.get("runtime", "torchserve") == "torchserve"]
+
+
 def _decode(text: str) -> Any:
     try:
         return json.loads(text)

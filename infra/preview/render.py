@@ -6,6 +6,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
+import pulumi
 import yaml
 from pulumi.runtime.rpc import _special_secret_sig as _SECRET_SIG
 from pulumi.runtime.rpc import _special_sig_key as _SIG_KEY
@@ -31,6 +32,8 @@ def plain(value: Any) -> Any:
         return int(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
+    if isinstance(value, pulumi.FileAsset):
+        return {"fileAsset": value.path}
     return UNKNOWN
 
 

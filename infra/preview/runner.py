@@ -187,12 +187,19 @@ def run_program(program: Callable[[], Any], *, project_name: str, stack: str, co
         runtime_settings.configure(settings)
         set_all_config(dict(config.values), list(config.secret_keys))
         loop = asyncio.new_event_loop()
+        # A failed program leaves registrations that depend on the failure pending; the failure itself
+        # is reported once, as the ProgramError, not again by asyncio for every orphaned task.
+        loop.set_exception_handler(lambda _loop, _context: None)
         asyncio.set_event_loop(loop)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 loop.run_until_complete(run_in_stack(program))
         finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_default_executor())
             asyncio.set_event_loop(None)
             loop.close()

@@ -157,3 +157,26 @@ def test_document_is_json_serialisable(preview):
     from infra.preview.render import to_document
 
     json.dumps(to_document(preview("dev")))
+
+
+def test_team_models_are_uploaded_and_served_on_their_gpu_pool(preview):
+    result = preview("vision-prod")
+    isvc = only(result, "kubernetes:serving.kserve.io/v1beta1:InferenceService").inputs
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert predictor["nodeSelector"] == {"ai-platform.io/gpu-pool": "inference-l40s"}
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"} \
+        in predictor["tolerations"]
+    assert predictor["serviceAccountName"] == "model-serving"
+    uploads = result.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
+    prefix = predictor["model"]["storageUri"].split("/", 3)[3]
+    assert sorted(u.inputs["key"].removeprefix(prefix) for u in uploads) == ["config/config.properties",
+                                                                             "model-store/digits.mar"]
+
+
+def test_dedicated_pool_is_used_by_its_team(preview):
+    predictor = only(preview("search-prod"), "kubernetes:serving.kserve.io/v1beta1:InferenceService").inputs[
+        "spec"]["predictor"]
+    assert predictor["nodeSelector"] == {"ai-platform.io/gpu-pool": "search-h100"}
+    assert {"key": "ai-platform.io/dedicated", "operator": "Equal", "value": "search", "effect": "NoSchedule"} \
+        in predictor["tolerations"]
