@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import sys
 import time
 import traceback
@@ -26,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Runs the program Pulumi.yaml names under the Pulumi SDK's mocks: no cloud account, "
                     "no Pulumi CLI, no network.")
     preview.add_argument("--stack", required=True, help="stack name (a stacks/Pulumi.<stack>.yaml file)")
-    preview.add_argument("--format", choices=("text", "json", "manifests"), default="text",
+    preview.add_argument("--no-policy", dest="policy", action="store_false",
+                         help="skip the policy pack (policies/) that otherwise gates every preview")
+    preview.add_argument("--format", choices=("text", "json", "manifests", "sarif"), default="text",
                          help="text summary (default), one JSON document, or Kubernetes manifests as YAML")
     preview.add_argument("--no-package", dest="package", action="store_false",
                          help="use the packages already built instead of packaging a team stack's models first")
@@ -115,7 +119,8 @@ def _package_for(project: Any, stack: str, err: Console) -> None:
 
 def _preview(args: argparse.Namespace, err: Console) -> int:
     from infra.preview import ProgramError, Project, ProjectError, run_preview
-    from infra.preview.render import print_summary, to_json, to_manifests
+    from infra.preview.policy_render import print_policy_report, to_sarif
+    from infra.preview.render import print_summary, to_document, to_manifests
     from infra.serving.problems import ServingError
 
     try:
@@ -144,13 +149,61 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
         _error(err, f"the program of stack {exc.stack!r} failed:")
         traceback.print_exception(exc.cause, file=sys.stderr)
         return EXIT_FAILED
+    gate = None
+    if args.policy:
+        try:
+            gate = _policy_gate(project, args.stack, result)
+        except (ValueError, OSError) as exc:
+            _error(err, f"policy gate: {exc}")
+            return EXIT_USAGE
     if args.format == "json":
-        sys.stdout.write(to_json(result) + "\n")
+        document = to_document(result)
+        if gate is not None:
+            document["policies"] = gate[0].to_json()
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif args.format == "manifests":
         sys.stdout.write(to_manifests(result))
+    elif args.format == "sarif":
+        if gate is None:
+            _error(err, "--format sarif reports the policy gate; drop --no-policy")
+            return EXIT_USAGE
+        report, policies = gate
+        sys.stdout.write(json.dumps(to_sarif(report, policies, _stack_file(project, args.stack)), indent=2) + "\n")
     else:
-        print_summary(result, Console())
+        console = Console()
+        print_summary(result, console)
+        if gate is not None:
+            print_policy_report(gate[0], console)
+    if gate is not None and gate[0].blocking:
+        names = sorted({v.policy for v in gate[0].blocking})
+        _error(err, f"{len(gate[0].blocking)} mandatory policy violation(s): {', '.join(names)}")
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _stack_file(project: Any, stack: str) -> str:
+    return str(project.stack_path(stack).relative_to(project.root))
+
+
+def _policy_gate(project: Any, stack: str, result: Any) -> tuple[Any, list[Any]]:
+    """The policy pack over the preview, at the enforcement levels of the stack's environment."""
+    from infra.preview.policy_gate import evaluate
+    from policies import registry
+    from policies.registry import ALL_POLICIES, PACK_NAME
+    from policies.waivers import expired_waivers, find_waiver, load_waivers
+
+    # The pack's own folder holds its per-environment config and the waivers, whichever project runs it.
+    pack_dir = Path(registry.__file__).parent
+    environment = project.stack_config(stack).values.get(f"{project.name}:environment", "")
+    config_file = pack_dir / "config" / f"{environment}.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    waivers_file = pack_dir / "waivers.yaml"
+    waivers = load_waivers(waivers_file) if waivers_file.is_file() else []
+    today = datetime.date.today()
+    report = evaluate(result, ALL_POLICIES, pack=PACK_NAME, config=config,
+                      waiver_for=lambda policy, urn: find_waiver(waivers, policy, urn, today))
+    report.expired_waivers = expired_waivers(waivers, today)
+    return report, ALL_POLICIES
 
 
 def _docs(args: argparse.Namespace, err: Console) -> int:

@@ -59,7 +59,7 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
     # Objects without an explicit namespace land in the team's, never in another one.
     provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=platform.require("kubeconfig"), namespace=config.team)
     workspace = TeamWorkspace(prefix, TeamWorkspaceArgs(
-        team=config.team, region=config.region, platform=platform, provider=provider))
+        team=config.team, region=config.region, platform=platform, provider=provider, quota=config.quota))
     pools = platform.require("gpuPools")
     services = {}
     for index, model in enumerate(config.models):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.components.irsa_role import irsa_role
+from infra.config.serving import QuotaConfig
 from infra.iam_policies import TEAMS_PREFIX, prefix_read_policy
 from infra.platform_outputs import PlatformReference
 
@@ -63,6 +64,18 @@ def network_policies() -> dict[str, dict[str, Any]]:
     }
 
 
+def resource_quota(quota: QuotaConfig) -> dict[str, str]:
+    """Hard limits of the namespace, GPUs included, so one team cannot take the whole fleet."""
+    return {"requests.cpu": quota.cpu, "limits.cpu": quota.cpu, "requests.memory": quota.memory,
+            "limits.memory": quota.memory, "requests.nvidia.com/gpu": str(quota.gpu), "pods": str(quota.pods)}
+
+
+def limit_range() -> list[dict[str, Any]]:
+    """Defaults for containers that set no resources (the quota rejects pods without them otherwise)."""
+    return [{"type": "Container", "defaultRequest": {"cpu": "250m", "memory": "256Mi"},
+             "default": {"cpu": "1", "memory": "1Gi"}}]
+
+
 def s3_annotations(region: str) -> dict[str, str]:
     """Tell KServe's storage initializer to read the model store over HTTPS with the pod's IRSA identity.
 
@@ -81,12 +94,14 @@ class TeamWorkspaceArgs:
         region: AWS region of the model store.
         platform: Outputs of the platform stack the team runs on.
         provider: Kubernetes provider whose default namespace is the team's.
+        quota: The namespace's resource quota.
     """
 
     team: str
     region: str
     platform: PlatformReference
     provider: k8s.Provider
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
 
 
 class TeamWorkspace(pulumi.ComponentResource):
@@ -121,6 +136,11 @@ class TeamWorkspace(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
         )
+        in_namespace = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace])
+        k8s.core.v1.ResourceQuota(f"{name}-quota", metadata={"name": "team-quota", "namespace": args.team},
+                                  spec={"hard": resource_quota(args.quota)}, opts=in_namespace)
+        k8s.core.v1.LimitRange(f"{name}-limits", metadata={"name": "container-defaults", "namespace": args.team},
+                               spec={"limits": limit_range()}, opts=in_namespace)
         for policy, spec in network_policies().items():
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy}", metadata={"name": policy, "namespace": args.team}, spec=spec,

@@ -20,7 +20,7 @@ STACK_CONFIG_DIR = "stacks"
 DECLARED_KEYS = ("environment", "costCenter", "dataClassification", "team", "platformStack")
 # Structured keys; Pulumi's project schema cannot type objects, so the models do.
 PLATFORM_KEYS = ("network", "cluster", "gpuPools", "modelStore")
-TEAM_KEYS = ("models",)
+TEAM_KEYS = ("quota", "models")
 STRUCTURED_KEYS = PLATFORM_KEYS + TEAM_KEYS
 ALL_KEYS = DECLARED_KEYS + STRUCTURED_KEYS
 _INTERNAL_FIELDS = {"project", "stack", "kind"}

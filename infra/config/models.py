@@ -31,7 +31,7 @@ from infra.config.fields import (
     TeamName,
     VpcId,
 )
-from infra.config.serving import ModelDeployment, unique_names
+from infra.config.serving import ModelDeployment, QuotaConfig, unique_names
 from infra.versions import DEFAULT_EKS_VERSION
 
 Environment = Literal["dev", "staging", "prod"]
@@ -250,11 +250,17 @@ class TeamConfig(_Common):
     kind: Literal["team"] = "team"
     team: TeamName
     platform_stack: StackReferenceName
+    quota: QuotaConfig = Field(default_factory=QuotaConfig, description="The namespace's resource quota.")
     models: tuple[ModelDeployment, ...] = Field(default=(), description="Models the team serves.")
 
     @field_validator("models")
     @classmethod
-    def _unique_models(cls, value: tuple[ModelDeployment, ...]) -> tuple[ModelDeployment, ...]:
+    def _models_fit_the_quota(cls, value: tuple[ModelDeployment, ...],
+                              info: ValidationInfo) -> tuple[ModelDeployment, ...]:
+        quota = info.data.get("quota")
+        gpus = sum(m.resources.gpu * m.max_replicas for m in value)
+        if quota is not None and gpus > quota.gpu:
+            raise ValueError(f"need up to {gpus} GPUs at maxReplicas, more than quota.gpu ({quota.gpu})")
         return unique_names(value)
 
     @field_validator("platform_stack")

@@ -54,6 +54,15 @@ class ModelResources(FrozenModel):
     gpu: StrictInt = Field(default=0, ge=0, le=8, description="NVIDIA GPUs per replica (needs `gpuPool`).")
 
 
+class QuotaConfig(FrozenModel):
+    """What all of a team's pods together may request in its namespace (a ResourceQuota)."""
+
+    cpu: Annotated[StrictStr, AfterValidator(_cpu)] = Field(default="32", description="CPU requests and limits.")
+    memory: Annotated[StrictStr, AfterValidator(_memory)] = Field(default="128Gi", description="Memory.")
+    gpu: StrictInt = Field(default=4, ge=0, le=512, description="NVIDIA GPUs (requests.nvidia.com/gpu).")
+    pods: StrictInt = Field(default=50, ge=1, le=5000, description="Pods.")
+
+
 class CanaryConfig(FrozenModel):
     """Roll the newly packaged version out to part of the traffic; the rest stays on `stableVersion`."""
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.config import set_all_config
@@ -33,6 +34,10 @@ class ResourceRecord:
     custom: bool
     inputs: dict[str, Any]
     options: dict[str, Any]
+    # As the engine holds them: what a policy pack is given (inputs to resource policies, outputs to
+    # stack policies).
+    input_struct: struct_pb2.Struct = field(default_factory=struct_pb2.Struct, repr=False, compare=False)
+    output_struct: struct_pb2.Struct = field(default_factory=struct_pb2.Struct, repr=False, compare=False)
 
 
 @dataclass
@@ -69,16 +74,20 @@ class _RecordingMonitor(MockMonitor):
         self.stack_outputs: dict[str, Any] = {}
         self._on_resource = on_resource
 
-    def _record(self, request: Any, urn: str, read: bool) -> None:
-        inputs = rpc.deserialize_properties(request.properties if read else request.object)
+    def _record(self, request: Any, response: Any, read: bool) -> None:
+        urn = response.urn
+        raw = request.properties if read else request.object
+        inputs = rpc.deserialize_properties(raw)
         options = {"protect": getattr(request, "protect", False),
                    "retainOnDelete": getattr(request, "retainOnDelete", False),
                    "provider": request.provider or None,
                    "dependsOn": list(getattr(request, "dependencies", []) or []),
                    "ignoreChanges": list(getattr(request, "ignoreChanges", []) or []),
                    "read": read}
+        outputs = response.properties if read else response.object
         record = ResourceRecord(urn=urn, type=request.type, name=request.name, parent=request.parent or "",
-                                custom=bool(getattr(request, "custom", True)), inputs=inputs, options=options)
+                                custom=bool(getattr(request, "custom", True)), inputs=inputs, options=options,
+                                input_struct=raw, output_struct=outputs)
         self.records.append(record)
         if self._on_resource:
             self._on_resource(record)
@@ -86,12 +95,12 @@ class _RecordingMonitor(MockMonitor):
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            self._record(request, response.urn, read=False)
+            self._record(request, response, read=False)
         return response
 
     def ReadResource(self, request):
         response = super().ReadResource(request)
-        self._record(request, response.urn, read=True)
+        self._record(request, response, read=True)
         return response
 
     def RegisterResourceOutputs(self, request):

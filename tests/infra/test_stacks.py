@@ -121,6 +121,7 @@ def test_prod_has_a_nat_gateway_per_az_and_protected_buckets(preview):
 TEAM_TYPES = {"ai-platform:team:TeamWorkspace", "pulumi:pulumi:StackReference", "pulumi:providers:kubernetes",
               "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ServiceAccount", "aws:iam/role:Role",
               "aws:iam/rolePolicy:RolePolicy", "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+              "kubernetes:core/v1:ResourceQuota", "kubernetes:core/v1:LimitRange",
               "ai-platform:serving:ModelService", "aws:s3/bucketObjectv2:BucketObjectv2",
               "kubernetes:serving.kserve.io/v1beta1:InferenceService"}
 

@@ -1,0 +1,117 @@
+"""The offline policy gate in `aip preview`: JSON, SARIF, exit codes, waivers, non-compliant inputs blocked."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.preview.policy_gate import evaluate
+from infra.preview.project import StackConfig
+from infra.preview.runner import run_program
+from policies.registry import ALL_POLICIES, PACK_NAME
+from policies.waivers import Waiver, find_waiver
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "programs"
+pytestmark = pytest.mark.integration
+
+
+def aip(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def program_project(tmp_path: Path, program: str) -> Path:
+    """A prod project whose program is one of the deliberately non-compliant fixtures."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["main"] = str(FIXTURES / program)
+    project.pop("config")
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.prod.yaml").write_text(
+        "config:\n  aws:region: us-east-1\n  ai-platform:environment: prod\n")
+    return tmp_path
+
+
+def test_prod_has_the_policies_key_and_no_mandatory_violation():
+    run = aip("preview", "--stack", "prod", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    policies = json.loads(run.stdout)["policies"]
+    assert policies["pack"] == PACK_NAME
+    assert [v for v in policies["violations"] if v["enforcement"] == "mandatory"] == []
+    assert set(policies) >= {"violations", "waived", "expiredWaivers"}
+
+
+@pytest.mark.parametrize(("program", "policy"), [
+    ("unencrypted_bucket", "aws-s3-bucket-sse-kms"),
+    ("isvc_without_limits", "kubernetes-kserve-inferenceservice-resources"),
+])
+def test_non_compliant_programs_are_blocked_naming_the_policy(tmp_path, program, policy):
+    run = aip("preview", "--stack", "prod", cwd=program_project(tmp_path, program))
+    assert run.returncode == 1
+    assert policy in run.stdout and policy in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_public_endpoint_without_allowlist_is_blocked_as_config(tmp_path):
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["main"] = str(ROOT / "infra")
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    stack = tmp_path / "stacks" / "Pulumi.prod.yaml"
+    stack.write_text(stack.read_text().replace('    version: "1.34"',
+                                               '    version: "1.34"\n    endpointPublicAccess: true'))
+    run = aip("preview", "--stack", "prod", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "ai-platform:cluster.publicAccessCidrs" in run.stderr
+
+
+def test_sarif_is_a_sarif_2_1_0_log_with_a_rule_per_policy(tmp_path):
+    run = aip("preview", "--stack", "prod", "--format", "sarif", cwd=program_project(tmp_path, "unencrypted_bucket"))
+    assert run.returncode == 1
+    log = json.loads(run.stdout)
+    assert log["version"] == "2.1.0" and log["$schema"].endswith("sarif-2.1.0.json")
+    driver = log["runs"][0]["tool"]["driver"]
+    rule_ids = [r["id"] for r in driver["rules"]]
+    assert driver["name"] == PACK_NAME and len(rule_ids) == len(ALL_POLICIES)
+    results = log["runs"][0]["results"]
+    assert results and all(r["ruleId"] == rule_ids[r["ruleIndex"]] for r in results)
+    assert all(r["level"] in {"error", "warning", "note"} and r["message"]["text"] for r in results)
+    assert all(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "stacks/Pulumi.prod.yaml"
+               for r in results)
+
+
+def bucket_program_report(waiver: Waiver | None, today: datetime.date):
+    result = run_program(lambda: __import__("runpy").run_path(str(FIXTURES / "unencrypted_bucket")),
+                         project_name="ai-platform", stack="prod",
+                         config=StackConfig(values={"aws:region": "us-east-1"}))
+    config = json.loads((ROOT / "policies" / "config" / "prod.json").read_text())
+    waivers = [waiver] if waiver else []
+    return evaluate(result, ALL_POLICIES, pack=PACK_NAME, config=config,
+                    waiver_for=lambda policy, urn: find_waiver(waivers, policy, urn, today))
+
+
+def test_a_valid_waiver_suppresses_and_an_expired_one_does_not():
+    today = datetime.date(2026, 11, 28)
+    waiver = Waiver(policy="aws-s3-bucket-sse-kms", reason="migration", expires=datetime.date(2026, 12, 31),
+                    approved_by="security@example.com", name="unencrypted")
+    unwaived = bucket_program_report(None, today)
+    assert "aws-s3-bucket-sse-kms" in {v.policy for v in unwaived.blocking}
+    waived = bucket_program_report(waiver, today)
+    assert "aws-s3-bucket-sse-kms" not in {v.policy for v in waived.violations}
+    assert [v.policy for v, _ in waived.waived] == ["aws-s3-bucket-sse-kms"]
+    expired = bucket_program_report(waiver, datetime.date(2027, 1, 1))
+    assert "aws-s3-bucket-sse-kms" in {v.policy for v in expired.blocking}
+
+
+def test_no_policy_skips_the_gate(tmp_path):
+    run = aip("preview", "--stack", "prod", "--no-policy", "--format", "json",
+              cwd=program_project(tmp_path, "unencrypted_bucket"))
+    assert run.returncode == 0 and "policies" not in json.loads(run.stdout)
