@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.aws_context import AwsContext
+from infra.components.admission_policies import AdmissionPolicies, AdmissionPoliciesArgs
 from infra.components.block_storage import BlockStorage, BlockStorageArgs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
@@ -67,6 +68,8 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         oidc_issuer_url=cluster.oidc_issuer_url, volume_key_arn=keys["volumes"].arn,
         provider=cluster.provider, aws=ctx))
     KServe(f"{prefix}-kserve", KServeArgs(region=config.region, provider=cluster.provider))
+    AdmissionPolicies(f"{prefix}-admission", AdmissionPoliciesArgs(
+        approved_registries=config.cluster.approved_registries, provider=cluster.provider))
     store = ModelStore(f"{prefix}-model-store", ModelStoreArgs(
         config=config.model_store, kms_key_arn=keys["models"].arn, aws=ctx))
     return {

@@ -131,6 +131,10 @@ class ClusterConfig(FrozenModel):
     private_access_cidrs: tuple[Cidr, ...] = Field(
         default=(), description="Private networks (VPN, CI runners' VPC) that may reach the private endpoint (443).")
     log_retention_days: StrictInt = Field(default=90, description="Retention of control-plane logs (days).")
+    approved_registries: tuple[StrictStr, ...] = Field(
+        default=("docker.io/pytorch/", "pytorch/", "docker.io/kserve/", "kserve/", "ghcr.io/kserve/",
+                 "public.ecr.aws/", "nvcr.io/nvidia/", "registry.k8s.io/"), min_length=1,
+        description="Image prefixes pods in team namespaces may use (the account's ECR is always allowed).")
     system_nodes: SystemNodesConfig = Field(default_factory=SystemNodesConfig, description="System node group.")
 
     @field_validator("public_access_cidrs")

@@ -1,0 +1,95 @@
+"""In-cluster guardrails for what Pulumi does not create: ValidatingAdmissionPolicies on team namespaces.
+
+Kubernetes-native (admissionregistration.k8s.io/v1, CEL), so no extra controller runs. They judge
+every pod in a team namespace, whoever creates it: KServe's Deployments, a kubectl user, a CI job.
+https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+TEAM_LABEL = "ai-platform.io/team"
+# Private ECR registries of any account and region.
+ECR_PATTERN = r"^[0-9]{12}[.]dkr[.]ecr[.][a-z0-9-]+[.]amazonaws[.]com/"
+_ALL_CONTAINERS = ("object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : [])"
+                   " + (has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers : [])")
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "\\'") + "'" for v in values) + "]"
+
+
+def policy_validations(approved_registries: tuple[str, ...]) -> dict[str, list[dict[str, str]]]:
+    """Each policy's CEL checks with the message a rejected user sees."""
+    registries = _cel_list(approved_registries)
+    return {
+        "aip-approved-registries": [{
+            "expression": f"({_ALL_CONTAINERS}).all(c, {registries}.exists(r, c.image.startsWith(r)) "
+                          f"|| c.image.matches('{ECR_PATTERN}'))",
+            "message": f"images must come from an approved registry ({', '.join(approved_registries)}, or ECR)"}],
+        "aip-resource-limits": [{
+            "expression": "object.spec.containers.all(c, has(c.resources) && has(c.resources.limits) && "
+                          "'cpu' in c.resources.limits && 'memory' in c.resources.limits)",
+            "message": "every container must set cpu and memory limits"}],
+        "aip-no-privileged-pods": [
+            {"expression": f"({_ALL_CONTAINERS}).all(c, !has(c.securityContext) || "
+                           "((!has(c.securityContext.privileged) || !c.securityContext.privileged) && "
+                           "(!has(c.securityContext.capabilities) || !has(c.securityContext.capabilities.add) || "
+                           "c.securityContext.capabilities.add.size() == 0)))",
+             "message": "containers may not be privileged or add capabilities"},
+            {"expression": "!has(object.spec.volumes) || object.spec.volumes.all(v, !has(v.hostPath))",
+             "message": "hostPath volumes are not allowed"},
+            {"expression": "!(has(object.spec.hostNetwork) && object.spec.hostNetwork) && "
+                           "!(has(object.spec.hostPID) && object.spec.hostPID) && "
+                           "!(has(object.spec.hostIPC) && object.spec.hostIPC)",
+             "message": "host namespaces (network, PID, IPC) are not allowed"},
+        ],
+    }
+
+
+def policy_spec(validations: list[dict[str, str]]) -> dict[str, Any]:
+    return {"failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                    "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}]},
+            "validations": validations}
+
+
+def binding_spec(policy: str) -> dict[str, Any]:
+    """Deny in every team namespace (labelled with a team other than the platform)."""
+    return {"policyName": policy, "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchExpressions": [
+                {"key": TEAM_LABEL, "operator": "Exists"},
+                {"key": TEAM_LABEL, "operator": "NotIn", "values": ["platform"]}]}}}
+
+
+@dataclass(frozen=True)
+class AdmissionPoliciesArgs:
+    """Args of :class:`AdmissionPolicies`.
+
+    Attributes:
+        approved_registries: Image prefixes team pods may pull from.
+        provider: Kubernetes provider of the cluster.
+    """
+
+    approved_registries: tuple[str, ...]
+    provider: k8s.Provider
+
+
+class AdmissionPolicies(pulumi.ComponentResource):
+    """Approved registries, resource limits and no privileged pods, enforced in team namespaces."""
+
+    def __init__(self, name: str, args: AdmissionPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-platform:guardrails:AdmissionPolicies", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        for policy, validations in policy_validations(args.approved_registries).items():
+            created = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+                f"{name}-{policy}", metadata={"name": policy}, spec=policy_spec(validations), opts=k8s_opts)
+            k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+                f"{name}-{policy}-binding", metadata={"name": policy}, spec=binding_spec(policy),
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[created])))
+        self.register_outputs({})
