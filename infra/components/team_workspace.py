@@ -42,17 +42,23 @@ INFERENCE_PORT, METRICS_PORTS = 8080, (8080, 8082)
 
 
 def network_policies() -> dict[str, dict[str, Any]]:
-    """Ingress is denied by default; only callers of the models and Prometheus get in.
+    """Everything is denied by default; callers of the models and Prometheus get in, DNS and HTTPS get out.
 
     Serving relies on this: TorchServe's own listeners stay on the pod's loopback, its token
-    authorization is off behind KServe, and nothing outside these rules reaches the pods.
+    authorization is off behind KServe, and nothing outside these rules reaches the pods. Egress is
+    DNS and HTTPS only (the model store, STS for IRSA).
     https://kubernetes.io/docs/concepts/services-networking/network-policies/
     """
-    def ports(*numbers: int) -> list[dict[str, Any]]:
-        return [{"protocol": "TCP", "port": n} for n in numbers]
+    def ports(*numbers: int, protocol: str = "TCP") -> list[dict[str, Any]]:
+        return [{"protocol": protocol, "port": n} for n in numbers]
 
     return {
-        "default-deny-ingress": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        "allow-dns": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": ports(53, protocol="UDP") + ports(53)}]},
+        "allow-https-egress": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": ports(443)}]},
         "allow-inference": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{
             "from": [{"podSelector": {}},
                      {"namespaceSelector": {"matchLabels": {GATEWAY_LABEL: "true"}}}],

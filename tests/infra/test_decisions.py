@@ -186,7 +186,9 @@ def test_team_namespace_denies_ingress_except_callers_and_prometheus():
     from infra.components.team_workspace import network_policies
 
     policies = network_policies()
-    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    assert policies["allow-dns"]["egress"][0]["ports"] == [{"protocol": "UDP", "port": 53},
+                                                          {"protocol": "TCP", "port": 53}]
     inference = policies["allow-inference"]["ingress"][0]
     assert inference["ports"] == [{"protocol": "TCP", "port": 8080}]
     scrape = policies["allow-metrics-scrape"]["ingress"][0]
