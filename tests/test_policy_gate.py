@@ -115,3 +115,25 @@ def test_no_policy_skips_the_gate(tmp_path):
     run = aip("preview", "--stack", "prod", "--no-policy", "--format", "json",
               cwd=program_project(tmp_path, "unencrypted_bucket"))
     assert run.returncode == 0 and "policies" not in json.loads(run.stdout)
+
+
+STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_shipped_stack_passes_the_gate_as_ci_runs_it(stack):
+    run = aip("preview", "--stack", stack, "--format", "sarif")
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)["runs"][0]["results"]
+    assert [r for r in results if r["level"] == "error"] == []
+
+
+def test_the_workflow_runs_make_test_and_the_gate_for_every_stack():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "policy-gate.yml").read_text())
+    offline = [step.get("run") for step in workflow["jobs"]["offline"]["steps"]]
+    assert "make test" in offline and "make gate" in offline
+    assert "aip preview --stack $$stack --format sarif" in (ROOT / "Makefile").read_text()
+    matrix = workflow["jobs"]["pulumi-preview"]["strategy"]["matrix"]["include"]
+    assert sorted(m["stack"] for m in matrix) == STACKS
+    for entry in matrix:
+        assert (ROOT / "policies" / "config" / f"{entry['environment']}.json").is_file()
