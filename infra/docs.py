@@ -104,6 +104,21 @@ def versions_table() -> str:
     return "\n".join(lines)
 
 
+def policies_table() -> str:
+    """One row per policy of the pack: what it checks, how severe, which frameworks it maps to."""
+    from pulumi_policy import StackValidationPolicy
+
+    from infra.preview.policy_gate import frameworks_of
+    from policies.registry import ALL_POLICIES
+
+    lines = ["| policy | severity | scope | frameworks | checks |", "| --- | --- | --- | --- | --- |"]
+    for p in sorted(ALL_POLICIES, key=lambda p: p.name):
+        scope = "stack" if isinstance(p, StackValidationPolicy) else "resource"
+        severity = p.severity.value if p.severity is not None else ""
+        lines.append(f"| `{p.name}` | {severity} | {scope} | {', '.join(frameworks_of(p))} | {p.description} |")
+    return "\n".join(lines)
+
+
 def _replace(text: str, name: str, body: str) -> str:
     start, end = MARK.format(name=name, edge="start"), MARK.format(name=name, edge="end")
     head, found, rest = text.partition(start)
@@ -117,6 +132,7 @@ def update_readme(readme: Path, project: Any, *, check: bool = False) -> bool:
     text = readme.read_text()
     new = _replace(text, "config-reference", config_reference(project.declared_config))
     new = _replace(new, "versions", versions_table())
+    new = _replace(new, "policies", policies_table())
     if new != text and not check:
         readme.write_text(new)
     return new != text
