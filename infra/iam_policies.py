@@ -103,6 +103,10 @@ def prefix_read_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) 
     return _doc(
         {"Sid": "ListTeamPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
          "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}},
+        # KServe's storage initializer calls HeadBucket first, which is s3:ListBucket without a prefix.
+        # The same grant lets an unprefixed listing through: key names of other teams, never contents.
+        {"Sid": "HeadModelBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+         "Condition": {"Null": {"s3:prefix": "true"}}},
         {"Sid": "ReadTeamObjects", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
          "Resource": f"{bucket_arn}/{prefix}*"},
         {"Sid": "DecryptThroughS3", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn,

@@ -66,7 +66,8 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
         pool = pools.apply(lambda p, i=index, m=model: allowed_pool(config, i, m, p)) if model.gpu_pool else None
         services[model.name] = ModelService(f"{prefix}-{model.name}", ModelServiceArgs(
             team=config.team, model=model, package=packages.get(model.name),
-            bucket=platform.require("modelStoreBucket"), team_prefix=workspace.model_prefix, pool=pool,
+            bucket=platform.require("modelStoreBucket"), kms_key_arn=platform.require("modelStoreKmsKeyArn"),
+            team_prefix=workspace.model_prefix, pool=pool,
             provider=provider), opts=pulumi.ResourceOptions(depends_on=[workspace]))
     return {
         "models": {name: service.storage_uri for name, service in services.items()},

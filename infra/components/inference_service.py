@@ -75,7 +75,8 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
         spec["containers"] = [{
             "name": "kserve-container",
             "image": model.image,
-            "args": ["--model-name", model.name, "--http-port", "8080"],
+            # `args` replaces the image's CMD: repeat where model-handlers/<model>/Dockerfile puts the weights.
+            "args": ["--model-name", model.name, "--model-dir", f"/models/{model.name}", "--http-port", "8080"],
             "ports": [{"containerPort": 8080, "protocol": "TCP"}],
             "resources": _resources(model),
             "securityContext": restricted_security_context(),
@@ -115,6 +116,7 @@ class ModelServiceArgs:
         model: The model's entry in the team config.
         package: The packaged artifacts (only for the torchserve runtime).
         bucket: Model store bucket name.
+        kms_key_arn: The model store's customer key.
         team_prefix: The team's prefix in the model store.
         pool: The platform's contract for the GPU pool (None for CPU models).
         provider: Kubernetes provider of the team stack.
@@ -124,6 +126,7 @@ class ModelServiceArgs:
     model: ModelDeployment
     package: PackagedModel | None
     bucket: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
     team_prefix: str
     pool: pulumi.Input[dict[str, Any]] | None
     provider: k8s.Provider
@@ -148,7 +151,10 @@ class ModelService(pulumi.ComponentResource):
                     key=prefix + relative,
                     source=pulumi.FileAsset(str(path)),
                     source_hash=args.package.sha256.get(relative),
+                    # The platform's key, as the bucket default; without a key id S3 would use aws/s3.
                     server_side_encryption="aws:kms",
+                    kms_key_id=args.kms_key_arn,
+                    bucket_key_enabled=True,
                     # Older versions stay in the store: rollbacks and canaries point at them.
                     opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
                 ))

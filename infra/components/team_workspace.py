@@ -59,6 +59,8 @@ def network_policies() -> dict[str, dict[str, Any]]:
                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
             "ports": ports(53, protocol="UDP") + ports(53)}]},
         "allow-https-egress": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": ports(443)}]},
+        "allow-inference-egress": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+            "to": [{"podSelector": {}}], "ports": ports(INFERENCE_PORT)}]},
         "allow-inference": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{
             "from": [{"podSelector": {}},
                      {"namespaceSelector": {"matchLabels": {GATEWAY_LABEL: "true"}}}],

@@ -140,6 +140,8 @@ def test_prefix_read_policy_is_read_only_and_scoped():
     policy = iam_policies.prefix_read_policy("arn:aws:s3:::models", "teams/vision/", "arn:key", "us-east-1")
     actions = [a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     assert set(actions) == {"s3:ListBucket", "s3:GetObject", "s3:GetObjectVersion", "kms:Decrypt"}
+    head = next(s for s in policy["Statement"] if s["Sid"] == "HeadModelBucket")
+    assert head["Condition"] == {"Null": {"s3:prefix": "true"}} and head["Resource"] == "arn:aws:s3:::models"
     resources = {s["Sid"]: s["Resource"] for s in policy["Statement"]}
     assert resources["ReadTeamObjects"] == "arn:aws:s3:::models/teams/vision/*"
     assert policy["Statement"][0]["Condition"]["StringLike"]["s3:prefix"] == ["teams/vision/", "teams/vision/*"]

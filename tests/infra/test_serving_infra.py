@@ -77,6 +77,8 @@ def test_kserve_runtime_runs_the_teams_image_non_root():
     model = deployment(runtime="kserve", protocol="v2", image="registry.example.com/vision/digits:1.4.2")
     container = inference_service_manifest("vision", model, None, None, None)["spec"]["predictor"]["containers"][0]
     assert container["image"] == "registry.example.com/vision/digits:1.4.2"
+    # The image's CMD names the weights folder; args replace CMD, so they must name it too.
+    assert container["args"][container["args"].index("--model-dir") + 1] == "/models/digits"
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
@@ -171,6 +173,7 @@ def test_model_service_uploads_content_addressed_archives_and_keeps_old_ones(run
 
     def build():
         ModelService("svc", ModelServiceArgs(team="vision", model=deployment(), package=package, bucket="models",
+                                             kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/models",
                                              team_prefix="teams/vision/", pool=None,
                                              provider=k8s.Provider("k8s", kubeconfig="{}")))
 
@@ -180,6 +183,7 @@ def test_model_service_uploads_content_addressed_archives_and_keeps_old_ones(run
     assert sorted(u.inputs["key"] for u in uploads) == [prefix + "config/config.properties",
                                                          prefix + "model-store/digits.mar"]
     assert all(u.options["retainOnDelete"] and u.inputs["serverSideEncryption"] == "aws:kms" for u in uploads)
+    assert {u.inputs["kmsKeyId"] for u in uploads} == {"arn:aws:kms:us-east-1:123456789012:key/models"}
     assert {u.inputs["sourceHash"] for u in uploads} == {"a" * 64, "b" * 64}
     isvc = only(result, "kubernetes:serving.kserve.io/v1beta1:InferenceService")
     assert isvc.inputs["spec"]["predictor"]["model"]["storageUri"] == f"s3://models/{prefix}"

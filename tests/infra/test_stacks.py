@@ -141,7 +141,8 @@ def test_team_stack_touches_only_its_own_resources(preview, stack):
     trust = policy_of(only(result, "aws:iam/role:Role"), "assumeRolePolicy")
     subject = next(iter(trust["Statement"][0]["Condition"]["StringEquals"].values()))
     assert subject == f"system:serviceaccount:{team}:model-serving"
-    reads = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))["Statement"][1]["Resource"]
+    statements = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))["Statement"]
+    reads = next(s["Resource"] for s in statements if s["Sid"] == "ReadTeamObjects")
     assert reads.endswith(f"/teams/{team}/*")
 
 
