@@ -5,7 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install preview test gate lint docs benchmark-preview clean
+.PHONY: install preview test gate crds lint docs benchmark-preview clean
+
+# Upstream CRD schemas the custom resources are validated against (`make crds` fetches them).
+export AIP_CRDS_DIR ?= $(wildcard $(CURDIR)/build/crds)
+KSERVE_CRDS := https://raw.githubusercontent.com/kserve/kserve/aaac4e294dae2c7b1aa1886447793f3aa1c30912/config/crd/full
+PROM_CRDS := https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/6adcebc5076c34f4f55f8f5f7b1e528929373ac7/example/prometheus-operator-crd
+ECK_CRDS := https://raw.githubusercontent.com/elastic/cloud-on-k8s/7b93383d8ec1569ba99bdf9e59ad70a813fe99f8/config/crds/v1/resources
 
 install: $(STAMP)
 
@@ -33,6 +39,15 @@ gate: install
 	  stack=$${file#stacks/Pulumi.}; stack=$${stack%.yaml}; \
 	  $(BIN)/aip preview --stack $$stack --format sarif > build/policy/$$stack.sarif; \
 	done
+
+crds:
+	mkdir -p build/crds
+	cd build/crds && for crd in inferenceservices servingruntimes clusterservingruntimes; do \
+	  curl -fsSLO $(KSERVE_CRDS)/serving.kserve.io_$$crd.yaml; done
+	cd build/crds && for crd in prometheusrules servicemonitors podmonitors; do \
+	  curl -fsSLO $(PROM_CRDS)/monitoring.coreos.com_$$crd.yaml; done
+	cd build/crds && curl -fsSLO $(ECK_CRDS)/elasticsearch.k8s.elastic.co_elasticsearches.yaml \
+	  -O $(ECK_CRDS)/kibana.k8s.elastic.co_kibanas.yaml -O $(ECK_CRDS)/beat.k8s.elastic.co_beats.yaml
 
 lint: install
 	$(BIN)/ruff check .

@@ -106,6 +106,15 @@ VPC_CNI = EksAddon(
     docs="https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html",
 )
 
-HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, CERT_MANAGER, KSERVE_CRD, KSERVE)
+# Resource metrics for the HPAs KServe creates in Standard mode (EKS does not run it by default).
+METRICS_SERVER = HelmChart(
+    chart="metrics-server",
+    version="3.12.2",
+    repository="https://kubernetes-sigs.github.io/metrics-server/",
+    docs="https://docs.aws.amazon.com/eks/latest/userguide/metrics-server.html",
+)
+
+HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, METRICS_SERVER, CERT_MANAGER,
+                                      KSERVE_CRD, KSERVE)
 SERVING_RUNTIMES: tuple[ServingRuntimeImage, ...] = (TORCHSERVE_RUNTIME,)
 EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER, VPC_CNI)

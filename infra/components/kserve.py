@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from infra.components.inference_service import METRICS_PORT, restricted_security_context
 from infra.helm import release_args
 from infra.serving.config_properties import TORCHSERVE_PROTOCOLS
-from infra.versions import CERT_MANAGER, KSERVE, KSERVE_CRD, TORCHSERVE_RUNTIME
+from infra.versions import CERT_MANAGER, KSERVE, KSERVE_CRD, METRICS_SERVER, TORCHSERVE_RUNTIME
 
 KSERVE_NAMESPACE = "kserve"
 CERT_MANAGER_NAMESPACE = "cert-manager"
@@ -75,7 +75,8 @@ class KServeArgs:
 
 
 class KServe(pulumi.ComponentResource):
-    """cert-manager, KServe's CRDs and controller as pinned Helm releases, and the TorchServe runtime."""
+    """cert-manager, metrics-server, KServe's CRDs and controller as pinned Helm releases, and the
+    TorchServe runtime."""
 
     runtime_name: str
 
@@ -88,6 +89,10 @@ class KServe(pulumi.ComponentResource):
         crds = k8s.helm.v3.Release(
             f"{name}-crds", name="kserve-crd", namespace=KSERVE_NAMESPACE, create_namespace=True, atomic=True,
             opts=k8s_opts, **release_args(KSERVE_CRD))
+        # KServe's Standard mode scales predictors with HPAs, which read resource metrics from here.
+        k8s.helm.v3.Release(
+            f"{name}-metrics-server", name="metrics-server", namespace="kube-system", atomic=True,
+            values={"priorityClassName": "system-cluster-critical"}, opts=k8s_opts, **release_args(METRICS_SERVER))
         controller = k8s.helm.v3.Release(
             f"{name}-controller", name="kserve", namespace=KSERVE_NAMESPACE, values=kserve_values(args.region),
             atomic=True, opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(

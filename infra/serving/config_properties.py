@@ -1,16 +1,16 @@
-"""TorchServe's `config.properties` for KServe's `kserve-torchserve` runtime, as a pure function.
+"""TorchServe's `config.properties` for the platform's TorchServe ClusterServingRuntime, as a pure function.
 
-The runtime starts `torchserve --start --model-store=/mnt/models/model-store
---ts-config=/mnt/models/config/config.properties` in the `pytorch/torchserve-kfs` image, whose entry
-point then runs the KServe wrapper (`kubernetes/kserve/kserve_wrapper` in pytorch/serve) in the same
-container. The wrapper:
-- serves KServe's REST API on :8080 and gRPC on :8081, so TorchServe must use neither port;
-- reads `inference_address`, `management_address`, `grpc_inference_port`, `model_store` and the
-  model names of `model_snapshot` from this file with a naive `key=value` split (no escapes);
-- forwards `/v1/models/<m>:predict` and `/v2/models/<m>/infer` bodies unchanged to TorchServe's
-  KServe-compatible routes on `inference_address`, and decides readiness with
-  `GET <management_address>/models/<m>` (workers READY). It sends no Authorization header.
-Prometheus scrapes TorchServe's metrics listener (:8082, the runtime's `prometheus.kserve.io/port`).
+The runtime runs TorchServe itself, without KServe's `torchserve-kfs` wrapper:
+`torchserve --start --foreground --model-store=/mnt/models/model-store
+--ts-config=/mnt/models/config/config.properties` (`MODEL_STORE`, `CONFIG_PATH`), container port 8080
+(`CLUSTER_INFERENCE_PORT`), readiness `GET /ping` on that port. TorchServe's inference listener serves
+both `POST /predictions/<m>` and KServe's v1 route `POST /v1/models/<m>:predict` there. The wrapper
+(kserve 0.13 inside the image) is not used: it turns every TorchServe 4xx into a 500 and re-encodes
+response bodies.
+- Inference listens on every interface (the pod network, behind the team namespace's default-deny
+  NetworkPolicies); management and gRPC on loopback only; metrics on every interface, port 8082
+  (`CLUSTER_METRICS_PORT`), for Prometheus.
+- Token authorization is off in the cluster (see `cluster_settings`).
 
 Every key emitted exists in TorchServe 0.12 (`ConfigManager`, or `vmargs` read by the `torchserve`
 launcher); `TORCHSERVE_KEYS` lists them and a test keeps the two in step.
@@ -24,8 +24,20 @@ from dataclasses import dataclass
 
 from infra.serving.catalog import ModelConfig
 
-# Where the KServe storage initializer puts the storageUri's content in the predictor container.
-CLUSTER_MODEL_STORE = "/mnt/models/model-store"
+# Where the KServe storage initializer puts the storageUri's content in the predictor container, and the
+# two paths of it that the runtime's command names (`aip package` writes `<model>/model-store/<model>.mar`
+# and `<model>/config/config.properties`, infra.serving.manifest).
+STORAGE_MOUNT = "/mnt/models"
+MODEL_STORE = f"{STORAGE_MOUNT}/model-store"
+CONFIG_PATH = f"{STORAGE_MOUNT}/config/config.properties"
+
+# The ports the runtime spec needs: the container port (inference, KServe's Service targets it, readiness
+# `GET /ping`) and Prometheus' scrape port. Management and gRPC stay on loopback and are not container ports.
+CLUSTER_INFERENCE_PORT = 8080
+CLUSTER_MANAGEMENT_PORT = 8081
+CLUSTER_METRICS_PORT = 8082
+CLUSTER_GRPC_INFERENCE_PORT = 7070
+CLUSTER_GRPC_MANAGEMENT_PORT = 7071
 
 # KServe protocols an InferenceService on this runtime can speak. No `service_envelope` is set, so
 # TorchServe hands request bodies to our handlers unchanged, and they decode the v1 body themselves (this
@@ -51,9 +63,11 @@ class Listeners:
     """Where TorchServe listens.
 
     Attributes:
-        host: Host of the inference and management REST listeners.
+        inference_host: Host of the inference REST listener.
         inference_port: Inference API (`/predictions/<m>`, `/v1/models/<m>:predict`, `/ping`).
-        management_port: Management API; may equal `inference_port` (one listener serves both).
+        management_host: Host of the management REST listener.
+        management_port: Management API; may equal `inference_port` on the same host (one listener
+            serves both).
         metrics_host: Host of the Prometheus metrics listener.
         metrics_port: Metrics API (`/metrics`).
         grpc_host: Host of both gRPC listeners (TorchServe 0.12 cannot turn gRPC off).
@@ -61,8 +75,9 @@ class Listeners:
         grpc_management_port: gRPC management API.
     """
 
-    host: str
+    inference_host: str
     inference_port: int
+    management_host: str
     management_port: int
     metrics_host: str
     metrics_port: int
@@ -72,11 +87,11 @@ class Listeners:
 
     @property
     def inference_url(self) -> str:
-        return f"http://{self.host}:{self.inference_port}"
+        return f"http://{self.inference_host}:{self.inference_port}"
 
     @property
     def management_url(self) -> str:
-        return f"http://{self.host}:{self.management_port}"
+        return f"http://{self.management_host}:{self.management_port}"
 
     @property
     def metrics_url(self) -> str:
@@ -84,15 +99,18 @@ class Listeners:
 
 
 LOOPBACK = "127.0.0.1"
+ALL_INTERFACES = "0.0.0.0"
 
-# In the pod, inference, management and gRPC listen on loopback only: the KServe wrapper in the same
-# container is their only client, so nothing else can reach the management API (which, even with
-# enable_model_api=false, still scales workers and registers workflows). Only metrics listen on every
-# interface, for Prometheus. Inference and management share 8085 as in the upstream samples (8080 and
-# 8081 belong to the wrapper).
-CLUSTER_LISTENERS = Listeners(host=LOOPBACK, inference_port=8085, management_port=8085,
-                              metrics_host="0.0.0.0", metrics_port=8082,
-                              grpc_host=LOOPBACK, grpc_inference_port=7070, grpc_management_port=7071)
+# In the pod, inference listens on the pod network (the container port KServe's Service targets) and
+# metrics too, for Prometheus. Management and gRPC listen on loopback only: nothing outside the container
+# needs them (readiness is `GET /ping` on the inference port), and even with enable_model_api=false the
+# management API still scales workers and registers workflows. Management has a port of its own, so the
+# inference listener serves no management route.
+CLUSTER_LISTENERS = Listeners(inference_host=ALL_INTERFACES, inference_port=CLUSTER_INFERENCE_PORT,
+                              management_host=LOOPBACK, management_port=CLUSTER_MANAGEMENT_PORT,
+                              metrics_host=ALL_INTERFACES, metrics_port=CLUSTER_METRICS_PORT,
+                              grpc_host=LOOPBACK, grpc_inference_port=CLUSTER_GRPC_INFERENCE_PORT,
+                              grpc_management_port=CLUSTER_GRPC_MANAGEMENT_PORT)
 
 
 @dataclass(frozen=True)
@@ -126,13 +144,15 @@ class SnapshotModel:
 
 
 def cluster_settings() -> ServerSettings:
-    """The settings of the archive uploaded for KServe's `kserve-torchserve` runtime.
+    """The settings of the `config.properties` uploaded for the platform's TorchServe runtime.
 
-    Token authorization is off: the KServe wrapper sends no token, and TorchServe 0.12 generates its
-    keys itself at start (they cannot be mounted) and expires them after an hour. Loopback listeners
-    and the team namespace's default-deny NetworkPolicy take its place (README, "Serving locally").
+    Token authorization is off: TorchServe 0.12 generates its keys itself at start (they cannot be
+    mounted from a Secret) and expires them after an hour, so no caller could hold a valid one. The
+    team namespace's default-deny NetworkPolicies (only the team's pods and the inference gateway reach
+    8080, only `monitoring` reaches 8080/8082), loopback-only management and gRPC, and archives loaded
+    only from the model store take its place (README, "Serving locally").
     """
-    return ServerSettings(listeners=CLUSTER_LISTENERS, model_store=CLUSTER_MODEL_STORE, token_auth=False)
+    return ServerSettings(listeners=CLUSTER_LISTENERS, model_store=MODEL_STORE, token_auth=False)
 
 
 def local_settings(*, ports: Sequence[int], model_store: str, tmp_dir: str, token_auth: bool) -> ServerSettings:
@@ -148,7 +168,8 @@ def local_settings(*, ports: Sequence[int], model_store: str, tmp_dir: str, toke
     if len(ports) != 5 or len(set(ports)) != 5:
         raise ValueError(f"expected five distinct ports, got {list(ports)}")
     inference, management, metrics, grpc_inference, grpc_management = ports
-    listeners = Listeners(host=LOOPBACK, inference_port=inference, management_port=management,
+    listeners = Listeners(inference_host=LOOPBACK, inference_port=inference, management_host=LOOPBACK,
+                          management_port=management,
                           metrics_host=LOOPBACK, metrics_port=metrics, grpc_host=LOOPBACK,
                           grpc_inference_port=grpc_inference, grpc_management_port=grpc_management)
     return ServerSettings(listeners=listeners, model_store=model_store, token_auth=token_auth, java_tmp_dir=tmp_dir)
@@ -162,7 +183,7 @@ def render_config_properties(models: Sequence[SnapshotModel], settings: ServerSe
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate model names: {names}")
     lst = settings.listeners
-    if settings.token_auth and lst.inference_port == lst.management_port:
+    if settings.token_auth and lst.inference_url == lst.management_url:
         # On a shared listener TorchServe checks the inference token and then the management token,
         # so with token authorization on, no management request could ever pass.
         raise ValueError("token authorization needs separate inference and management ports")
@@ -180,8 +201,8 @@ def render_config_properties(models: Sequence[SnapshotModel], settings: ServerSe
         ("disable_token_authorization", _bool(not settings.token_auth)),
         # No model registration or deletion through the management API: only the snapshot's models load.
         ("enable_model_api", "false"),
-        # TS_* environment variables must not override this file: the runtime sets TS_SERVICE_ENVELOPE
-        # from an InferenceService label, and TS_ENABLE_MODEL_API would reopen registration.
+        # TS_* environment variables must not override this file: KServe's upstream runtime sets
+        # TS_SERVICE_ENVELOPE from an InferenceService label, and TS_ENABLE_MODEL_API would reopen registration.
         ("enable_envvars_config", "false"),
         # Never pip-install a requirements file shipped inside an archive.
         ("install_py_dep_per_model", "false"),
@@ -197,7 +218,8 @@ def render_config_properties(models: Sequence[SnapshotModel], settings: ServerSe
     for key, value in properties:
         if key not in TORCHSERVE_KEYS:
             raise AssertionError(f"{key} is not a TorchServe 0.12 setting")
-        # Java reads backslashes as escapes and the KServe wrapper does not: keep values free of them.
+        # Java reads backslashes as escapes and naive `key=value` readers (the policy pack,
+        # parse_config_properties) do not: keep values free of them.
         if "\\" in value or "\n" in value:
             raise ValueError(f"{key}: value {value!r} may not contain backslashes or newlines")
         lines.append(f"{key}={value}")
@@ -205,7 +227,7 @@ def render_config_properties(models: Sequence[SnapshotModel], settings: ServerSe
 
 
 def parse_config_properties(text: str) -> dict[str, str]:
-    """`key=value` lines into a dict, the way the KServe wrapper reads the file (comments skipped)."""
+    """`key=value` lines into a dict, with a naive split as the policy pack reads it (comments skipped)."""
     result = {}
     for line in text.splitlines():
         if line.startswith("#") or "=" not in line:

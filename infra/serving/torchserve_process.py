@@ -87,7 +87,7 @@ class TorchServeServer:
             cwd=self.work_dir, env=self._env(), log_file=self.work_dir / "logs" / "stdout.log")
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """/ping answers Healthy and every model has a READY worker (what the KServe wrapper checks)."""
+        """/ping answers Healthy (the cluster's readiness probe) and every model has a READY worker."""
         wait_until(self.ready, timeout=timeout, alive=self.running, what="TorchServe and its models",
                    log_tail=self.log_tail)
 
