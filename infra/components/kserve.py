@@ -13,6 +13,7 @@ from infra.helm import release_args
 from infra.serving.config_properties import TORCHSERVE_PROTOCOLS
 from infra.versions import CERT_MANAGER, KSERVE, KSERVE_CRD, METRICS_SERVER, TORCHSERVE_RUNTIME
 
+INFERENCE_PORT = 8080
 KSERVE_NAMESPACE = "kserve"
 CERT_MANAGER_NAMESPACE = "cert-manager"
 
@@ -43,8 +44,11 @@ def kserve_values(region: str) -> dict[str, Any]:
 def torchserve_runtime_spec() -> dict[str, Any]:
     """The platform's TorchServe runtime: a pinned 0.12 image, non-root, no capabilities.
 
-    Modeled on KServe's kserve-torchserve runtime (config/runtimes/kserve-torchserve.yaml).
+    Unlike KServe's kserve-torchserve runtime it runs TorchServe itself, not the image's KServe
+    wrapper: the wrapper answers every client error with a 500 and re-encodes bodies. TorchServe
+    serves KServe's v1 route (`/v1/models/<m>:predict`) on the predictor port directly.
     """
+    probe = {"httpGet": {"path": "/ping", "port": INFERENCE_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
     return {
         "annotations": {"prometheus.kserve.io/port": str(METRICS_PORT["torchserve"]),
                         "prometheus.kserve.io/path": "/metrics"},
@@ -53,8 +57,13 @@ def torchserve_runtime_spec() -> dict[str, Any]:
         "containers": [{
             "name": "kserve-container",
             "image": f"{TORCHSERVE_RUNTIME.image}:{TORCHSERVE_RUNTIME.tag}",
-            "args": ["torchserve", "--start", "--model-store=/mnt/models/model-store",
+            "command": ["torchserve"],
+            "args": ["--start", "--foreground", "--model-store=/mnt/models/model-store",
                      "--ts-config=/mnt/models/config/config.properties"],
+            "ports": [{"name": "http", "containerPort": INFERENCE_PORT, "protocol": "TCP"},
+                      {"name": "metrics", "containerPort": METRICS_PORT["torchserve"], "protocol": "TCP"}],
+            "readinessProbe": probe,
+            "livenessProbe": {**probe, "initialDelaySeconds": 60, "failureThreshold": 6},
             "securityContext": {**restricted_security_context(), "runAsUser": 1000},
             "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
         }],
