@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from aip_serving.checks import finite_numbers, json_type
-from aip_serving.core import ModelCore, Prediction
+from aip_serving.core import ModelCore, Prediction, check_lengths
 from aip_serving.errors import InputError
 from model import IMAGE_SIDE, MAX_PIXEL, PIXELS, DigitsCNN, build_model
 
@@ -37,12 +37,12 @@ class DigitsCore(ModelCore[list[float]]):
         return build_model()
 
     def decode_instance(self, path: str, instance: Any) -> list[float]:
-        if not isinstance(instance, list | tuple):
+        if not isinstance(instance, (list, tuple)):
             raise InputError(
                 f"{path}: expected {PIXELS} numbers or {IMAGE_SIDE} rows of {IMAGE_SIDE} numbers ({IMAGE}), "
                 f"got {json_type(instance)}"
             )
-        if instance and isinstance(instance[0], list | tuple):
+        if instance and isinstance(instance[0], (list, tuple)):
             return self._decode_rows(path, instance)
         if len(instance) != PIXELS:
             raise InputError(f"{path}: expected {PIXELS} numbers ({IMAGE}), got {len(instance)}")
@@ -56,7 +56,7 @@ class DigitsCore(ModelCore[list[float]]):
         pixels: list[float] = []
         for index, row in enumerate(rows):
             row_path = f"{path}[{index}]"
-            if not isinstance(row, list | tuple):
+            if not isinstance(row, (list, tuple)):
                 raise InputError(f"{row_path}: expected a row of {IMAGE_SIDE} numbers, got {json_type(row)}")
             if len(row) != IMAGE_SIDE:
                 raise InputError(f"{row_path}: expected {IMAGE_SIDE} numbers, got {len(row)}")
@@ -73,9 +73,11 @@ class DigitsCore(ModelCore[list[float]]):
     def encode(self, outputs: torch.Tensor, decoded: Sequence[list[float]]) -> list[Prediction]:
         probabilities = outputs.float().cpu()
         labels = probabilities.argmax(dim=1).tolist()
+        rows = probabilities.tolist()
+        check_lengths(labels=labels, probabilities=rows, decoded=decoded)
         return [
             {"label": label, "probabilities": [round(p, DECIMALS) for p in row]}
-            for label, row in zip(labels, probabilities.tolist(), strict=True)
+            for label, row in zip(labels, rows)
         ]
 
     def instances_from_tensors(self, tensors: Mapping[str, np.ndarray]) -> list[Any]:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from aip_serving.checks import boolean, integer, json_object
-from aip_serving.core import ModelCore, Prediction
+from aip_serving.core import ModelCore, Prediction, check_lengths
 from aip_serving.errors import InputError
 from model import MatrixFactorization, build_model
 
@@ -79,9 +79,10 @@ class RankerCore(ModelCore[Query]):
 
     def encode(self, outputs: tuple[torch.Tensor, torch.Tensor], decoded: Sequence[Query]) -> list[Prediction]:
         values, indices = (tensor.cpu().tolist() for tensor in outputs)
+        check_lengths(decoded=decoded, items=indices, scores=values)
         return [
             {"items": items[: query.k], "scores": [round(score, DECIMALS) for score in scores[: query.k]]}
-            for query, items, scores in zip(decoded, indices, values, strict=True)
+            for query, items, scores in zip(decoded, indices, values)
         ]
 
     def instances_from_tensors(self, tensors: Mapping[str, np.ndarray]) -> list[Any]:
@@ -100,10 +101,12 @@ class RankerCore(ModelCore[Query]):
         if len(set(ks)) > 1:
             raise InputError('input "k": a v2 request answers [N, k] tensors, so every user needs the same k')
         exclude = per_row(tensors, "exclude_seen", rows, True)
+        user_list = user_ids.tolist()
+        check_lengths(user_id=user_list, k=ks, exclude_seen=exclude)
         # Python values (tolist) so the v1 checks see the same types JSON would give them.
         return [
             {"user_id": user, "k": k, "exclude_seen": skip}
-            for user, k, skip in zip(user_ids.tolist(), ks, exclude, strict=True)
+            for user, k, skip in zip(user_list, ks, exclude)
         ]
 
 

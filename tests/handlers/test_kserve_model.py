@@ -106,6 +106,8 @@ def test_v2_without_an_id_gets_a_new_one(ranker_model: Any) -> None:
         ([("pixels", [1, 64], "FP32", [0.0] * 64)], 'unknown input "pixels" (expected: image)'),
         ([("image", [1, 64], "FP32", [0.0] * 64)] * 2, 'input "image" appears more than once'),
         ([("image", [65, 64], "FP32", [0.0] * 64 * 65)], '"instances" has 65 instances, more than the limit'),
+        # numpy raises OverflowError (not ValueError) for an integer outside INT64.
+        ([("image", [1, 64], "INT64", [2**70] * 64)], 'input "image": data does not fit shape [1, 64]'),
     ],
 )
 def test_v2_invalid_input_is_a_400(digits_model: Any, inputs: list[Any], message: str) -> None:
@@ -185,3 +187,19 @@ def test_rest_routes_in_process(digits_model: Any, ranker_model: Any) -> None:
     assert {output["name"]: output["shape"] for output in v2.json()["outputs"]} == {"items": [1, 10],
                                                                                      "scores": [1, 10]}
     assert ready.status_code == 200
+
+
+def test_v2_int64_overflow_is_a_400_for_the_ranker(ranker_model: Any) -> None:
+    from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferInput
+
+    users = InferInput("user_id", [1], "INT64", data=[2**70])
+    with pytest.raises(InvalidInput, match='input "user_id": data does not fit shape'):
+        ranker_model.predict(v2_request("ranker", [users]))
+
+
+def test_v1_huge_integer_is_a_400(digits_model: Any) -> None:
+    from kserve.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="integers may have at most 4300 digits"):
+        digits_model.predict(b'{"instances": [[' + b"9" * 5000 + b"]]}")

@@ -83,3 +83,22 @@ def test_configuring_twice_does_not_duplicate_records(log_stream: Any) -> None:
     (record,) = records(log_stream)
     assert record["log.level"] == "error" and record["message"] == "inference request failed"
     assert not logger.propagate
+
+
+def test_the_stdlib_fallback_writes_the_same_record_as_ecs_logging(
+    log_stream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TorchServe image has no ecs_logging: the fallback formatter must give the pipeline the same line."""
+    import aip_serving.logs as logs
+
+    record = logs.RequestRecord("r-9", "ranker", "2", "torchserve", 200, 3.25, 4, batch_requests=3)
+    lines = []
+    for ecs_module in (logs.ecs_logging, None):
+        monkeypatch.setattr(logs, "ecs_logging", ecs_module)
+        stream = io.StringIO()
+        logs.log_request(logs.configure_request_logger(stream), record)
+        lines.append(stream.getvalue())
+    assert isinstance(logs.ecs_formatter(), logs.EcsJsonFormatter)
+    with_ecs, fallback = ([line.split(",", 1)[1]] for line in lines)  # all but @timestamp
+    assert with_ecs == fallback
+    assert json.loads(lines[1])["@timestamp"].endswith("Z")

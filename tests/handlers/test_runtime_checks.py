@@ -89,6 +89,15 @@ def test_boolean_and_object_checks(rt: Any) -> None:
         ({"instances": {"a": 1}}, '"instances" must be an array, got object'),
         (None, 'request body must be a JSON object like {"instances": [...]}, got null'),
         ("[" * 100_000, "request body is nested too deeply to parse"),
+        # json.loads raises a plain ValueError, not JSONDecodeError, for an integer over 4300 digits.
+        (b'{"instances": [' + b"7" * 4301 + b"]}",
+         "request body is not valid JSON here: a value is out of range (ValueError; integers may have at most "
+         "4300 digits)"),
+        ("-" + "1" * 10_000, "request body is not valid JSON here: a value is out of range (ValueError; "
+         "integers may have at most 4300 digits)"),
+        ({"instances": [], "x" * 150_000: 1}, f'unknown top-level field "{"x" * 64}\u2026" (allowed: instances)'),
+        ({"instances": [], **{f"f{i}": i for i in range(12)}},
+         'unknown top-level fields "f0", "f1", "f10", "f11", "f2" and 7 more (allowed: instances)'),
     ],
 )
 def test_read_instances_refuses(rt: Any, body: Any, message: str) -> None:
@@ -109,3 +118,20 @@ def test_input_error_lists_a_few_problems_and_counts_the_rest(rt: Any) -> None:
     assert str(err) == "; ".join(problems[:5]) + "; and 3 more problems"
     assert err.problems == tuple(problems)
     assert err.http_status == 400
+
+
+def test_unknown_keys_are_cut_and_counted(rt: Any) -> None:
+    with pytest.raises(rt.errors.InputError) as caught:
+        rt.checks.json_object("instances[0]", {"é" * 100: 1, "k": 2}, required=["k"], example="{}")
+    assert str(caught.value) == f'instances[0]: unknown field "{"é" * 64}\u2026" (allowed: k)'
+    assert rt.checks.quoted_keys(["a" * 64]) == f'"{"a" * 64}"'
+    assert rt.checks.quoted_keys(list("abcdefg")) == '"a", "b", "c", "d", "e" and 2 more'
+
+
+def test_decode_body_turns_any_value_error_into_an_input_error(rt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(text: str) -> Any:
+        raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
+
+    monkeypatch.setattr(rt.protocol.json, "loads", refuse)
+    with pytest.raises(rt.errors.InputError, match="a value is out of range"):
+        rt.protocol.decode_body("{}")

@@ -109,12 +109,61 @@ def test_the_limit_applies_per_request_not_per_batch(digits_trained: Trained) ->
     assert answers[2]["message"] == '"instances" has 3 instances, more than the limit of 2 per request'
 
 
-def test_reason_phrase_is_one_ascii_line(digits_trained: Trained) -> None:
+def test_reason_phrase_is_one_short_line_of_printable_ascii(digits_trained: Trained) -> None:
     from aip_serving.torchserve import reason_phrase
 
     assert reason_phrase("a\r\nb  c") == "a b c"
     assert reason_phrase("caf\u00e9") == "caf?"
-    assert len(reason_phrase("x" * 500)) == 200
+    assert reason_phrase("a\x00b\x1bc\x7fd\x85e") == "a?b?c?d e"  # NUL, ESC, DEL; U+0085 is whitespace
+    assert reason_phrase('"key\u2026"') == '"key..."'
+    assert len(reason_phrase("x" * 500)) == 128 and reason_phrase("x" * 500).endswith("...")
+    assert all(" " <= char <= "~" for char in reason_phrase("".join(map(chr, range(0x3000)))))
+
+
+def test_a_huge_integer_is_a_400_for_its_request_only(digits_trained: Trained) -> None:
+    """json.loads raises a plain ValueError (not JSONDecodeError) for an integer over 4300 digits."""
+    handler, context = start(digits_trained)
+    huge = b'{"instances": [[' + b"1" * 5000 + b"]]}"
+    answers = handler.handle([{"body": huge}, {"body": body([BLANK])}, {"body": huge.decode()}], context)
+    assert [context.status(i) for i in range(3)] == [400, 200, 400]
+    assert answers[0]["message"].startswith("request body is not valid JSON here: a value is out of range")
+    assert len(answers[1]["predictions"]) == 1
+
+
+def test_any_error_while_decoding_one_request_is_a_400_for_that_request_only(
+    digits_trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler, context = start(digits_trained)
+    original = handler.core.read_request
+
+    def fragile(raw: Any) -> Any:
+        if raw == "boom":
+            raise RecursionError("maximum recursion depth exceeded")
+        return original(raw)
+
+    monkeypatch.setattr(handler.core, "read_request", fragile)
+    answers = handler.handle([{"body": "boom"}, {"body": body([BLANK])}], context)
+    assert context.statuses[0] == (400, "request could not be decoded (RecursionError)")
+    assert answers[0] == {"code": 400, "type": "InputError", "message": "request could not be decoded (RecursionError)"}
+    assert context.status(1) == 200 and len(answers[1]["predictions"]) == 1
+
+
+def test_a_huge_unknown_key_is_a_normal_400(digits_trained: Trained, ranker_trained: Trained) -> None:
+    key = "k" * 150_000
+    handler, context = start(digits_trained)
+    (answer,) = handler.handle([{"body": {"instances": [BLANK], key: 1, "a": 2}}], context)
+    code, phrase = context.statuses[0]
+    assert code == 400 and len(answer["message"]) < 300
+    assert answer["message"] == f'unknown top-level fields "a", "{"k" * 64}\u2026" (allowed: instances)'
+    assert phrase == f'unknown top-level fields "a", "{"k" * 64}..." (allowed: instances)'
+
+    handler, context = start(ranker_trained)
+    extra = {f"{i:03d}" + "x" * 1000: i for i in range(20)}
+    (answer,) = handler.handle([{"body": body([{"user_id": 1, **extra}])}], context)
+    assert context.status(0) == 400 and len(answer["message"]) < 600
+    assert answer["message"].startswith('instances[0]: unknown fields "000' + "x" * 61 + '\u2026", "001')
+    assert "and 15 more (allowed: " in answer["message"]
+    assert len(context.statuses[0][1]) <= 128
 
 
 def test_the_ranker_handler_splits_answers_per_request(ranker_trained: Trained) -> None:

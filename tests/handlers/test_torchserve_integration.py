@@ -146,3 +146,23 @@ def test_a_burst_is_batched_and_bad_requests_do_not_fail_their_batch(torchserve:
         else:
             assert response.status_code == 200, response.text
             assert len(response.json()["predictions"]) == i % 3 + 1
+
+
+def test_hostile_bodies_get_a_normal_400(torchserve: str) -> None:
+    """A JSON integer over 4300 digits (TorchServe's worker then forwards the raw bytes) and a 150 KB key."""
+    huge_int = b'{"instances": [[' + b"9" * 5000 + b"]]}"
+    with httpx.Client(base_url=torchserve, timeout=30) as client:
+        responses = [
+            client.post("/predictions/digits", content=huge_int, headers={"content-type": content_type})
+            for content_type in ("application/json", "text/plain", "application/octet-stream")
+        ]
+        long_key = client.post("/predictions/digits", json={"instances": [BLANK], "k" * 150_000: 1})
+        still_alive = client.post("/predictions/digits", json={"instances": [BLANK]})
+
+    for response in responses:
+        assert response.status_code == 400, response.text
+        assert "integers may have at most 4300 digits" in response.json()["message"]
+    assert long_key.status_code == 400, long_key.text[:300]
+    assert long_key.json()["message"] == f'unknown top-level field "{"k" * 64}\u2026" (allowed: instances)'
+    assert long_key.reason_phrase == f'unknown top-level field "{"k" * 64}..." (allowed: instances)'
+    assert still_alive.status_code == 200

@@ -14,6 +14,10 @@ from typing import Any
 
 from aip_serving.errors import InputError
 
+# A key is quoted back to the client, so a 150 KB key must not make a 150 KB message (or status line).
+MAX_QUOTED_KEY = 64
+MAX_QUOTED_KEYS = 5
+
 
 def json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages ("got string")."""
@@ -21,15 +25,30 @@ def json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return "number"
-    if isinstance(value, str | bytes | bytearray):
+    if isinstance(value, (str, bytes, bytearray)):
         return "string"
     if isinstance(value, Mapping):
         return "object"
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return "array"
     return type(value).__name__
+
+
+def quoted_key(key: object) -> str:
+    """A client-supplied key in double quotes, cut to :data:`MAX_QUOTED_KEY` characters ("…" marks a cut)."""
+    text = str(key)
+    if len(text) > MAX_QUOTED_KEY:
+        text = text[:MAX_QUOTED_KEY] + "\u2026"
+    return f'"{text}"'
+
+
+def quoted_keys(keys: Sequence[object]) -> str:
+    """The first :data:`MAX_QUOTED_KEYS` keys, each quoted and cut, then how many more there are."""
+    names = ", ".join(quoted_key(key) for key in keys[:MAX_QUOTED_KEYS])
+    hidden = len(keys) - MAX_QUOTED_KEYS
+    return f"{names} and {hidden} more" if hidden > 0 else names
 
 
 def format_number(value: float) -> str:
@@ -128,7 +147,7 @@ def json_object(
     allowed = set(required) | set(optional)
     unknown = sorted(str(key) for key in value if key not in allowed)
     if unknown:
-        names = ", ".join(f'"{key}"' for key in unknown)
+        names = quoted_keys(unknown)
         raise InputError(
             f"{path}: unknown field{'s' if len(unknown) > 1 else ''} {names} (allowed: {', '.join(sorted(allowed))})"
         )

@@ -8,9 +8,9 @@ without a server, and behaves the same under both runtimes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -22,8 +22,22 @@ from aip_serving.protocol import INSTANCES, read_instances, v1_response
 DecodedT = TypeVar("DecodedT")
 """What one validated instance becomes before collation (a row of numbers, a small dataclass...)."""
 
+CoreT = TypeVar("CoreT", bound="ModelCore[Any]")
+"""The concrete core class :meth:`ModelCore.load` builds (``typing.Self`` needs Python 3.11; images run 3.9)."""
+
 Prediction = dict[str, Any]
 """One instance's answer: a JSON-able object."""
+
+
+def check_lengths(**sequences: Sized) -> None:
+    """Fail unless every sequence has the same length: ``zip(..., strict=True)`` for Python 3.9.
+
+    Raises:
+        RuntimeError: The lengths differ (a bug in the model code, not a client error).
+    """
+    lengths = {name: len(sequence) for name, sequence in sequences.items()}
+    if len(set(lengths.values())) > 1:
+        raise RuntimeError(f"sequences of different lengths: {lengths}")
 
 
 class ModelCore(ABC, Generic[DecodedT]):
@@ -113,13 +127,13 @@ class ModelCore(ABC, Generic[DecodedT]):
 
     @classmethod
     def load(
-        cls,
+        cls: type[CoreT],
         model_dir: str | Path,
         *,
         device: torch.device | str = "cpu",
         max_batch_instances: int | None = None,
         weights_file: str | None = None,
-    ) -> Self:
+    ) -> CoreT:
         """Build the architecture and load its trained ``state_dict`` from ``model_dir``.
 
         ``weights_only=True`` makes ``torch.load`` refuse anything but tensors and plain containers,

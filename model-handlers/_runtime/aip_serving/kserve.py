@@ -160,7 +160,8 @@ def tensors_of(request: InferRequest) -> dict[str, np.ndarray]:
     """A v2 request's inputs as numpy arrays by name.
 
     Raises:
-        InputError: Two inputs share a name, or an input's data does not fit its shape or datatype.
+        InputError: Two inputs share a name, or an input's data does not fit its shape or datatype
+            (including an integer out of range for ``INT64``, which numpy reports as ``OverflowError``).
     """
     tensors: dict[str, np.ndarray] = {}
     for infer_input in request.inputs:
@@ -168,7 +169,7 @@ def tensors_of(request: InferRequest) -> dict[str, np.ndarray]:
             raise InputError(f'input "{infer_input.name}" appears more than once')
         try:
             tensors[infer_input.name] = infer_input.as_numpy()
-        except (ValueError, TypeError, InvalidInput) as err:
+        except (ValueError, TypeError, OverflowError, InvalidInput) as err:
             raise InputError(
                 f'input "{infer_input.name}": data does not fit shape {list(infer_input.shape)} '
                 f"and datatype {infer_input.datatype} ({err})"

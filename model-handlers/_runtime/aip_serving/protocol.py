@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aip_serving.checks import json_type
+from aip_serving.checks import json_type, quoted_keys
 from aip_serving.errors import InputError
 
 INSTANCES = "instances"
@@ -24,9 +24,10 @@ def decode_body(body: Any) -> Any:
     """The JSON value of a body: bytes and text are parsed, anything else is taken as already decoded.
 
     Raises:
-        InputError: The body is empty, not UTF-8, not JSON, or nested too deeply to parse.
+        InputError: The body is empty, not UTF-8, not JSON, nested too deeply to parse, or holds a value
+            Python refuses to build (an integer of more than 4,300 digits raises a plain ``ValueError``).
     """
-    if isinstance(body, bytes | bytearray | memoryview):
+    if isinstance(body, (bytes, bytearray, memoryview)):
         try:
             body = bytes(body).decode("utf-8")
         except UnicodeDecodeError as err:
@@ -41,6 +42,15 @@ def decode_body(body: Any) -> Any:
         raise InputError(f"request body is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
     except RecursionError:
         raise InputError("request body is nested too deeply to parse") from None
+    except UnicodeDecodeError:  # a ValueError too; only reachable for text that is not valid Unicode
+        raise InputError("request body is not valid UTF-8 text") from None
+    except ValueError as err:
+        # Not a JSONDecodeError: json built a value Python refuses, such as an integer of more than
+        # sys.get_int_max_str_digits() digits. The message may quote the input, so it is not echoed.
+        raise InputError(
+            f"request body is not valid JSON here: a value is out of range ({type(err).__name__}; "
+            "integers may have at most 4300 digits)"
+        ) from None
 
 
 def read_instances(body: Any) -> list[Any]:
@@ -55,7 +65,7 @@ def read_instances(body: Any) -> list[Any]:
         raise InputError(f"request body must be a JSON object like {EXAMPLE_BODY}, got {json_type(value)}")
     unknown = sorted(str(key) for key in value if key != INSTANCES)
     if unknown:
-        names = ", ".join(f'"{key}"' for key in unknown)
+        names = quoted_keys(unknown)
         raise InputError(
             f"unknown top-level field{'s' if len(unknown) > 1 else ''} {names} (allowed: {INSTANCES})"
         )

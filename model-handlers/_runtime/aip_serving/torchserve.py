@@ -39,8 +39,8 @@ from aip_serving.protocol import v1_response
 
 RUNTIME = "torchserve"
 _BODY_KEYS = ("body", "data")
-# Netty puts the phrase in the HTTP status line: it must be one line of printable ASCII.
-_MAX_PHRASE = 200
+# Netty puts the phrase in the HTTP status line: it must be one short line of printable ASCII.
+_MAX_PHRASE = 128
 
 
 def device_for(gpu_id: int | str | None) -> torch.device:
@@ -51,10 +51,16 @@ def device_for(gpu_id: int | str | None) -> torch.device:
 
 
 def reason_phrase(message: str) -> str:
-    """A message made safe for an HTTP status line (one line, printable ASCII, bounded)."""
-    flat = " ".join(message.split())
-    ascii_only = flat.encode("ascii", "replace").decode("ascii")
-    return ascii_only if len(ascii_only) <= _MAX_PHRASE else ascii_only[: _MAX_PHRASE - 3] + "..."
+    """A message made safe for an HTTP status line: one line of printable ASCII (0x20-0x7e), short.
+
+    Whitespace runs become one space, "…" becomes "...", every other character outside 0x20-0x7e
+    (control characters, DEL, non-ASCII) becomes "?", and the result is cut to ``_MAX_PHRASE``
+    characters. The full message is in the JSON body.
+    """
+    flat = " ".join(message.split()).replace("\u2026", "...")
+    if len(flat) > _MAX_PHRASE:
+        flat = flat[: _MAX_PHRASE - 3] + "..."
+    return "".join(char if " " <= char <= "~" else "?" for char in flat)
 
 
 def error_body(err: InputError) -> dict[str, Any]:
@@ -147,6 +153,11 @@ class TorchServeHandler(BaseHandler):
             except InputError as err:
                 decoded.append(None)
                 errors[idx] = err
+            except Exception as err:  # one request's body must never fail its whole batch
+                # Decoding touches only this request's own data, so whatever it raised (an unforeseen
+                # ValueError, RecursionError, MemoryError...) is this request's problem: answer it 400.
+                decoded.append(None)
+                errors[idx] = InputError(f"request could not be decoded ({type(err).__name__})")
             counts.append(len(instances))
 
         try:
