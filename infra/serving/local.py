@@ -1,18 +1,21 @@
 """`aip serve`: package (cached), start a real server on loopback, wait for every model, serve or smoke-test.
 
-The server runs in its own process group with a private work dir under `<out>/../serve/`. Ctrl-C
-(SIGINT) or SIGTERM stops it in order; the work dir is removed afterwards unless the server failed,
-in which case its logs are kept and their path printed.
+The server runs in its own process group with a private work dir under `<out>/.serve/`. Ctrl-C
+(SIGINT), SIGTERM, SIGHUP (the terminal closed) and SIGQUIT all stop it in order; the work dir is
+removed afterwards unless the server failed, in which case its logs are kept and their path printed.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import signal
 import tempfile
+import termios
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,10 +35,14 @@ from infra.serving.torchserve_process import TorchServeServer
 Runtime = Literal["torchserve", "kserve"]
 RUNTIMES: tuple[Runtime, ...] = ("torchserve", "kserve")
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+# The server runs in a session of its own (so a Ctrl-C reaches only `aip`), so none of these reaches it
+# from the terminal: `aip` must stop it on each, or it is orphaned with its work dir.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+WORK_ROOT = ".serve"
 
 
 class Interrupted(BaseException):
-    """SIGTERM, turned into an exception so that the server is stopped on the way out (like Ctrl-C)."""
+    """A stop signal, turned into an exception so that the server is stopped on the way out."""
 
 
 @dataclass(frozen=True)
@@ -69,32 +76,33 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
         manifest = package_models(options.out, [f.name for f in folders], catalog=catalog,
                                   on_progress=lambda model, step: status.update(f"packaging {model}: {step}…"))
     served = [ServedModel(f, catalog.runtime_dir, manifest.models[f.name]) for f in folders]
-    work_root = options.out.resolve().parent / "serve"
-    work_root.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix=f"{options.runtime}-", dir=work_root))
+    work_root = options.out.resolve() / WORK_ROOT
+    work_dir: Path | None = None
     server: LocalServer | None = None
     failed = False
-    try:
-        with _sigterm_interrupts():
+    with _stop_signals_interrupt():
+        try:
+            work_root.mkdir(parents=True, exist_ok=True)
+            work_dir = Path(tempfile.mkdtemp(prefix=f"{options.runtime}-", dir=work_root))
             server = _server(options, served, work_dir)
             return _run(server, served, options, console, err)
-    except ServerFailed as exc:
-        failed = True
-        # Text, not markup: the log lines quoted in the message are full of brackets ("[INFO ]").
-        err.print(Text("error: ", style="bold red") + Text(f"{options.runtime} failed: {exc}"), highlight=False)
-        return EXIT_FAILED
-    except (KeyboardInterrupt, Interrupted):
-        err.print("stopping…", highlight=False)
-        return EXIT_INTERRUPTED if options.smoke else EXIT_OK
-    finally:
-        if server is not None:
+        except ServerFailed as exc:
+            failed = True
+            # Text, not markup: the log lines quoted in the message are full of brackets ("[INFO ]").
+            _print(err, Text("error: ", style="bold red") + Text(f"{options.runtime} failed: {exc}"))
+            return EXIT_FAILED
+        except (KeyboardInterrupt, Interrupted):
+            _print(err, "stopping…")
+            return EXIT_INTERRUPTED if options.smoke else EXIT_OK
+        finally:
             with _signals_ignored():
-                server.stop()
-        if failed:
-            err.print(f"logs kept in {work_dir}", highlight=False)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
-        _remove_if_empty(work_root)
+                if server is not None:
+                    server.stop()
+                if failed:
+                    _print(err, f"logs kept in {work_dir}")
+                elif work_dir is not None:
+                    shutil.rmtree(work_dir, ignore_errors=True)
+                _remove_if_empty(work_root)
 
 
 def _run(server: LocalServer, served: Sequence[ServedModel], options: ServeOptions, console: Console,
@@ -135,26 +143,57 @@ def _endpoint_lines(server: LocalServer, served: Sequence[ServedModel]) -> str:
 
 
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def _stop_signals_interrupt() -> Iterator[None]:
+    """Each stop signal raises Interrupted once; later ones are ignored until the handlers are restored.
+
+    A second signal while stopping would leave the server half-stopped, so the first one already makes
+    every stop signal ignored. On SIGHUP the terminal may be gone: output then goes to /dev/null, so that
+    printing "stopping…" cannot fail and skip the clean-up.
+    """
     def interrupt(signum: int, frame: object) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        if signum == signal.SIGHUP:
+            _detach_from_hung_up_terminal()
         raise Interrupted()
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """A second Ctrl-C while stopping would leave the server half-stopped: finish stopping first."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Stopping the server and removing its work dir must not be cut short by another signal."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _detach_from_hung_up_terminal() -> None:
+    """Point stdout and stderr at /dev/null where they are a terminal that has hung up (writes fail: EIO)."""
+    for fd in (1, 2):
+        try:
+            termios.tcgetattr(fd)
+        except termios.error as exc:
+            if exc.args and exc.args[0] == errno.EIO:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, fd)
+                os.close(devnull)
+        except (OSError, ValueError):
+            continue
+
+
+def _print(console: Console, message: str | Text) -> None:
+    """Print a status line; a terminal that is gone must not stop the clean-up."""
+    with suppress(OSError):
+        console.print(message, highlight=False)
 
 
 def _remove_if_empty(folder: Path) -> None:

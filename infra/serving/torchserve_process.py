@@ -5,6 +5,8 @@ Work dir layout (nothing is written outside it):
     config/config.properties   the cluster's file with loopback addresses, free ports, a private tmp
     model-store/<model>.mar    the packaged archives
     tmp/                       TMPDIR and java.io.tmpdir: pid file, worker sockets, unpacked archives
+                               (java.io.tmpdir moves to a private folder of the system temp dir, removed
+                               on stop, when the worker sockets' paths would pass the 107 bytes AF_UNIX allows)
     logs/                      TorchServe's logs (LOG_LOCATION, METRICS_LOCATION) and stdout
     key_file.json              the tokens, when token authorization is on (TorchServe writes it to cwd)
 """
@@ -12,9 +14,11 @@ Work dir layout (nothing is written outside it):
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +44,9 @@ from infra.serving.processes import ProcessGroup, free_ports, port_is_free
 
 KEY_FILE = "key_file.json"
 STOP_TIMEOUT_S = 60
+# TorchServe's worker sockets are `<java.io.tmpdir>/.ts.sock.<port>`; a Unix socket path has 107 bytes at most.
+SOCKET_PATH_MAX = 107
+SOCKET_SUFFIX = "/.ts.sock.65535"
 
 
 class TorchServeServer:
@@ -63,8 +70,9 @@ class TorchServeServer:
             if port in ports[1:] or not port_is_free(port):
                 raise ServingError(f"port {port} on 127.0.0.1 is in use")
             ports[0] = port
+        self._java_tmp = _java_tmp_dir(work_dir / "tmp")
         self.settings = local_settings(ports=ports, model_store=str(work_dir / "model-store"),
-                                       tmp_dir=str(work_dir / "tmp"), token_auth=token_auth)
+                                       tmp_dir=str(self._java_tmp), token_auth=token_auth)
         self.listeners = self.settings.listeners
         self._group: ProcessGroup | None = None
         self._client = http_client()
@@ -108,12 +116,16 @@ class TorchServeServer:
     def stop(self) -> None:
         """`torchserve --stop` (same TMPDIR and cwd, so it finds the pid file), then the process group."""
         self._client.close()
-        if self._group is None:
-            return
-        if self._group.group_alive():
-            subprocess.run([self._torchserve(), "--stop", "--foreground"], cwd=self.work_dir, env=self._env(),
-                           capture_output=True, timeout=STOP_TIMEOUT_S + 10, check=False)
-        self._group.stop()
+        try:
+            if self._group is None:
+                return
+            if self._group.group_alive():
+                subprocess.run([self._torchserve(), "--stop", "--foreground"], cwd=self.work_dir, env=self._env(),
+                               capture_output=True, timeout=STOP_TIMEOUT_S + 10, check=False)
+            self._group.stop()
+        finally:
+            if not self._java_tmp.is_relative_to(self.work_dir):
+                shutil.rmtree(self._java_tmp, ignore_errors=True)
 
     # -- what users call ----------------------------------------------------------------------------
 
@@ -193,3 +205,15 @@ class TorchServeServer:
         if not found:
             raise ServingError("the `torchserve` command is not installed: pip install -e '.[serving]'")
         return found
+
+
+def _java_tmp_dir(preferred: Path) -> Path:
+    """`preferred` when worker sockets fit in it, else a new private folder of the system temp dir."""
+    if len(os.fsencode(preferred)) + len(SOCKET_SUFFIX) <= SOCKET_PATH_MAX:
+        return preferred
+    short = Path(tempfile.mkdtemp(prefix="aip-ts-"))
+    if len(os.fsencode(short)) + len(SOCKET_SUFFIX) > SOCKET_PATH_MAX:
+        short.rmdir()
+        raise ServingError(f"TorchServe's worker sockets do not fit under {preferred} or {short.parent} "
+                           f"(at most {SOCKET_PATH_MAX} bytes): use a shorter --out or TMPDIR")
+    return short

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from infra.serving.manifest import MANIFEST_FILE, Manifest, load_manifest
-from tests.serving.conftest import processes_mentioning
+from tests.serving.conftest import group_pids, processes_mentioning
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,31 +79,100 @@ def test_serve_smoke_passes_and_leaves_nothing_behind(runtime: str, out: Path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"smoke test on {runtime}" in run.stdout and "passed" in run.stdout
     assert "Traceback" not in run.stderr
-    serve_root = out.parent / "serve"
-    assert not serve_root.exists() or not any(serve_root.iterdir())
+    serve_root = out / ".serve"
+    assert not serve_root.exists()
     assert not processes_mentioning(str(serve_root))
+    assert not (out.parent / "serve").exists()  # never beside the output folder
+
+
+SERVE_DIGITS = ["serve", "--models", "digits"]
+# Runs `aip` with the pty named by argv[1] as its controlling terminal (Popen's start_new_session made it a
+# session leader; opening a tty then makes it the session's terminal), like a shell in a terminal window.
+ON_TERMINAL = ("import os, sys; fd = os.open(sys.argv[1], os.O_RDWR); [os.dup2(fd, i) for i in (0, 1, 2)]; "
+               "os.execv(sys.executable, [sys.executable, '-m', 'infra.cli', *sys.argv[2:]])")
+
+
+def torchserve_groups(serve_root: Path) -> set[int]:
+    """Process groups of the processes that run from a work dir under `serve_root` (TorchServe's)."""
+    groups = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if str(serve_root) in " ".join(process.info.get("cmdline") or []):
+            try:
+                groups.add(os.getpgid(process.pid))
+            except ProcessLookupError:
+                continue
+    return groups
+
+
+def read_until(read: Callable[[], str], marker: str, timeout: float = 180) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        chunk = read()
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def assert_nothing_left(out: Path, groups: set[int]) -> None:
+    assert groups, "TorchServe was not running"
+    assert not any(group_pids(pgid) for pgid in groups), "processes of TorchServe's group survived"
+    assert not processes_mentioning(str(out / ".serve"))
+    assert not (out / ".serve").exists()
 
 
 @pytest.mark.integration
-def test_ctrl_c_stops_torchserve_and_everything_it_started(out: Path):
-    serve = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve", "--models", "digits", "--out", str(out)],
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
+                         ids=lambda s: s.name)
+def test_a_stop_signal_stops_torchserve_and_everything_it_started(out: Path, sig: signal.Signals):
+    serve = subprocess.Popen([sys.executable, "-m", "infra.cli", *SERVE_DIGITS, "--out", str(out)],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    groups: set[int] = set()
     try:
-        assert serve.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = serve.stdout.readline()
-            lines.append(line)
-            if not line or "Ctrl-C stops" in line:
-                break
-        assert "Ctrl-C stops" in lines[-1], "".join(lines) + serve.stderr.read()
-        assert any("/predictions/digits" in line for line in lines)
-        assert processes_mentioning(str(out.parent / "serve"))  # TorchServe is running
-        serve.send_signal(signal.SIGINT)
+        assert serve.stdout is not None and serve.stderr is not None
+        stdout = serve.stdout
+        seen = read_until(stdout.readline, "Ctrl-C stops")
+        assert "Ctrl-C stops" in seen, seen + serve.stderr.read()
+        assert "/predictions/digits" in seen
+        groups = torchserve_groups(out / ".serve")
+        serve.send_signal(sig)
         assert serve.wait(timeout=90) == 0
+        assert "stopping" in serve.stderr.read()
     finally:
         if serve.poll() is None:
             serve.kill()
-    assert not processes_mentioning(str(out.parent / "serve"))
-    assert not (out.parent / "serve").exists()
+    assert_nothing_left(out, groups)
+
+
+@pytest.mark.integration
+def test_closing_the_terminal_stops_torchserve_and_everything_it_started(out: Path):
+    """The terminal hangs up: `aip` gets SIGHUP and its terminal fails every write (EIO); it still cleans up."""
+    master, slave = os.openpty()
+    serve = subprocess.Popen([sys.executable, "-c", ON_TERMINAL, os.ttyname(slave), *SERVE_DIGITS, "--out", str(out)],
+                             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    groups: set[int] = set()
+
+    def read() -> str:
+        ready, _, _ = select.select([master], [], [], 5)
+        try:
+            return os.read(master, 65536).decode(errors="replace") if ready else " "
+        except OSError:  # EIO: no process has the terminal open (yet, or any more)
+            return " " if serve.poll() is None else ""
+
+    try:
+        seen = read_until(read, "Ctrl-C stops")
+        assert "Ctrl-C stops" in seen, seen
+        groups = torchserve_groups(out / ".serve")
+        os.close(slave)
+        os.close(master)  # the terminal window closes
+        master = -1
+        assert serve.wait(timeout=90) == 0
+    finally:
+        if master >= 0:
+            os.close(slave)
+            os.close(master)
+        if serve.poll() is None:
+            serve.kill()
+    assert_nothing_left(out, groups)

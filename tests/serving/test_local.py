@@ -33,7 +33,7 @@ def test_a_predictor_that_cannot_start_fails_with_its_log_and_keeps_the_work_dir
     message = err.getvalue()
     assert "error: kserve failed: the server exited while waiting for KServe and its models" in message
     assert "[boom] broken on purpose" in message
-    kept = [p for p in (tmp_path / "serve").iterdir() if p.name.startswith("kserve-")]
+    kept = [p for p in (out / ".serve").iterdir() if p.name.startswith("kserve-")]
     assert len(kept) == 1 and f"logs kept in {kept[0]}" in message
     assert (kept[0] / "logs" / "stdout.log").is_file()
     assert not processes_mentioning(str(kept[0]))

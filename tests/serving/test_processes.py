@@ -42,3 +42,16 @@ def test_stop_ends_the_whole_group_even_what_ignores_sigterm(tmp_path: Path):
     assert len(pids) == 2
     group.stop(grace=0.5)
     assert not group.group_alive() and not group_pids(group.pgid)
+
+
+def test_torchserve_sockets_move_to_a_short_private_tmp_only_when_the_work_dir_is_too_deep(tmp_path: Path):
+    from infra.serving.torchserve_process import SOCKET_PATH_MAX, _java_tmp_dir
+
+    assert _java_tmp_dir(tmp_path / "tmp") == tmp_path / "tmp"
+    deep = tmp_path / ("d" * SOCKET_PATH_MAX) / "tmp"
+    short = _java_tmp_dir(deep)
+    try:
+        assert short != deep and short.is_dir() and short.name.startswith("aip-ts-")
+        assert len(str(short / ".ts.sock.65535")) <= SOCKET_PATH_MAX
+    finally:
+        short.rmdir()
