@@ -12,11 +12,12 @@ import pulumi_kubernetes as k8s
 
 from infra.components.team_workspace import SERVING_SERVICE_ACCOUNT
 from infra.config.serving import ModelDeployment
+from infra.serving.config_properties import CLUSTER_INFERENCE_PORT, CLUSTER_METRICS_PORT
 from infra.serving.manifest import PackagedModel
 from infra.versions import TORCHSERVE_RUNTIME
 
-# KServe's TorchServe container serves on 8080 and exports TorchServe's metrics on 8082.
-METRICS_PORT = {"torchserve": 8082, "kserve": 8080}
+# TorchServe exports its metrics on their own port; a KServe predictor on its HTTP port (/metrics).
+METRICS_PORT = {"torchserve": CLUSTER_METRICS_PORT, "kserve": CLUSTER_INFERENCE_PORT}
 
 
 def artifact_prefix(team_prefix: str, model: str, version: str) -> str:

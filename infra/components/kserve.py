@@ -8,12 +8,17 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.inference_service import METRICS_PORT, restricted_security_context
+from infra.components.inference_service import restricted_security_context
 from infra.helm import release_args
-from infra.serving.config_properties import TORCHSERVE_PROTOCOLS
+from infra.serving.config_properties import (
+    CLUSTER_INFERENCE_PORT,
+    CLUSTER_METRICS_PORT,
+    CONFIG_PATH,
+    MODEL_STORE,
+    TORCHSERVE_PROTOCOLS,
+)
 from infra.versions import CERT_MANAGER, KSERVE, KSERVE_CRD, METRICS_SERVER, TORCHSERVE_RUNTIME
 
-INFERENCE_PORT = 8080
 KSERVE_NAMESPACE = "kserve"
 CERT_MANAGER_NAMESPACE = "cert-manager"
 
@@ -48,9 +53,10 @@ def torchserve_runtime_spec() -> dict[str, Any]:
     wrapper: the wrapper answers every client error with a 500 and re-encodes bodies. TorchServe
     serves KServe's v1 route (`/v1/models/<m>:predict`) on the predictor port directly.
     """
-    probe = {"httpGet": {"path": "/ping", "port": INFERENCE_PORT}, "periodSeconds": 10, "timeoutSeconds": 5}
+    probe = {"httpGet": {"path": "/ping", "port": CLUSTER_INFERENCE_PORT}, "periodSeconds": 10,
+             "timeoutSeconds": 5}
     return {
-        "annotations": {"prometheus.kserve.io/port": str(METRICS_PORT["torchserve"]),
+        "annotations": {"prometheus.kserve.io/port": str(CLUSTER_METRICS_PORT),
                         "prometheus.kserve.io/path": "/metrics"},
         "supportedModelFormats": [{"name": "pytorch", "version": "1", "autoSelect": False}],
         "protocolVersions": list(TORCHSERVE_PROTOCOLS),
@@ -58,10 +64,9 @@ def torchserve_runtime_spec() -> dict[str, Any]:
             "name": "kserve-container",
             "image": f"{TORCHSERVE_RUNTIME.image}:{TORCHSERVE_RUNTIME.tag}",
             "command": ["torchserve"],
-            "args": ["--start", "--foreground", "--model-store=/mnt/models/model-store",
-                     "--ts-config=/mnt/models/config/config.properties"],
-            "ports": [{"name": "http", "containerPort": INFERENCE_PORT, "protocol": "TCP"},
-                      {"name": "metrics", "containerPort": METRICS_PORT["torchserve"], "protocol": "TCP"}],
+            "args": ["--start", "--foreground", f"--model-store={MODEL_STORE}", f"--ts-config={CONFIG_PATH}"],
+            "ports": [{"name": "http", "containerPort": CLUSTER_INFERENCE_PORT, "protocol": "TCP"},
+                      {"name": "metrics", "containerPort": CLUSTER_METRICS_PORT, "protocol": "TCP"}],
             "readinessProbe": probe,
             "livenessProbe": {**probe, "initialDelaySeconds": 60, "failureThreshold": 6},
             "securityContext": {**restricted_security_context(), "runAsUser": 1000},
