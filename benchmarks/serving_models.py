@@ -1,7 +1,7 @@
 """The models benchmarks/serving.py serves: packaging, request bodies and the in-process (raw) measurement.
 
 - `digits` and `ranker` are the example models of model-handlers/, packaged by `package_models` into
-  the usual `build/models` (cached: trained once per set of training inputs).
+  `build/bench-models` (cached: trained once per set of training inputs).
 - `resnet18` is the ResNet-18-sized CNN of benchmarks/resnet18_model/. At run time its folder is copied,
   with the shared runtime `model-handlers/_runtime`, into a throw-away catalog in a temporary folder,
   `input.json` fixes the image side, and the same `package_models` trains (a fixed-seed initialisation)
@@ -27,6 +27,10 @@ from infra.serving.catalog import MODEL_HANDLERS, RUNTIME_DIR_NAME, Catalog
 from infra.serving.local_server import ServedModel
 from infra.serving.manifest import mar_path
 from infra.serving.package import DEFAULT_OUT, package_models
+
+# The example models are packaged into a cache of the benchmark's own (trained once, like `aip package`'s),
+# so that it never waits for, or changes, the packages other commands build into build/models.
+EXAMPLES_OUT = DEFAULT_OUT.parent / "bench-models"
 
 BENCHMARKS = Path(__file__).resolve().parent
 RESNET_SOURCE = BENCHMARKS / "resnet18_model"
@@ -104,7 +108,7 @@ def prepare(models: Sequence[str], batches: Sequence[int], side: int, scratch: P
     example_names = [m for m in models if m != RESNET]
     if example_names:
         catalog = Catalog(MODEL_HANDLERS)
-        manifest = package_models(DEFAULT_OUT, example_names, catalog=catalog)
+        manifest = package_models(EXAMPLES_OUT, example_names, catalog=catalog)
         for folder in catalog.select(example_names):
             served = ServedModel(folder, catalog.runtime_dir, manifest.models[folder.name])
             prepared[folder.name] = BenchModel(served, write_bodies(folder.name, batches, side, scratch / "bodies"))

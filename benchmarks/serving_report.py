@@ -8,15 +8,23 @@ from pathlib import Path
 from typing import Any
 
 SATURATION_MIN_CONCURRENCY = 4
+DEFAULT_THREADS = 2  # torch's intra-op threads when OMP_NUM_THREADS is not set: one per core here
 
 
-def raw_reference(raw: Mapping[str, Any], batch: int) -> dict[str, Any]:
-    """The in-process limit at `batch`: the best of the raw runs (torch 2 and 1 threads, before and after).
+def raw_reference(raw: Mapping[str, Any], batch: int, group: int | None = None,
+                  threads: int | None = None) -> dict[str, Any]:
+    """The in-process limit at `batch`: the best of the raw runs (torch 2 and 1 threads, before and after),
+    those of the same group of servers when there are (measured minutes, not tens of minutes, apart).
 
     Throughput is batch / median latency of back-to-back `ModelCore.predict` calls: the median, so that a
-    noisy neighbour's burst does not lower the limit the servers are compared with.
+    noisy neighbour's burst does not lower the limit the servers are compared with. `threads` keeps the
+    runs with that many torch threads (for latency: a one-thread server is compared with one thread).
     """
-    runs = [(run["threads"], run["batches"][str(batch)]) for run in raw["runs"]]
+    chosen = [run for run in raw["runs"] if group is not None and run.get("group") == group] or \
+        [run for run in raw["runs"] if "group" not in run] or list(raw["runs"])
+    runs = [(run["threads"], run["batches"][str(batch)]) for run in chosen
+            if threads is None or run["threads"] == threads] or \
+        [(run["threads"], run["batches"][str(batch)]) for run in chosen]
     threads, best = min(runs, key=lambda item: item[1]["core_predict"]["p50_ms"])
     fastest_forward = min(entry["forward"]["p50_ms"] for _, entry in runs)
     predict = best["core_predict"]
@@ -50,7 +58,8 @@ def summarize(raw: Mapping[str, Any], servers: Sequence[Mapping[str, Any]], batc
     for server in servers:
         for model in server["models"]:
             cells = cells_of(server, model)
-            reference = raw_reference(raw[model], batch)
+            group = server.get("group")
+            reference = raw_reference(raw[model], batch, group)
             best = saturated(cells, batch)
             one = single(cells)
             line: dict[str, Any] = {
@@ -63,10 +72,17 @@ def summarize(raw: Mapping[str, Any], servers: Sequence[Mapping[str, Any]], batc
                 "saturation_concurrency": best["concurrency"] if best else None,
             }
             if batch != 1:
-                reference_1, best_1 = raw_reference(raw[model], 1), saturated(cells, 1)
+                reference_1, best_1 = raw_reference(raw[model], 1, group), saturated(cells, 1)
                 line["ratio_batch1"] = round(best_1["ips"] / reference_1["ips"], 3) if best_1 else None
             if one is not None:
-                line["p50_overhead_ms"] = round(one["p50_ms"] - raw_reference(raw[model], 1)["p50_ms"], 2)
+                threads = server["settings"].get("threads") or DEFAULT_THREADS
+                same = raw_reference(raw[model], 1, group, threads)
+                line["p50_overhead_ms"] = round(one["p50_ms"] - same["p50_ms"], 2)
+                line["raw_p50_ms"] = same["p50_ms"]
+                # The same requests timed inside the handler: immune to the machine's drift between runs.
+                handler = one.get("handler_p50_ms")
+                valid = handler is not None and not math.isnan(handler)
+                line["p50_outside_handler_ms"] = round(one["p50_ms"] - handler, 2) if valid else None
             line["ready_s"] = server.get("ready_s")
             line["peak_rss_mib"] = server.get("peak_rss_mib")
             lines.append(line)
@@ -83,27 +99,33 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 def markdown_table(raw: Mapping[str, Any], servers: Sequence[Mapping[str, Any]], models: Sequence[str],
                    batches: Sequence[int]) -> str:
-    """Every cell: throughput, latency, ratio to raw, generator CPU share, server memory."""
+    """Every cell: throughput, latency, ratio to raw, generator CPU share, server memory.
+
+    The raw rows show the best raw run of the whole run; `x raw` divides by the raw runs next to the
+    server's own group where there are (resnet18).
+    """
     header = ("| model | runtime | batch | conc. | req/s | inst/s | x raw | p50 ms | p95 ms | p99 ms "
-              "| client CPU | other CPU | server MiB |")
+              "| handler p50 ms | client CPU | other CPU | server MiB |")
     rows = [header, _rule(header)]
     for model in models:
         for batch in batches:
             reference = raw_reference(raw[model], batch)
             rows.append(f"| {model} | raw `ModelCore.predict` ({reference['threads']}t) | {batch} | 1 "
                         f"| {_fmt(reference['rps'])} "
-                        f"| {_fmt(reference['ips'])} | 1.00 | {_fmt(reference['p50_ms'], 2)} | - | - | - | - | - |")
+                        f"| {_fmt(reference['ips'])} | 1.00 | {_fmt(reference['p50_ms'], 2)} | - | - | - | - | - | - |")
             rows.append(f"| {model} | raw forward only | {batch} | 1 | {_fmt(reference['forward_ips'] / batch)} "
                         f"| {_fmt(reference['forward_ips'])} | - | {_fmt(reference['forward_p50_ms'], 2)} "
-                        "| - | - | - | - | - |")
+                        "| - | - | - | - | - | - |")
             for server in servers:
+                local = raw_reference(raw[model], batch, server.get("group"))
                 for cell in cells_of(server, model):
                     if cell["batch"] != batch:
                         continue
                     rows.append(
                         f"| {model} | {server['key']} | {batch} | {cell['concurrency']} | {_fmt(cell['rps'])} "
-                        f"| {_fmt(cell['ips'])} | {_fmt(cell['ips'] / reference['ips'], 2)} "
+                        f"| {_fmt(cell['ips'])} | {_fmt(cell['ips'] / local['ips'], 2)} "
                         f"| {_fmt(cell['p50_ms'], 2)} | {_fmt(cell['p95_ms'], 2)} | {_fmt(cell['p99_ms'], 2)} "
+                        f"| {_fmt(cell.get('handler_p50_ms'), 2)} "
                         f"| {cell['client_cpu_share']:.0%} | {_fmt(cell['other_cores'], 2)} "
                         f"| {_fmt(cell['server_peak_rss_mib'], 0)} |")
     return "\n".join(rows)
@@ -176,7 +198,8 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
             bottom.axhline(reference["p50_ms"], color="black", linestyle=styles[batch], linewidth=1,
                            label=f"raw b={batch}")
         top.set_title(f"{model}: throughput")
-        top.set_ylabel("instances/s")
+        top.set_ylabel("instances/s (log)")
+        top.set_yscale("log")
         bottom.set_title(f"{model}: p50 latency")
         bottom.set_ylabel("ms (log)")
         bottom.set_yscale("log")

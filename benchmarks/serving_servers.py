@@ -11,6 +11,7 @@ and its ports are checked to be free afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -24,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from serving_load import LoadSpec, TreeSampler, machine_busy_seconds, run_load, tree_cpu_by_name
+from serving_load import LoadSpec, TreeSampler, machine_busy_seconds, percentile, run_load, tree_cpu_by_name
 from serving_models import BenchModel
 
 from infra.serving.kserve_process import KServeServer
@@ -176,6 +177,41 @@ def smoke(url: str, body: bytes, headers: Mapping[str, str], batch: int) -> None
         raise RuntimeError(f"{url} answered {len(predictions)} predictions for {batch} instances")
 
 
+def log_files(server: LocalServer) -> list[Path]:
+    """Where the handlers' per-request ECS records end up: TorchServe's model_log.log, KServe's stdout."""
+    name = "model_log.log" if isinstance(server, TorchServeServer) else "stdout.log"
+    return [server.work_dir / "logs" / name]
+
+
+def log_offsets(servers: Sequence[LocalServer]) -> dict[Path, int]:
+    return {path: path.stat().st_size if path.is_file() else 0 for s in servers for path in log_files(s)}
+
+
+def handler_latencies(offsets: Mapping[Path, int], model: str) -> list[float]:
+    """`aip.latency_ms` of the successful requests logged since `offsets`: time spent in the handler
+    (TorchServe: `handle()` for the whole batch, after TorchServe parsed the JSON; KServe: `predict()`)."""
+    found = []
+    for path, offset in offsets.items():
+        if not path.is_file():
+            continue
+        with path.open("rb") as stream:
+            stream.seek(offset)
+            text = stream.read().decode("utf-8", "replace")
+        for line in text.splitlines():
+            start = line.find('{"@timestamp"')
+            if start < 0 or '"aip"' not in line:
+                continue
+            try:
+                record = json.loads(line[start:])
+            except ValueError:
+                continue
+            aip = record.get("aip", {})
+            status = record.get("http", {}).get("response", {}).get("status_code")
+            if aip.get("model", {}).get("name") == model and status == 200 and "latency_ms" in aip:
+                found.append(float(aip["latency_ms"]))
+    return found
+
+
 class Running:
     """A set-up's server(s), started; `cell` runs one load phase against them, `stop` stops them."""
 
@@ -219,7 +255,13 @@ class Running:
         attempts: list[dict[str, Any]] = []
         while True:
             quiet = wait_for_quiet(pace, self.pids)
-            attempts.append({"model": model.name, **quiet, **run_load(spec, self.pids, self.sampler).as_dict()})
+            offsets = log_offsets(self.servers)
+            measured = run_load(spec, self.pids, self.sampler).as_dict()
+            time.sleep(0.3)  # let the servers flush their request logs
+            handler = handler_latencies(offsets, model.name)
+            measured["handler_p50_ms"] = round(percentile(handler, 50), 2)
+            measured["handler_records"] = len(handler)
+            attempts.append({"model": model.name, **quiet, **measured})
             if attempts[-1]["other_cores"] <= pace.quiet_threshold or pace.retries <= 0 or len(attempts) > 1:
                 break
             pace.retries -= 1
