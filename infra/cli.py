@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="send every examples/*.json of every model, report, stop; exit 0 or 1")
     serve.add_argument("--no-token-auth", dest="token_auth", action="store_false",
                        help="TorchServe without token authorization, exactly as in the cluster")
+    serve.add_argument("--with-prometheus", action="store_true",
+                       help="also run Prometheus (Debian's prometheus package) on 127.0.0.1, scraping the server "
+                            "with the platform's alert and recording rules; prints its UI address")
     return parser
 
 
@@ -235,7 +238,7 @@ def _serving(args: argparse.Namespace, err: Console) -> int:
         from infra.serving.local import ServeOptions, serve
 
         options = ServeOptions(runtime=args.runtime, models=names, port=args.port, smoke=args.smoke, out=args.out,
-                               token_auth=args.token_auth)
+                               token_auth=args.token_auth, with_prometheus=args.with_prometheus)
         return serve(options, Console(), err)
     except BuildFailed as exc:
         _error(err, str(exc))

@@ -14,7 +14,16 @@ from pydantic_core import PydanticUndefined
 
 from infra.config.loader import PLATFORM_KEYS, TEAM_KEYS
 from infra.config.models import PlatformConfig, TeamConfig
-from infra.versions import EKS_ADDONS, HELM_CHARTS, SERVING_RUNTIMES, SUPPORTED_EKS_VERSIONS
+from infra.config.observability import ENVIRONMENT_DEFAULTS
+from infra.versions import (
+    CONTAINER_IMAGES,
+    EKS_ADDONS,
+    ELASTIC_STACK_DOCS,
+    ELASTIC_STACK_VERSION,
+    HELM_CHARTS,
+    SERVING_RUNTIMES,
+    SUPPORTED_EKS_VERSIONS,
+)
 
 MARK = "<!-- aip:{name}:{edge} -->"
 
@@ -46,16 +55,31 @@ def _default(field: FieldInfo) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def _model_rows(model: type[BaseModel], path: str) -> list[str]:
+def _per_environment(defaults: dict[str, Any], path: tuple[str, ...]) -> str:
+    """`dev 7 · staging 15 · prod 30` for a key whose default depends on the environment."""
+    cells = []
+    for environment, values in defaults.items():
+        for part in path:
+            values = values.get(part, {}) if isinstance(values, dict) else {}
+        if isinstance(values, dict):
+            return "per environment"
+        cells.append(f"{environment} `{json.dumps(values)}`")
+    return " · ".join(cells)
+
+
+def _model_rows(model: type[BaseModel], path: str, *, per_environment: dict[str, Any] | None = None,
+                sub: tuple[str, ...] = ()) -> list[str]:
     rows, nested = [], []
     for name, field in model.model_fields.items():
-        key = f"{path}.{field.alias or name}"
-        rows.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
+        alias = field.alias or name
+        key = f"{path}.{alias}"
+        default = _default(field) if per_environment is None else _per_environment(per_environment, (*sub, alias))
+        rows.append(f"| `{key}` | {_type_name(field.annotation)} | {default} | {field.description or ''} |")
         inner = _nested_model(field.annotation)
         if inner is not None:
-            nested.append((inner, key + ("[]" if typing.get_origin(field.annotation) is tuple else "")))
-    for inner, key in nested:
-        rows += _model_rows(inner, key)
+            nested.append((inner, key + ("[]" if typing.get_origin(field.annotation) is tuple else ""), alias))
+    for inner, key, alias in nested:
+        rows += _model_rows(inner, key, per_environment=per_environment, sub=(*sub, alias))
     return rows
 
 
@@ -67,6 +91,10 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
         if found is not None:
             return found
     return None
+
+
+# Structured keys whose defaults depend on the stack's environment.
+PER_ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {"observability": ENVIRONMENT_DEFAULTS}
 
 
 def config_reference(project_config: dict[str, Any]) -> str:
@@ -84,11 +112,14 @@ def config_reference(project_config: dict[str, Any]) -> str:
         for key in keys:
             field = next(f for n, f in model.model_fields.items() if (f.alias or n) == key)
             inner = _nested_model(field.annotation)
-            lines.append(f"| `ai-platform:{key}` | {_type_name(field.annotation)} | {_default(field)} | "
+            per_environment = PER_ENVIRONMENT_DEFAULTS.get(key)
+            default = "per environment" if per_environment else _default(field)
+            lines.append(f"| `ai-platform:{key}` | {_type_name(field.annotation)} | {default} | "
                          f"{(inner or model).__doc__.splitlines()[0]} |")
             if inner is not None:
                 is_list = typing.get_origin(field.annotation) is tuple
-                lines += _model_rows(inner, f"ai-platform:{key}" + ("[]" if is_list else ""))
+                lines += _model_rows(inner, f"ai-platform:{key}" + ("[]" if is_list else ""),
+                                     per_environment=per_environment)
     return "\n".join(lines)
 
 
@@ -99,6 +130,9 @@ def versions_table() -> str:
     lines += [f"| {r.image} | ServingRuntime `{r.name}` image | `{r.tag}`, `{r.gpu_tag}` | {r.docs} |"
               for r in SERVING_RUNTIMES]
     lines += [f"| {a.name} | EKS add-on | `{a.version}` | {a.docs} |" for a in EKS_ADDONS]
+    lines.append(f"| Elasticsearch, Kibana, Filebeat | Elastic Stack (run by ECK) | `{ELASTIC_STACK_VERSION}` | "
+                 f"{ELASTIC_STACK_DOCS} |")
+    lines += [f"| {i.image} | container image | `{i.tag}` | {i.docs} |" for i in CONTAINER_IMAGES]
     lines.append(f"| Kubernetes (EKS) | cluster version | {', '.join(f'`{v}`' for v in SUPPORTED_EKS_VERSIONS)} "
                  "| https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html |")
     return "\n".join(lines)

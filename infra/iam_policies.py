@@ -79,8 +79,13 @@ def tls_only_statement(bucket_arn: str) -> dict[str, Any]:
     }
 
 
-def model_bucket_policy(bucket_arn: str) -> Policy:
+def tls_only_bucket_policy(bucket_arn: str) -> Policy:
+    """A bucket policy that only denies requests without TLS (access itself is granted to IAM roles)."""
     return _doc(tls_only_statement(bucket_arn))
+
+
+def model_bucket_policy(bucket_arn: str) -> Policy:
+    return tls_only_bucket_policy(bucket_arn)
 
 
 def access_log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account_id: str) -> Policy:
@@ -134,6 +139,28 @@ def ebs_csi_kms_policy(key_arn: str) -> Policy:
         {"Effect": "Allow",
          "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
          "Resource": key_arn},
+    )
+
+
+def snapshot_repository_policy(bucket_arn: str, key_arn: str, region: str) -> Policy:
+    """What Elasticsearch's S3 snapshot repository needs on its own bucket, and nothing elsewhere.
+
+    The actions are those Elastic recommends for a repository; objects are encrypted by the bucket's
+    default SSE-KMS key, so the role may use that key, and only through S3.
+    https://www.elastic.co/docs/deploy-manage/tools/snapshot-and-restore/s3-repository#repository-s3-permissions
+    """
+    return _doc(
+        {"Sid": "ListRepositoryBucket", "Effect": "Allow",
+         "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads",
+                    "s3:ListBucketVersions"],
+         "Resource": bucket_arn},
+        {"Sid": "ReadWriteSnapshots", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts"],
+         "Resource": f"{bucket_arn}/*"},
+        # Multipart uploads to an SSE-KMS bucket need Decrypt as well as GenerateDataKey.
+        {"Sid": "EncryptThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+         "Resource": key_arn, "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
     )
 
 

@@ -9,10 +9,14 @@ from infra.components.admission_policies import AdmissionPolicies, AdmissionPoli
 from infra.components.block_storage import BlockStorage, BlockStorageArgs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from infra.components.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from infra.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs, pool_contract
 from infra.components.kms_key import CustomerKey, CustomerKeyArgs
 from infra.components.kserve import KServe, KServeArgs
+from infra.components.log_archive import LogArchive, LogArchiveArgs
+from infra.components.logging_stack import LoggingStack, LoggingStackArgs
 from infra.components.model_store import ModelStore, ModelStoreArgs, deletion_options
+from infra.components.monitoring import MetricsStack, MetricsStackArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from infra.config import PlatformConfig
@@ -24,6 +28,7 @@ KEY_PURPOSES: dict[str, tuple[str, tuple[str, ...]]] = {
     "volumes": ("EBS volumes of nodes and persistent volumes", ("autoscaling",)),
     "logs": ("Control-plane and VPC flow log groups", ("logs",)),
     "models": ("Model artifacts in the model store", ()),
+    "log-archive": ("Elasticsearch log snapshots in the log archive", ()),
 }
 
 
@@ -38,10 +43,13 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     prefix = f"aip-{config.environment}"
     # Retained model artifacts stay readable only while their key exists: it shares the buckets' protection.
     model_data = deletion_options(config.model_store.deletion_protection)
+    # Likewise archived log snapshots and the key that decrypts them.
+    key_deletion = {"models": model_data,
+                    "log-archive": deletion_options(config.observability.logs.archive_deletion_protection)}
     keys = {
         purpose: CustomerKey(f"{prefix}-{purpose}", CustomerKeyArgs(
             alias=f"{prefix}-{purpose}", description=description, aws=ctx, grants_for=grants,
-            deletion=model_data if purpose == "models" else None))
+            deletion=key_deletion.get(purpose)))
         for purpose, (description, grants) in KEY_PURPOSES.items()
     }
     name = cluster_name(config)
@@ -60,14 +68,26 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     ]
     NvidiaDevicePlugin(f"{prefix}-nvidia-device-plugin", NvidiaDevicePluginArgs(
         provider=cluster.provider, node_pools=tuple(pools)))
-    ClusterAutoscaler(f"{prefix}-cluster-autoscaler", ClusterAutoscalerArgs(
-        cluster_name=name, cluster_version=config.cluster.version, oidc_provider_arn=cluster.oidc_provider_arn,
-        oidc_issuer_url=cluster.oidc_issuer_url, provider=cluster.provider, aws=ctx))
     storage = BlockStorage(f"{prefix}-block-storage", BlockStorageArgs(
         cluster_name=cluster.name, oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url, volume_key_arn=keys["volumes"].arn,
         provider=cluster.provider, aws=ctx))
     KServe(f"{prefix}-kserve", KServeArgs(region=config.region, provider=cluster.provider))
+    metrics = MetricsStack(f"{prefix}-metrics", MetricsStackArgs(
+        config=config.observability.metrics, cluster_name=name, storage_class=storage.storage_class_name,
+        provider=cluster.provider, depends_on=(storage,)))
+    GpuMetrics(f"{prefix}-gpu-metrics", GpuMetricsArgs(
+        provider=cluster.provider, node_pools=tuple(pools), depends_on=(metrics,)))
+    ClusterAutoscaler(f"{prefix}-cluster-autoscaler", ClusterAutoscalerArgs(
+        cluster_name=name, cluster_version=config.cluster.version, oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer_url=cluster.oidc_issuer_url, provider=cluster.provider, aws=ctx, monitoring=(metrics,)))
+    archive = LogArchive(f"{prefix}-log-archive", LogArchiveArgs(
+        config=config.observability.logs, kms_key_arn=keys["log-archive"].arn,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url, aws=ctx))
+    LoggingStack(f"{prefix}-logging", LoggingStackArgs(
+        config=config.observability.logs, storage_class=storage.storage_class_name, archive_bucket=archive.bucket,
+        archive_role_arn=archive.role_arn, region=config.region, provider=cluster.provider, depends_on=(storage,),
+        monitoring=(metrics,)))
     AdmissionPolicies(f"{prefix}-admission", AdmissionPoliciesArgs(
         approved_registries=config.cluster.approved_registries, provider=cluster.provider))
     store = ModelStore(f"{prefix}-model-store", ModelStoreArgs(
@@ -90,4 +110,5 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         "teamRoleBoundaryArn": store.team_boundary_arn,
         "storageClass": storage.storage_class_name,
         "gpuPools": [pool_contract(pool) for pool in config.gpu_pools],
+        "grafanaAdminSecret": f"{metrics.namespace}/{metrics.grafana_admin_secret}",
     }

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.inference_service import ModelService, ModelServiceArgs
+from infra.components.team_monitoring import TeamMonitoring, TeamMonitoringArgs
 from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
 from infra.config import ConfigError, Problem, TeamConfig, stack_file
 from infra.config.serving import ModelDeployment
@@ -60,6 +61,8 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
     provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=platform.require("kubeconfig"), namespace=config.team)
     workspace = TeamWorkspace(prefix, TeamWorkspaceArgs(
         team=config.team, region=config.region, platform=platform, provider=provider, quota=config.quota))
+    TeamMonitoring(f"{prefix}-monitoring", TeamMonitoringArgs(
+        team=config.team, provider=provider, depends_on=(workspace,)))
     pools = platform.require("gpuPools")
     services = {}
     for index, model in enumerate(config.models):

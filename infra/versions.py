@@ -114,7 +114,65 @@ METRICS_SERVER = HelmChart(
     docs="https://docs.aws.amazon.com/eks/latest/userguide/metrics-server.html",
 )
 
+# Prometheus operator, Prometheus, Alertmanager, Grafana, kube-state-metrics and node-exporter in one release
+# (Grafana subchart 12.11.1, kube-state-metrics 8.4.0, prometheus-node-exporter 4.56.1, operator v0.93.1).
+KUBE_PROMETHEUS_STACK = HelmChart(
+    chart="kube-prometheus-stack",
+    version="88.5.3",
+    repository="https://prometheus-community.github.io/helm-charts",
+    docs="https://github.com/prometheus-community/helm-charts/tree/main/charts/kube-prometheus-stack",
+)
+
+# GPU metrics from NVIDIA DCGM (exporter image 4.5.3-4.8.2) on every GPU node.
+DCGM_EXPORTER = HelmChart(
+    chart="dcgm-exporter",
+    version="4.8.2",
+    repository="https://nvidia.github.io/dcgm-exporter/helm-charts",
+    docs="https://docs.nvidia.com/datacenter/cloud-native/gpu-telemetry/latest/dcgm-exporter.html",
+)
+
+# Elastic Cloud on Kubernetes: the operator and its CRDs (Elasticsearch, Kibana, Beat, ...), one chart.
+ECK_OPERATOR = HelmChart(
+    chart="eck-operator",
+    version="3.5.0",
+    repository="https://helm.elastic.co",
+    docs="https://www.elastic.co/docs/deploy-manage/deploy/cloud-on-k8s/install-using-helm-chart",
+)
+
+# Elasticsearch, Kibana and Filebeat release together, and ECK pulls docker.elastic.co/<product>:<version>.
+# 9.4.3 is the version ECK 3.5.0's own samples and end-to-end matrix run.
+ELASTIC_STACK_VERSION = "9.4.3"
+ELASTIC_STACK_DOCS = "https://www.elastic.co/docs/release-notes/elasticsearch#elasticsearch-9.4.3-release-notes"
+
+# Prometheus metrics of the Elasticsearch cluster (exporter v1.11.0).
+ELASTICSEARCH_EXPORTER = HelmChart(
+    chart="prometheus-elasticsearch-exporter",
+    version="7.4.0",
+    repository="https://prometheus-community.github.io/helm-charts",
+    docs="https://github.com/prometheus-community/helm-charts/tree/main/charts/prometheus-elasticsearch-exporter",
+)
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """A container image the platform runs itself (not through a chart), pinned to one exact tag."""
+
+    image: str
+    tag: str
+    docs: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.image}:{self.tag}"
+
+
+# The Job that applies the log retention and snapshot policies to Elasticsearch (runs as uid 100).
+CURL = ContainerImage(image="docker.io/curlimages/curl", tag="8.20.0", docs="https://github.com/curl/curl-container")
+
 HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, METRICS_SERVER, CERT_MANAGER,
-                                      KSERVE_CRD, KSERVE)
+                                      KSERVE_CRD, KSERVE,
+                                      KUBE_PROMETHEUS_STACK, DCGM_EXPORTER,
+                                      ECK_OPERATOR, ELASTICSEARCH_EXPORTER)
 SERVING_RUNTIMES: tuple[ServingRuntimeImage, ...] = (TORCHSERVE_RUNTIME,)
 EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER, VPC_CNI)
+CONTAINER_IMAGES: tuple[ContainerImage, ...] = (CURL,)

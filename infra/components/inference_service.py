@@ -78,7 +78,8 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
             "image": model.image,
             # `args` replaces the image's CMD: repeat where model-handlers/<model>/Dockerfile puts the weights.
             "args": ["--model-name", model.name, "--model-dir", f"/models/{model.name}", "--http-port", "8080"],
-            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            # Named like the TorchServe runtime's inference port; the team's PodMonitor scrapes it by name.
+            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
             "resources": _resources(model),
             "securityContext": restricted_security_context(),
         }]

@@ -9,8 +9,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws_context import AwsContext
+from infra.components.s3_bucket import logged_private_bucket
 from infra.config import ModelStoreConfig
-from infra.iam_policies import access_log_bucket_policy, model_bucket_policy, team_boundary_policy
+from infra.iam_policies import team_boundary_policy
 
 
 def deletion_options(mode: str) -> pulumi.ResourceOptions:
@@ -59,27 +60,12 @@ class ModelStore(pulumi.ComponentResource):
         super().__init__("ai-platform:storage:ModelStore", name, None, opts)
         cfg = args.config
         # Everything that protects the buckets outlives a destroy with them, not only the buckets.
-        self._keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
-                                                  deletion_options(cfg.deletion_protection))
-        logs = aws.s3.Bucket(f"{name}-access-logs", force_destroy=False, opts=self._keep)
-        # S3 server access logs can only be delivered to a bucket encrypted with SSE-S3.
-        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html
-        self._harden(f"{name}-access-logs", logs, sse={"sse_algorithm": "AES256"},
-                     rules=[{"id": "expire-access-logs", "status": "Enabled", "filter": {},
-                             "expiration": {"days": cfg.access_log_expiration_days},
-                             "noncurrent_version_expiration": {"noncurrent_days": 30}}])
-        models = aws.s3.Bucket(f"{name}-models", force_destroy=False, opts=self._keep)
-        self._harden(f"{name}-models", models,
-                     sse={"sse_algorithm": "aws:kms", "kms_master_key_id": args.kms_key_arn},
-                     rules=lifecycle_rules(cfg))
-        child = self._keep
-        aws.s3.BucketPolicy(f"{name}-models", bucket=models.id, opts=child,
-                            policy=models.arn.apply(lambda arn: json.dumps(model_bucket_policy(arn))))
-        aws.s3.BucketPolicy(f"{name}-access-logs", bucket=logs.id, opts=child,
-                            policy=pulumi.Output.all(logs.arn, models.arn, args.aws.account_id).apply(
-                                lambda v: json.dumps(access_log_bucket_policy(v[0], v[1], v[2]))))
-        aws.s3.BucketLogging(f"{name}-models", bucket=models.id, target_bucket=logs.id,
-                             target_prefix="models/", opts=child)
+        keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                            deletion_options(cfg.deletion_protection))
+        stored = logged_private_bucket(name, purpose="models", kms_key_arn=args.kms_key_arn, rules=lifecycle_rules(cfg),
+                                       log_expiration_days=cfg.access_log_expiration_days,
+                                       account_id=args.aws.account_id, opts=keep)
+        models, logs = stored.bucket, stored.log_bucket
         boundary = aws.iam.Policy(
             f"{name}-team-boundary", description="Permissions boundary of every team's serving role",
             policy=pulumi.Output.all(models.arn, args.kms_key_arn).apply(
@@ -91,16 +77,3 @@ class ModelStore(pulumi.ComponentResource):
         self.team_boundary_arn = boundary.arn
         self.register_outputs({"bucket": self.bucket, "bucket_arn": self.bucket_arn, "log_bucket": self.log_bucket,
                                "team_boundary_arn": self.team_boundary_arn})
-
-    def _harden(self, name: str, bucket: aws.s3.Bucket, *, sse: dict, rules: list[dict]) -> None:
-        """Ownership enforced, public access blocked, versioned, encrypted by default, with lifecycle rules."""
-        child = self._keep
-        aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"},
-                                       opts=child)
-        aws.s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-                                       ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-        aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            name, bucket=bucket.id, opts=child,
-            rules=[{"apply_server_side_encryption_by_default": sse, "bucket_key_enabled": True}])
-        aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=child)

@@ -19,7 +19,7 @@ STACK_CONFIG_DIR = "stacks"
 # Scalar keys, declared with their defaults in Pulumi.yaml.
 DECLARED_KEYS = ("environment", "costCenter", "dataClassification", "team", "platformStack")
 # Structured keys; Pulumi's project schema cannot type objects, so the models do.
-PLATFORM_KEYS = ("network", "cluster", "gpuPools", "modelStore")
+PLATFORM_KEYS = ("network", "cluster", "gpuPools", "modelStore", "observability")
 TEAM_KEYS = ("quota", "models")
 STRUCTURED_KEYS = PLATFORM_KEYS + TEAM_KEYS
 ALL_KEYS = DECLARED_KEYS + STRUCTURED_KEYS
@@ -72,7 +72,8 @@ def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str) -
     data = {k: v for k, v in data.items() if k not in (PLATFORM_KEYS if model is TeamConfig else TEAM_KEYS)}
     data = {k: v for k, v in data.items() if v is not NOT_SET}
     try:
-        config = model.model_validate(data)
+        # Some limits depend on the environment (prod minimums); validators read it from the context.
+        config = model.model_validate(data, context={"environment": raw.get("environment")})
     except ValidationError as exc:
         errors = _without_echoes(exc.errors())
         problems += [_problem(err, model, data, prefix) for err in errors]

@@ -7,9 +7,9 @@ Pulumi.yaml live there (the engine applies them); defaults of structured keys li
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra import gpu_catalog
 from infra.config.base import FrozenModel
@@ -31,6 +31,7 @@ from infra.config.fields import (
     TeamName,
     VpcId,
 )
+from infra.config.observability import ObservabilityConfig, with_environment_defaults
 from infra.config.serving import ModelDeployment, QuotaConfig, unique_names
 from infra.versions import DEFAULT_EKS_VERSION
 
@@ -230,6 +231,16 @@ class PlatformConfig(_Common):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     gpu_pools: tuple[GpuPoolConfig, ...] = Field(min_length=1)
     model_store: ModelStoreConfig = Field(default_factory=ModelStoreConfig)
+    observability: ObservabilityConfig = Field(
+        description="Metrics and logs; every key defaults per environment (see ENVIRONMENT_DEFAULTS).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _observability_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {**data, "observability": with_environment_defaults(data.get("observability"),
+                                                                          data.get("environment"))}
+        return data
 
     @field_validator("gpu_pools")
     @classmethod

@@ -3,6 +3,8 @@
 The server runs in its own process group with a private work dir under `<out>/.serve/`. Ctrl-C
 (SIGINT), SIGTERM, SIGHUP (the terminal closed) and SIGQUIT all stop it in order; the work dir is
 removed afterwards unless the server failed, in which case its logs are kept and their path printed.
+With `--with-prometheus`, a Prometheus (infra/serving/local_prometheus.py) scrapes the server with the
+platform's rules, from a folder of the same work dir, and is stopped first.
 """
 
 from __future__ import annotations
@@ -18,13 +20,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import httpx
 from rich.console import Console
 from rich.text import Text
 
 from infra.serving.catalog import MODEL_HANDLERS, Catalog
 from infra.serving.kserve_process import KServeServer
+from infra.serving.local_prometheus import (
+    LocalPrometheus,
+    PrometheusFailed,
+    PrometheusTools,
+    ScrapeTarget,
+    find_prometheus,
+)
 from infra.serving.local_server import LocalServer, ServedModel, ServerFailed
 from infra.serving.package import DEFAULT_OUT, package_models
 from infra.serving.problems import ServingError
@@ -56,6 +66,7 @@ class ServeOptions:
         smoke: Send every example, report, stop, and exit 0 or 1.
         out: Where packages are built (and cached).
         token_auth: TorchServe's token authorization.
+        with_prometheus: Also run Prometheus on loopback, scraping the server with the platform's rules.
     """
 
     runtime: Runtime = "torchserve"
@@ -64,6 +75,7 @@ class ServeOptions:
     smoke: bool = False
     out: Path = DEFAULT_OUT
     token_auth: bool = True
+    with_prometheus: bool = False
 
 
 def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Catalog | None = None) -> int:
@@ -72,6 +84,7 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
     folders = catalog.select(options.models)
     if options.port and not port_is_free(options.port):  # before minutes of packaging, not after
         raise ServingError(f"port {options.port} on 127.0.0.1 is in use")
+    tools = find_prometheus() if options.with_prometheus else None  # a missing package, also before packaging
     with err.status("packaging…") as status:
         manifest = package_models(options.out, [f.name for f in folders], catalog=catalog,
                                   on_progress=lambda model, step: status.update(f"packaging {model}: {step}…"))
@@ -79,23 +92,32 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
     work_root = options.out.resolve() / WORK_ROOT
     work_dir: Path | None = None
     server: LocalServer | None = None
+    prometheus: LocalPrometheus | None = None
     failed = False
     with _stop_signals_interrupt():
         try:
             work_root.mkdir(parents=True, exist_ok=True)
             work_dir = Path(tempfile.mkdtemp(prefix=f"{options.runtime}-", dir=work_root))
             server = _server(options, served, work_dir)
-            return _run(server, served, options, console, err)
+            if tools is not None:
+                prometheus = _prometheus(work_dir, tools)
+            return _run(server, served, options, console, err, prometheus)
         except ServerFailed as exc:
             failed = True
             # Text, not markup: the log lines quoted in the message are full of brackets ("[INFO ]").
             _print(err, Text("error: ", style="bold red") + Text(f"{options.runtime} failed: {exc}"))
+            return EXIT_FAILED
+        except PrometheusFailed as exc:
+            failed = True
+            _print(err, Text("error: ", style="bold red") + Text(f"prometheus failed: {exc}"))
             return EXIT_FAILED
         except (KeyboardInterrupt, Interrupted):
             _print(err, "stopping…")
             return EXIT_INTERRUPTED if options.smoke else EXIT_OK
         finally:
             with _signals_ignored():
+                if prometheus is not None:  # first: it would only record the server going away
+                    prometheus.stop()
                 if server is not None:
                     server.stop()
                 if failed:
@@ -106,7 +128,7 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
 
 
 def _run(server: LocalServer, served: Sequence[ServedModel], options: ServeOptions, console: Console,
-         err: Console) -> int:
+         err: Console, prometheus: LocalPrometheus | None = None) -> int:
     started = time.monotonic()
     server.start()
     with err.status(f"starting {server.runtime} with {', '.join(m.name for m in served)}…"):
@@ -116,12 +138,16 @@ def _run(server: LocalServer, served: Sequence[ServedModel], options: ServeOptio
     console.print(_endpoint_lines(server, served), highlight=False, soft_wrap=True)
     for note in server.notes():
         console.print(note, highlight=False, soft_wrap=True)
+    if prometheus is not None:
+        _start_prometheus(prometheus, server, served, console, err)
     if options.smoke:
         results = run_smoke(server, served)
         console.print(smoke_table(results, server.runtime))
         return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
     console.print("serving; Ctrl-C stops", highlight=False)
     while server.running():
+        if prometheus is not None and not prometheus.running():
+            raise PrometheusFailed(f"Prometheus exited on its own:\n{prometheus.log_tail()}")
         time.sleep(0.5)
     raise ServerFailed(f"the server exited on its own:\n{server.log_tail()}")
 
@@ -130,6 +156,45 @@ def _server(options: ServeOptions, served: Sequence[ServedModel], work_dir: Path
     if options.runtime == "kserve":
         return KServeServer(served, work_dir, port=options.port)
     return TorchServeServer(served, work_dir, port=options.port, token_auth=options.token_auth)
+
+
+def _prometheus(work_dir: Path, tools: PrometheusTools) -> LocalPrometheus:
+    # Imported here: the rule files' module is only needed with --with-prometheus.
+    from infra.observability.rules import rule_files
+
+    return LocalPrometheus(work_dir / "prometheus", rule_files=rule_files(), tools=tools)
+
+
+def _start_prometheus(prometheus: LocalPrometheus, server: LocalServer, served: Sequence[ServedModel],
+                      console: Console, err: Console) -> None:
+    """Start Prometheus once the server is ready, and wait until its first scrape of the server succeeded."""
+    started = time.monotonic()
+    with err.status("starting prometheus…"):
+        prometheus.start([ScrapeTarget.of(server, [m.name for m in served])])
+        prometheus.wait_ready()
+        prometheus.wait_targets_up()
+        try:
+            groups = prometheus.rule_groups()
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise PrometheusFailed(f"cannot read its rules: {exc}\n{prometheus.log_tail()}") from None
+    err.print(f"prometheus ready in {time.monotonic() - started:.1f} s, every target up "
+              f"(work dir {prometheus.work_dir})", highlight=False)
+    console.print(_prometheus_lines(prometheus, groups), highlight=False, soft_wrap=True)
+
+
+def _prometheus_lines(prometheus: LocalPrometheus, groups: Sequence[dict[str, Any]]) -> str:
+    """Where to look: the UI, the targets page, the alerts page (URLs for copying, never truncated)."""
+    jobs = ", ".join(t.job for t in prometheus.targets)
+    rules = sum(len(g.get("rules", [])) for g in groups)
+    lines = [f"prometheus on 127.0.0.1 (scrapes and evaluates every {prometheus.interval_s} s):",
+             f"  GET  {prometheus.url}/  (UI)",
+             f"  GET  {prometheus.page('targets')}  (targets: {jobs}, up)",
+             f"  GET  {prometheus.page('alerts')}  (alerts: {_count(rules, 'rule')} in {_count(len(groups), 'group')})"]
+    return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _endpoint_lines(server: LocalServer, served: Sequence[ServedModel]) -> str:

@@ -248,16 +248,28 @@ def test_cluster_autoscaler_is_pinned_and_scoped_to_its_cluster(run_component):
     from infra.versions import CLUSTER_AUTOSCALER
 
     def build():
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        # Stands in for the metrics stack, which installs the ServiceMonitor CRD.
+        metrics = k8s.core.v1.Namespace("metrics", opts=pulumi.ResourceOptions(provider=provider))
         ClusterAutoscaler("ca", ClusterAutoscalerArgs(
             cluster_name="aip-dev", cluster_version="1.34", oidc_provider_arn="arn:oidc",
             oidc_issuer_url="https://oidc.eks.us-east-1.amazonaws.com/id/X",
-            provider=k8s.Provider("k8s", kubeconfig="{}"), aws=ctx()))
+            provider=provider, aws=ctx(), monitoring=(metrics,)))
 
     result = run_component(build)
-    release = only(result, "kubernetes:helm.sh/v3:Release").inputs
+    record = only(result, "kubernetes:helm.sh/v3:Release")
+    release = record.inputs
     assert (release["chart"], release["version"]) == (CLUSTER_AUTOSCALER.chart, CLUSTER_AUTOSCALER.version)
     assert release["values"]["image"]["tag"].startswith("v1.34.")
     assert release["values"]["autoDiscovery"] == {"clusterName": "aip-dev"}
+    # Per-node-group metrics for the node pool alerts, scraped by a ServiceMonitor that alone waits for the
+    # metrics stack (the autoscaler itself must not: the stack's pods may need it to find room).
+    assert release["values"]["extraArgs"]["emit-per-nodegroup-metrics"] == "true"
+    assert not any("metrics" in urn for urn in record.options.get("dependsOn", []))
+    monitor = only(result, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+    assert monitor.inputs["metadata"]["namespace"] == "kube-system"
+    assert record.urn in monitor.options["dependsOn"]
+    assert any(urn.endswith("::metrics") for urn in monitor.options["dependsOn"])
     resize = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))["Statement"][1]
     assert resize["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/aip-dev": "owned"}}
 

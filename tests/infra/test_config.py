@@ -12,7 +12,7 @@ from infra.config import ConfigError, PlatformConfig, TeamConfig, parse_stack_co
 
 FAMILIES = "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en"
 TOP_KEYS = ("environment, costCenter, dataClassification, team, platformStack, network, cluster, gpuPools, modelStore, "
-            "quota, models")
+            "observability, quota, models")
 POOL_KEYS = "minSize, maxSize, desiredSize, name, instanceTypes, capacityType, rootVolumeGib, dedicatedTeam"
 
 

@@ -10,6 +10,7 @@ folder's files. Modules, one concept each:
 - :mod:`aip_serving.torchserve`: the TorchServe handler template.
 - :mod:`aip_serving.kserve`: the KServe model template and ``serve()``.
 - :mod:`aip_serving.logs`: one ECS JSON record per request.
+- :mod:`aip_serving.metrics`: the KServe server's request counter by model and HTTP status.
 - :mod:`aip_serving.model_config`: ``model-config.yaml`` settings the runtime reads.
 - :mod:`aip_serving.training`: reproducible training (seeds, one thread, weights and metrics files).
 

@@ -8,6 +8,9 @@ What KServe 0.16 hands to ``predict`` (its ``DataPlane.decode``, checked on a re
 type, or as ``application/octet-stream``; KServe itself answers 400 when that fails), the raw ``bytes``
 for a ``text/*`` body; on ``/v2/models/<m>/infer`` an ``InferRequest``. An ``InvalidInput`` raised here
 becomes HTTP 400 ``{"error": message}``; anything else becomes 500.
+
+Every inference request is also counted by status in ``aip_inference_requests_total`` on KServe's
+``/metrics`` (:mod:`aip_serving.metrics`), installed when ``ModelServer.start`` starts the model.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from kserve.utils.numpy_codec import from_np_dtype
 from aip_serving.core import ModelCore
 from aip_serving.errors import InputError
 from aip_serving.logs import RequestRecord, configure_request_logger, log_request
+from aip_serving.metrics import count_requests
 from aip_serving.model_config import MODEL_CONFIG_FILE, max_batch_instances, read_model_config
 from aip_serving.protocol import v1_response
 
@@ -86,6 +90,16 @@ class KServeModel(kserve.Model):
         self.request_logger = configure_request_logger()
         self.ready = True
         return self.ready
+
+    def start(self) -> None:
+        """Count this model's requests by HTTP status on KServe's ``/metrics``.
+
+        ``ModelServer.start`` calls this for every model before its REST server starts, in both ways
+        a predictor runs (:func:`serve` and a host serving several models), and before the app is
+        built, which is when the counting middleware must be added.
+        """
+        super().start()
+        count_requests(kserve.model_server.app, self.name)
 
     def predict(
         self,

@@ -1,0 +1,1 @@
+"""What the platform watches: alert and recording rules, dashboards, and the metric names they rely on."""

@@ -1,0 +1,138 @@
+"""``aip_inference_requests_total{model_name, code}``: inference requests by model and HTTP status.
+
+KServe 0.16's ModelServer exports latency histograms (``request_predict_seconds`` ...) but nothing
+that tells a success from an error: its histograms observe every call of ``predict``, failed or not,
+and a request that KServe itself refuses (a body that is not JSON, a v2 body that does not validate,
+a route KServe does not implement) never reaches them. Alerts on error ratios need the status, so
+this module counts each inference request by the status the client actually received, in an ASGI
+middleware around the whole application. It counts into prometheus_client's default registry, which
+KServe's ``/metrics`` serves, next to KServe's own metrics.
+
+TorchServe needs none of this (it exports ``ts_inference_requests_total`` and ``Requests5XX``...),
+but this module travels in every TorchServe archive with the rest of the runtime: importing it must
+work where prometheus_client is absent, so the import is deferred to the first counter.
+
+Counted: ``POST /v1/models/<m>:predict``, ``POST /v2/models/<m>/infer`` and
+``POST /v2/models/<m>/versions/<v>/infer``, for the models this server hosts. Requests naming another
+model are not counted (their 404 is no model's error, and unknown names must not create series); nor
+are health checks and ``/metrics``. The ``model_name`` label matches the one of KServe's histograms.
+With ``--workers`` > 1 every worker process has its own registry, as KServe's histograms do.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+REQUESTS_METRIC = "aip_inference_requests_total"
+REQUESTS_LABELS = ("model_name", "code")
+# The counter's name without the suffix prometheus_client adds to every counter.
+_COUNTER_NAME = REQUESTS_METRIC[: -len("_total")]
+_HELP = "Inference requests by model and HTTP status code of the response (any status, from any layer)."
+# Where count_requests() keeps, on the app, the names of the models whose requests are counted.
+_STATE_KEY = "aip_counted_models"
+# A response that never started because the application raised: Starlette's outermost middleware,
+# outside this one, then answers 500.
+UNHANDLED_STATUS = 500
+
+_INFERENCE_ROUTES = (
+    re.compile(r"/v1/models/(?P<model>[^/:]+):predict"),
+    re.compile(r"/v2/models/(?P<model>[^/]+)(?:/versions/[^/]+)?/infer"),
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
+_default_counter: Any = None
+
+
+def requests_counter(registry: Any = None) -> Any:
+    """The ``aip_inference_requests_total`` counter of ``registry`` (the default registry when None).
+
+    One per registry: prometheus_client refuses a second metric of the same name, so the default
+    registry's counter is created once and shared by every model of the process.
+    """
+    global _default_counter
+    from prometheus_client import Counter
+
+    if registry is not None:
+        return Counter(_COUNTER_NAME, _HELP, REQUESTS_LABELS, registry=registry)
+    if _default_counter is None:
+        _default_counter = Counter(_COUNTER_NAME, _HELP, REQUESTS_LABELS)
+    return _default_counter
+
+
+def inference_model(method: str, path: str) -> str | None:
+    """The model an inference request names, or None when ``method path`` is no inference route."""
+    if method != "POST":
+        return None
+    for route in _INFERENCE_ROUTES:
+        match = route.fullmatch(path)
+        if match:
+            return match.group("model")
+    return None
+
+
+class RequestCounterMiddleware:
+    """ASGI middleware counting the inference requests of the given models by response status.
+
+    Args:
+        app: The application it wraps.
+        models: Names of the counted models; read on every request, so names added later count too.
+        counter: A prometheus_client counter labelled ``model_name`` and ``code``; the default
+            registry's ``aip_inference_requests_total`` when None.
+    """
+
+    def __init__(self, app: ASGIApp, *, models: set[str], counter: Any = None) -> None:
+        self.app = app
+        self.models = models
+        self.counter = counter if counter is not None else requests_counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        model = inference_model(scope.get("method", ""), scope.get("path", "")) if scope["type"] == "http" else None
+        if model is None or model not in self.models:
+            await self.app(scope, receive, send)
+            return
+        statuses: list[int] = []
+
+        async def send_recording_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording_status)
+        except Exception:
+            if not statuses:
+                statuses.append(UNHANDLED_STATUS)
+            raise
+        finally:
+            # No status at all: the client went away (cancelled) before any answer; nothing was served.
+            if statuses:
+                self.counter.labels(model_name=model, code=str(statuses[0])).inc()
+
+
+def count_requests(app: Any, model_name: str, *, counter: Any = None) -> bool:
+    """Count ``model_name``'s inference requests on the Starlette/FastAPI ``app``.
+
+    The middleware is added once per app; later models only add their name. Returns False, with a
+    warning, when the app is already serving (Starlette then refuses new middleware): the model still
+    serves, only uncounted.
+    """
+    models = getattr(app.state, _STATE_KEY, None)
+    if models is None:
+        models = set()
+        try:
+            app.add_middleware(RequestCounterMiddleware, models=models, counter=counter)
+        except RuntimeError as err:
+            logger.warning("requests of model %s are not counted in %s: %s", model_name, REQUESTS_METRIC, err)
+            return False
+        setattr(app.state, _STATE_KEY, models)
+    models.add(model_name)
+    return True
