@@ -123,6 +123,18 @@ KUBE_PROMETHEUS_STACK = HelmChart(
     docs="https://github.com/prometheus-community/helm-charts/tree/main/charts/kube-prometheus-stack",
 )
 
+# The prometheus-operator CRDs (monitoring.coreos.com) as a release of their own, so a chart bump upgrades them:
+# Helm never upgrades what kube-prometheus-stack ships in its crds/ directory. Keep its appVersion equal to the
+# operator's: 31.0.1 and kube-prometheus-stack 88.5.3 both carry operator v0.93.1 (appVersion of each Chart.yaml,
+# https://github.com/prometheus-community/helm-charts/blob/prometheus-operator-crds-31.0.1/charts/prometheus-operator-crds/Chart.yaml
+# https://github.com/prometheus-community/helm-charts/blob/kube-prometheus-stack-88.5.3/charts/kube-prometheus-stack/Chart.yaml).
+PROMETHEUS_OPERATOR_CRDS = HelmChart(
+    chart="prometheus-operator-crds",
+    version="31.0.1",
+    repository="https://prometheus-community.github.io/helm-charts",
+    docs="https://github.com/prometheus-community/helm-charts/tree/main/charts/prometheus-operator-crds",
+)
+
 # GPU metrics from NVIDIA DCGM (exporter image 4.5.3-4.8.2) on every GPU node.
 DCGM_EXPORTER = HelmChart(
     chart="dcgm-exporter",
@@ -171,7 +183,7 @@ CURL = ContainerImage(image="docker.io/curlimages/curl", tag="8.20.0", docs="htt
 
 HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, METRICS_SERVER, CERT_MANAGER,
                                       KSERVE_CRD, KSERVE,
-                                      KUBE_PROMETHEUS_STACK, DCGM_EXPORTER,
+                                      PROMETHEUS_OPERATOR_CRDS, KUBE_PROMETHEUS_STACK, DCGM_EXPORTER,
                                       ECK_OPERATOR, ELASTICSEARCH_EXPORTER)
 SERVING_RUNTIMES: tuple[ServingRuntimeImage, ...] = (TORCHSERVE_RUNTIME,)
 EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER, VPC_CNI)

@@ -94,6 +94,8 @@ def restricted_pod(uid: int) -> dict[str, Any]:
 def eck_operator_values() -> dict[str, Any]:
     """The operator with its CRDs, non-root, watching only the namespaces that hold Elastic resources.
 
+    Watching is not RBAC: the chart still binds the operator's ClusterRole cluster-wide.
+
     https://github.com/elastic/cloud-on-k8s/blob/v3.5.0/deploy/eck-operator/values.yaml
     """
     return {
@@ -153,9 +155,8 @@ def elasticsearch_spec(config: LogsConfig, *, storage_class: str, role_arn: Any,
         "auth": {"fileRealm": [{"secretName": SETUP_USER.secret}, {"secretName": EXPORTER_USER.secret}],
                  "roles": [{"secretName": ROLES_SECRET}]},
         "volumeClaimDeletePolicy": claim_delete_policy(config.archive_deletion_protection),
-        # Drains and node upgrades take one node at a time.
-        "podDisruptionBudget": {"spec": {"maxUnavailable": 1, "selector": {"matchLabels": {
-            "elasticsearch.k8s.elastic.co/cluster-name": CLUSTER}}}},
+        # No podDisruptionBudget: ECK's default one allows an eviction only while the cluster is green, so a
+        # drain never takes a second node while the first one's shards are still recovering.
         "nodeSets": [{
             "name": NODE_SET,
             "count": config.elasticsearch_nodes,
@@ -213,6 +214,9 @@ def filebeat_config(nodes: int, ilm_policy: str) -> dict[str, Any]:
             "paths": ["/var/log/containers/*.log"],
             # /var/log/containers holds symlinks into /var/log/pods.
             "prospector.scanner.symlinks": True,
+            # Filebeat 9 identifies files by a fingerprint of their first bytes (1024 by default) and skips
+            # smaller files: a pod that logs one line before it dies would never be shipped. 64 is the minimum.
+            "prospector.scanner.fingerprint.length": 64,
             "parsers": [{"container": {"stream": "all", "format": "auto"}}],
             "processors": [
                 {"add_kubernetes_metadata": {
@@ -346,14 +350,15 @@ class LoggingStack(pulumi.ComponentResource):
         setup_user, exporter_user = (self._user(user, in_logging) for user in (SETUP_USER, EXPORTER_USER))
         roles = k8s.core.v1.Secret(f"{name}-roles", metadata={"name": ROLES_SECRET, "namespace": LOGGING_NAMESPACE},
                                    type="Opaque", string_data={"roles.yml": roles_file()}, opts=in_logging)
-        k8s.core.v1.ServiceAccount(
+        service_account = k8s.core.v1.ServiceAccount(
             f"{name}-elasticsearch-sa",
             metadata={"name": ELASTICSEARCH_SERVICE_ACCOUNT, "namespace": LOGGING_NAMESPACE,
                       "annotations": {"eks.amazonaws.com/role-arn": args.archive_role_arn}},
             # Elasticsearch never calls the Kubernetes API; its pods mount only the web identity token.
             automount_service_account_token=False, opts=in_logging)
         # The operator installs the CRDs and the webhook that validates these resources.
-        crs = self._after(operator, logging_ns, setup_user, exporter_user, roles, *policies[LOGGING_NAMESPACE],
+        crs = self._after(operator, logging_ns, setup_user, exporter_user, roles, service_account,
+                          *policies[LOGGING_NAMESPACE],
                           *args.depends_on)
         elasticsearch = self._custom(
             "elasticsearch", "elasticsearch.k8s.elastic.co/v1", "Elasticsearch", (CLUSTER, LOGGING_NAMESPACE),

@@ -5,6 +5,10 @@ platform's alert rules and dashboards, in the `monitoring` namespace.
 pod of the chart there (operator, Prometheus, Alertmanager, Grafana, kube-state-metrics, the webhook
 certificate jobs) runs non-root with no capabilities. node-exporter needs the host's network, PID
 namespace and root filesystem, so it runs in kube-system with the other node agents.
+
+The monitoring.coreos.com CRDs come from their own release (prometheus-operator-crds), installed before the
+stack: kube-prometheus-stack's own copies sit in its `crds/` directory, which Helm installs once and never
+upgrades, so a chart bump would leave old CRDs behind a newer operator.
 """
 
 from __future__ import annotations
@@ -23,9 +27,14 @@ from infra.config.observability import MetricsConfig
 from infra.helm import release_args
 from infra.observability.dashboards import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, dashboard_config_maps
 from infra.observability.rules import prometheus_rule_specs
-from infra.versions import KUBE_PROMETHEUS_STACK
+from infra.versions import KUBE_PROMETHEUS_STACK, PROMETHEUS_OPERATOR_CRDS
 
 RELEASE_NAME = "kube-prometheus-stack"
+CRDS_RELEASE_NAME = "prometheus-operator-crds"
+# Helm leaves an object with this annotation in place on uninstall: removing the CRD release must never delete
+# the CRDs, which would delete every Prometheus, PrometheusRule, ServiceMonitor and PodMonitor of the cluster.
+# https://helm.sh/docs/howto/charts_tips_and_tricks/#tell-helm-not-to-uninstall-a-resource
+KEEP_ON_UNINSTALL = {"helm.sh/resource-policy": "keep"}
 # Privileged node agents live beside the device plugin, outside the restricted namespace.
 NODE_AGENT_NAMESPACE = "kube-system"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
@@ -193,11 +202,22 @@ def alertmanager_values(config: MetricsConfig, storage_class: str) -> dict[str, 
     }
 
 
+def crds_values() -> dict[str, Any]:
+    """prometheus-operator-crds' values: every CRD of the operator (its default), kept on uninstall.
+
+    The chart renders its CRDs as templates, so Helm upgrades them with the chart; `crds.annotations` lands
+    on every one of them.
+    https://github.com/prometheus-community/helm-charts/blob/prometheus-operator-crds-31.0.1/charts/prometheus-operator-crds/values.yaml
+    """
+    return {"crds": {"annotations": dict(KEEP_ON_UNINSTALL)}}
+
+
 def metrics_stack_values(config: MetricsConfig, storage_class: str, cluster_name: str) -> dict[str, Any]:
     """kube-prometheus-stack's values. The chart's default rules and dashboards stay: they watch the
     cluster itself (nodes, kubelet, workloads, Prometheus); only the components EKS manages are off."""
     values: dict[str, Any] = {
-        "crds": {"enabled": True},
+        # The CRDs are the prometheus-operator-crds release's (crds_values()), which Helm does upgrade.
+        "crds": {"enabled": False},
         "defaultRules": {"create": True},
         "prometheus": prometheus_values(config, storage_class, cluster_name),
         "alertmanager": alertmanager_values(config, storage_class),
@@ -234,6 +254,10 @@ class MetricsStackArgs:
         storage_class: The encrypted StorageClass of the volumes (BlockStorage.storage_class_name).
         provider: Kubernetes provider of the cluster.
         depends_on: What must exist first (the StorageClass's component).
+
+    Whatever creates monitoring.coreos.com objects (PrometheusRules, ServiceMonitors, PodMonitors, charts
+    that render them) depends on the MetricsStack itself: that waits for every child, the CRD release and
+    the operator's admission webhook included.
     """
 
     config: MetricsConfig
@@ -244,14 +268,15 @@ class MetricsStackArgs:
 
 
 class MetricsStack(pulumi.ComponentResource):
-    """kube-prometheus-stack as a pinned Helm release, Grafana's generated admin credentials, and the
-    platform's PrometheusRules and dashboards.
+    """kube-prometheus-stack as a pinned Helm release after the prometheus-operator CRDs' own release, Grafana's
+    generated admin credentials, and the platform's PrometheusRules and dashboards.
 
     https://github.com/prometheus-community/helm-charts/tree/main/charts/kube-prometheus-stack
     """
 
     namespace: str
     release_name: pulumi.Output[str]
+    crds_release_name: pulumi.Output[str]
     grafana_admin_secret: str
 
     def __init__(self, name: str, args: MetricsStackArgs, opts: pulumi.ResourceOptions | None = None):
@@ -272,21 +297,36 @@ class MetricsStack(pulumi.ComponentResource):
             type="Opaque",
             string_data=grafana_secret_data(password.result, secret_key.result),
             opts=in_namespace)
+        crds = k8s.helm.v3.Release(
+            f"{name}-crds",
+            name=CRDS_RELEASE_NAME,
+            # Only the release's record lives in the namespace; CRDs are cluster-scoped.
+            namespace=MONITORING_NAMESPACE,
+            values=crds_values(),
+            atomic=True,
+            # Adopts CRDs a kube-prometheus-stack install with `crds.enabled` created from its crds/ directory:
+            # those carry no Helm ownership metadata, and without adoption the install fails on them.
+            take_ownership=True,
+            # No pods, no volumes: only the namespace that holds the release's record comes first.
+            opts=in_namespace,
+            **release_args(PROMETHEUS_OPERATOR_CRDS),
+        )
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE_NAME,
             namespace=MONITORING_NAMESPACE,
             values=metrics_stack_values(args.config, args.storage_class, args.cluster_name),
             atomic=True,
-            # CRDs, the webhook certificate jobs and the volumes of a first install take a while.
+            # The webhook certificate jobs and the volumes of a first install take a while.
             timeout=900,
-            # A component's depends_on does not reach its children; the release waits for them itself.
+            # A component's depends_on does not reach its children; the release waits for them itself. The
+            # operator needs its CRDs, at the version it was built for, before it starts.
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
-                depends_on=[namespace, secret, *args.depends_on])),
+                depends_on=[namespace, secret, crds, *args.depends_on])),
             **release_args(KUBE_PROMETHEUS_STACK),
         )
-        # The CRDs and the operator's admission webhook come with the release.
-        after_release = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[release]))
+        # The CRDs come with their release, the operator's admission webhook with the stack's.
+        after_release = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[crds, release]))
         for rule, spec in prometheus_rule_specs().items():
             k8s.apiextensions.CustomResource(
                 f"{name}-rule-{rule}", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
@@ -298,6 +338,8 @@ class MetricsStack(pulumi.ComponentResource):
                 data=config_map["data"], opts=after_release)
         self.namespace = MONITORING_NAMESPACE
         self.release_name = release.name
+        self.crds_release_name = crds.name
         self.grafana_admin_secret = GRAFANA_ADMIN_SECRET
         self.register_outputs({"namespace": self.namespace, "release_name": self.release_name,
+                               "crds_release_name": self.crds_release_name,
                                "grafana_admin_secret": self.grafana_admin_secret})

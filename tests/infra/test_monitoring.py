@@ -25,7 +25,13 @@ from infra.config.serving import ModelDeployment
 from infra.observability.dashboards import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, dashboard_config_maps
 from infra.observability.rules import prometheus_rule_specs
 from infra.preview.render import SECRET, kubernetes_objects, plain, to_document
-from infra.versions import DCGM_EXPORTER, HELM_CHARTS, KUBE_PROMETHEUS_STACK
+from infra.versions import (
+    DCGM_EXPORTER,
+    ELASTICSEARCH_EXPORTER,
+    HELM_CHARTS,
+    KUBE_PROMETHEUS_STACK,
+    PROMETHEUS_OPERATOR_CRDS,
+)
 from policies.kubernetes.helm.grafana_no_anonymous_access import kubernetes_helm_grafana_no_anonymous_access
 from policies.kubernetes.helm.grafana_no_default_password import kubernetes_helm_grafana_no_default_password
 from tests.conftest import only
@@ -96,10 +102,22 @@ POOLS = [GpuPoolConfig(name="inference-l40s", instance_types=("g6e.2xlarge",), m
 # -- kube-prometheus-stack values ------------------------------------------------------------------------
 
 def test_chart_pins_are_exact_released_versions():
-    assert KUBE_PROMETHEUS_STACK in HELM_CHARTS and DCGM_EXPORTER in HELM_CHARTS
-    assert KUBE_PROMETHEUS_STACK.repository == "https://prometheus-community.github.io/helm-charts"
+    charts = (PROMETHEUS_OPERATOR_CRDS, KUBE_PROMETHEUS_STACK, DCGM_EXPORTER)
+    assert all(chart in HELM_CHARTS for chart in charts)
+    # The CRDs are listed, and installed, before the stack whose operator reads them.
+    assert HELM_CHARTS.index(PROMETHEUS_OPERATOR_CRDS) < HELM_CHARTS.index(KUBE_PROMETHEUS_STACK)
+    assert PROMETHEUS_OPERATOR_CRDS.chart == "prometheus-operator-crds"
+    assert {KUBE_PROMETHEUS_STACK.repository, PROMETHEUS_OPERATOR_CRDS.repository} == \
+        {"https://prometheus-community.github.io/helm-charts"}
     assert DCGM_EXPORTER.repository == "https://nvidia.github.io/dcgm-exporter/helm-charts"
-    assert all(re.fullmatch(r"\d+\.\d+\.\d+", c.version) for c in (KUBE_PROMETHEUS_STACK, DCGM_EXPORTER))
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", c.version) for c in charts)
+
+
+def test_the_stack_installs_no_crds_and_the_crd_release_keeps_them_on_uninstall():
+    # kube-prometheus-stack's CRDs sit in its crds/ directory, which Helm never upgrades.
+    assert values()["crds"] == {"enabled": False}
+    assert not [p for p in paths(values()) if p.startswith("crds.") and p != "crds.enabled"]
+    assert monitoring.crds_values() == {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
 
 
 def test_grafana_admin_comes_from_the_generated_secret_and_no_password_is_set():
@@ -170,7 +188,8 @@ def test_node_labels_reach_kube_state_metrics_and_node_exporter_runs_on_every_gp
 def test_default_rules_stay_and_only_eks_managed_components_are_off():
     chart = values()
     assert chart["defaultRules"]["create"] is True
-    assert {k for k, v in chart.items() if v == {"enabled": False}} == set(monitoring.EKS_MANAGED_COMPONENTS)
+    # The CRDs are off too: their own release installs them.
+    assert {k for k, v in chart.items() if v == {"enabled": False}} == {*monitoring.EKS_MANAGED_COMPONENTS, "crds"}
 
 
 def test_alertmanager_routes_by_team_to_defined_receivers():
@@ -322,11 +341,21 @@ def test_metrics_stack_creates_a_restricted_namespace_secret_release_rules_and_d
     assert plain(secret["stringData"]) == SECRET
     passwords = result.of_type("random:index/randomPassword:RandomPassword")
     assert len(passwords) == 2 and all(p.inputs["length"] >= 32 for p in passwords)
-    release = only(result, RELEASE)
-    assert (release.inputs["chart"], release.inputs["version"]) == (KUBE_PROMETHEUS_STACK.chart,
-                                                                     KUBE_PROMETHEUS_STACK.version)
-    assert release.inputs["namespace"] == MONITORING_NAMESPACE
+    releases = {r.inputs["chart"]: r for r in result.of_type(RELEASE)}
+    assert set(releases) == {KUBE_PROMETHEUS_STACK.chart, PROMETHEUS_OPERATOR_CRDS.chart}
+    release, crds = releases[KUBE_PROMETHEUS_STACK.chart], releases[PROMETHEUS_OPERATOR_CRDS.chart]
+    assert release.inputs["version"] == KUBE_PROMETHEUS_STACK.version
+    assert release.inputs["repositoryOpts"] == {"repo": KUBE_PROMETHEUS_STACK.repository}
+    assert release.inputs["values"]["crds"] == {"enabled": False}
+    assert (crds.inputs["name"], crds.inputs["version"]) == (monitoring.CRDS_RELEASE_NAME,
+                                                             PROMETHEUS_OPERATOR_CRDS.version)
+    assert crds.inputs["repositoryOpts"] == {"repo": PROMETHEUS_OPERATOR_CRDS.repository}
+    assert crds.inputs["values"] == monitoring.crds_values()
+    # CRDs an earlier install of the stack created carry no Helm ownership metadata: the release adopts them.
+    assert crds.inputs["takeOwnership"] is True
+    assert release.inputs["namespace"] == crds.inputs["namespace"] == MONITORING_NAMESPACE
     assert secret_urn(result) in release.options["dependsOn"]
+    assert crds.urn in release.options["dependsOn"]
     for policy in (kubernetes_helm_grafana_no_default_password, kubernetes_helm_grafana_no_anonymous_access):
         assert validate_resource(policy, RELEASE, plain(release.inputs)) == []
     rules = result.of_type(PROMETHEUS_RULE)
@@ -336,6 +365,7 @@ def test_metrics_stack_creates_a_restricted_namespace_secret_release_rules_and_d
     for created in (*rules, *dashboards):
         assert created.inputs["metadata"]["namespace"] == MONITORING_NAMESPACE
         assert release.urn in created.options["dependsOn"]
+    assert all(crds.urn in rule.options["dependsOn"] for rule in rules)
     for dashboard in dashboards:
         assert dashboard.inputs["metadata"]["labels"][DASHBOARD_LABEL] == DASHBOARD_LABEL_VALUE
 
@@ -388,6 +418,21 @@ def test_prod_preview_holds_the_metrics_stack_gpu_metrics_rules_and_dashboards(p
     monitors = {r["inputs"]["metadata"]["name"]: r["inputs"] for r in resources if r["type"] == SERVICE_MONITOR}
     assert monitors["dcgm-exporter"]["spec"] == plain(gpu_metrics.service_monitor_spec())
     assert document["outputs"]["grafanaAdminSecret"] == f"{MONITORING_NAMESPACE}/{monitoring.GRAFANA_ADMIN_SECRET}"
+    assert charts[PROMETHEUS_OPERATOR_CRDS.chart]["version"] == PROMETHEUS_OPERATOR_CRDS.version
+    assert charts[KUBE_PROMETHEUS_STACK.chart]["values"]["crds"] == {"enabled": False}
+
+
+def test_everything_that_creates_monitoring_objects_waits_for_the_crd_release(preview):
+    records = preview("prod").resources
+    releases = {r.inputs["chart"]: r for r in records if r.type == RELEASE}
+    crds = releases[PROMETHEUS_OPERATOR_CRDS.chart]
+    # The operator and its webhook come up against CRDs of its own version.
+    assert crds.urn in releases[KUBE_PROMETHEUS_STACK.chart].options["dependsOn"]
+    # Custom resources of monitoring.coreos.com, and a chart that renders a ServiceMonitor.
+    waiting = [r for r in records if r.type.startswith("kubernetes:monitoring.coreos.com/")]
+    assert {PROMETHEUS_RULE, SERVICE_MONITOR} <= {r.type for r in waiting}
+    waiting.append(releases[ELASTICSEARCH_EXPORTER.chart])
+    assert [r.name for r in waiting if crds.urn not in r.options["dependsOn"]] == []
 
 
 @pytest.mark.parametrize("stack", ["vision-prod", "search-prod"])
