@@ -23,6 +23,7 @@ from policies.aws.kms import (
 )
 from policies.aws.s3 import (
     bucket_access_logging,
+    bucket_deletion_protection,
     bucket_object_torchserve_config,
     bucket_public_access_block,
     bucket_sse_kms,
@@ -75,6 +76,7 @@ ALL_POLICIES: list[Policy] = [
     nodegroup_launch_template.aws_eks_nodegroup_launch_template,
     key_rotation.aws_kms_key_rotation,
     bucket_access_logging.aws_s3_bucket_access_logging,
+    bucket_deletion_protection.aws_s3_bucket_deletion_protection,
     bucket_object_torchserve_config.aws_s3_bucketobject_torchserve_config,
     bucket_public_access_block.aws_s3_bucket_public_access_block,
     bucket_sse_kms.aws_s3_bucket_sse_kms,

@@ -111,6 +111,29 @@ def test_a_valid_waiver_suppresses_and_an_expired_one_does_not():
     assert "aws-s3-bucket-sse-kms" in {v.policy for v in expired.blocking}
 
 
+def buckets_program() -> None:
+    """Buckets as the platform's components register them: `protect`, `retain` and one inheriting protect."""
+    import pulumi
+    import pulumi_aws as aws
+
+    store = pulumi.ComponentResource("ai-platform:storage:ModelStore", "store")
+    aws.s3.Bucket("kept", opts=pulumi.ResourceOptions(parent=store, protect=True, retain_on_delete=True))
+    aws.s3.Bucket("retained", opts=pulumi.ResourceOptions(parent=store, retain_on_delete=True))
+    archive = pulumi.ComponentResource("ai-platform:observability:LogArchive", "archive",
+                                       opts=pulumi.ResourceOptions(protect=True))
+    aws.s3.Bucket("inherited", opts=pulumi.ResourceOptions(parent=archive))
+
+
+def test_the_protect_option_reaches_resource_policies_through_the_gate():
+    result = run_program(buckets_program, project_name="ai-platform", stack="prod",
+                         config=StackConfig(values={"aws:region": "us-east-1"}))
+    config = json.loads((ROOT / "policies" / "config" / "prod.json").read_text())
+    report = evaluate(result, ALL_POLICIES, pack=PACK_NAME, config=config)
+    flagged = [v for v in report.blocking if v.policy == "aws-s3-bucket-deletion-protection"]
+    assert [v.urn.rsplit("::", 1)[1] for v in flagged] == ["retained"]
+    assert "ai-platform:modelStore.deletionProtection" in flagged[0].message
+
+
 def test_no_policy_skips_the_gate(tmp_path):
     run = aip("preview", "--stack", "prod", "--no-policy", "--format", "json",
               cwd=program_project(tmp_path, "unencrypted_bucket"))

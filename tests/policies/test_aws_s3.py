@@ -7,15 +7,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 
 from policies.aws.s3 import buckets as s3
 from policies.aws.s3.bucket_access_logging import aws_s3_bucket_access_logging
+from policies.aws.s3.bucket_deletion_protection import aws_s3_bucket_deletion_protection, config_key
 from policies.aws.s3.bucket_object_torchserve_config import OBJECT, aws_s3_bucketobject_torchserve_config
 from policies.aws.s3.bucket_public_access_block import aws_s3_bucket_public_access_block
 from policies.aws.s3.bucket_sse_kms import aws_s3_bucket_sse_kms
 from policies.aws.s3.bucket_tls_only import aws_s3_bucket_tls_only
 from policies.aws.s3.bucket_versioning import aws_s3_bucket_versioning
-from tests.policies.support import DELETE, mutate, resource, validate_resource, validate_stack
+from tests.policies.support import (
+    DELETE,
+    engine_props,
+    mutate,
+    resource,
+    urn_of,
+    validate_resource,
+    validate_stack,
+)
 
 MODELS, LOGS = "models-4dc85da", "access-logs-beff634"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/08aa3a48"
@@ -143,3 +153,48 @@ def test_torchserve_config_other_objects_and_unreadable_sources_are_skipped(tmp_
     missing = mutate(config_object(tmp_path, SAFE_CONFIG), "source", {"fileAsset": str(tmp_path / "absent")})
     assert validate_resource(aws_s3_bucketobject_torchserve_config, OBJECT, mar) == []
     assert validate_resource(aws_s3_bucketobject_torchserve_config, OBJECT, missing) == []
+
+
+# --- Deletion protection: Pulumi's protect option on every bucket -----------------------------------------
+
+def protection_messages(urn: str, protect: bool) -> list[str]:
+    """What the policy reports for a bucket registered under ``urn`` with (or without) ``protect``."""
+    name = urn.rsplit("::", 1)[1]
+    opts = PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+    args = ResourceValidationArgs(s3.BUCKET, engine_props({"forceDestroy": False}), urn, name, opts, None, {})
+    messages: list[str] = []
+    aws_s3_bucket_deletion_protection.validate(args, lambda message, urn=None: messages.append(message))
+    return messages
+
+
+def bucket_urn(owner: str, name: str) -> str:
+    return f"urn:pulumi:prod::ai-platform::{owner}$aws:s3/bucket:Bucket::{name}"
+
+
+@pytest.mark.parametrize(("owner", "key"), [
+    ("ai-platform:storage:ModelStore", "ai-platform:modelStore.deletionProtection"),
+    ("ai-platform:observability:LogArchive", "ai-platform:observability.logs.archiveDeletionProtection"),
+])
+def test_an_unprotected_bucket_is_flagged_naming_the_config_key_of_its_owner(owner: str, key: str) -> None:
+    assert protection_messages(bucket_urn(owner, "aip-prod-b"), protect=False) == [
+        "S3 bucket 'aip-prod-b' is not protected: a destroy or a replacing change would delete it or drop it "
+        f"from the stack; set stack config {key} to 'protect'."]
+
+
+def test_a_protected_bucket_passes() -> None:
+    assert protection_messages(bucket_urn("ai-platform:storage:ModelStore", "aip-prod-models"), protect=True) == []
+    assert protection_messages(urn_of(s3.BUCKET, "loose"), protect=True) == []
+
+
+def test_a_bucket_outside_the_platform_components_is_told_to_use_the_protect_option() -> None:
+    assert protection_messages(urn_of(s3.BUCKET, "loose"), protect=False) == [
+        "S3 bucket 'loose' is not protected: a destroy or a replacing change would delete it or drop it from the "
+        "stack; give the bucket the protect resource option."]
+
+
+def test_the_nearest_owner_names_the_key_and_other_resources_are_ignored() -> None:
+    nested = "urn:pulumi:prod::ai-platform::ai-platform:storage:ModelStore$ai-platform:observability:LogArchive" \
+             "$aws:s3/bucket:Bucket::b"
+    assert config_key(nested) == "ai-platform:observability.logs.archiveDeletionProtection"
+    assert config_key("not-a-urn") is None
+    assert validate_resource(aws_s3_bucket_deletion_protection, s3.VERSIONING, {"bucket": MODELS}) == []
