@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.components.pod_security import restricted_pod_security_context, restricted_security_context
 from infra.components.team_workspace import SERVING_SERVICE_ACCOUNT
 from infra.config.serving import ModelDeployment
 from infra.serving.config_properties import CLUSTER_INFERENCE_PORT, CLUSTER_METRICS_PORT
@@ -30,12 +31,6 @@ def _resources(model: ModelDeployment) -> dict[str, Any]:
     if model.resources.gpu:
         amounts["nvidia.com/gpu"] = str(model.resources.gpu)
     return {"requests": amounts, "limits": dict(amounts)}
-
-
-def restricted_security_context() -> dict[str, Any]:
-    """What Pod Security `restricted` demands of every container."""
-    return {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "privileged": False,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def _model_block(model: ModelDeployment, storage_uri: str | None) -> dict[str, Any]:
@@ -67,7 +62,7 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
         "scaleMetric": model.scale_metric,
         "scaleTarget": model.scale_target,
         "annotations": scrape_annotations(model),
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": restricted_pod_security_context(),
     }
     if model.runtime == "torchserve":
         spec["model"] = _model_block(model, storage_uri)

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.inference_service import restricted_security_context
+from infra.components.pod_security import restricted_security_context
 from infra.helm import release_args
 from infra.serving.config_properties import (
     CLUSTER_INFERENCE_PORT,

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from infra.components.inference_service import restricted_security_context
+from infra.components.pod_security import restricted_pod_security_context, restricted_security_context
 
 ILM_POLICY = "aip-logs"
 SNAPSHOT_REPOSITORY = "aip-log-archive"
@@ -156,8 +156,7 @@ def setup_job_spec(*, config_map: str, credentials_secret: str, ca_secret: str, 
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
-                "securityContext": {"runAsNonRoot": True, "runAsUser": CURL_UID,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "securityContext": restricted_pod_security_context(CURL_UID),
                 "containers": [{
                     "name": "apply",
                     "image": image,

@@ -20,7 +20,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.components.inference_service import restricted_security_context
 from infra.components.log_retention import (
     ILM_POLICY,
     MONITOR_ROLE,
@@ -32,6 +31,7 @@ from infra.components.log_retention import (
     setup_script,
 )
 from infra.components.logging_network import LoggingWorkloads, logging_network_policies
+from infra.components.pod_security import restricted_pod_security_context, restricted_security_context
 from infra.components.team_workspace import namespace_labels
 from infra.config.observability import LogsConfig
 from infra.helm import release_args
@@ -88,7 +88,7 @@ MODEL_SERVER_FIELDS = (("aip.model.name", "keyword"), ("aip.model.version", "key
 def restricted_pod(uid: int) -> dict[str, Any]:
     """Pod-level security context for ECK pods: what Pod Security `restricted` demands, plus the fsGroup
     ECK would set itself (setting any pod context replaces ECK's default one)."""
-    return {"runAsNonRoot": True, "runAsUser": uid, "fsGroup": uid, "seccompProfile": {"type": "RuntimeDefault"}}
+    return restricted_pod_security_context(uid, fs_group=uid)
 
 
 def eck_operator_values() -> dict[str, Any]:

@@ -22,6 +22,7 @@ import pulumi_random as random
 
 from infra.components.admission_policies import TEAM_LABEL
 from infra.components.gpu_node_pool import ACCELERATOR_LABEL, CAPACITY_LABEL, DEDICATED_KEY, GPU_TYPE_LABEL, POOL_LABEL
+from infra.components.pod_security import restricted_pod_security_context
 from infra.components.team_workspace import MONITORING_NAMESPACE, namespace_labels
 from infra.config.observability import MetricsConfig
 from infra.helm import release_args
@@ -51,8 +52,7 @@ NAMESPACE_LABELS = (TEAM_LABEL,)
 # Control-plane components EKS runs out of reach of in-cluster scrapes (kube-proxy listens on loopback):
 # their ServiceMonitors would only ever find dead targets and their `absent()` alerts would always fire.
 EKS_MANAGED_COMPONENTS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
-RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 2000, "fsGroup": 2000,
-                  "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_POD = restricted_pod_security_context(1000, group=2000, fs_group=2000)
 
 
 def retention(config: MetricsConfig) -> str:

@@ -7,6 +7,7 @@ object per file with the file's groups as its spec. Nothing here talks to Pulumi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,19 +81,21 @@ def recorded_metrics() -> set[str]:
     return set(recording_rules())
 
 
-def recorded_labels() -> dict[str, frozenset[str]]:
+def recorded_labels(inputs: Mapping[str, frozenset[str]] | None = None) -> dict[str, frozenset[str]]:
     """Recorded metric name -> the labels its series carry (what its expression keeps, plus the rule's labels).
 
     Rules are taken in file order, so a rule that reads an earlier recording knows that one's labels.
+    ``inputs`` gives the labels the raw series the rules read carry, where those count (see known_series).
     """
     # Imported here: the Pulumi program reads the rule files through this module and needs no PromQL parser.
     from infra.observability.promql import output_labels
 
-    carried: dict[str, frozenset[str]] = {}
+    recorded: dict[str, frozenset[str]] = {}
     for path in rule_files():
         for group in load_groups(path):
             for rule in group["rules"]:
                 if "record" in rule:
-                    carried[rule["record"]] = (output_labels(str(rule["expr"]), carried)
-                                               | frozenset(rule.get("labels", {})))
-    return carried
+                    carried = {**(inputs or {}), **recorded}
+                    recorded[rule["record"]] = (output_labels(str(rule["expr"]), carried)
+                                                | frozenset(rule.get("labels", {})))
+    return recorded

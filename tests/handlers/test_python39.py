@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.handlers.conftest import MODEL_HANDLERS, RUNTIME
+from tests.prerequisites import unavailable
 
 HANDLER_SOURCES = sorted([*RUNTIME.rglob("*.py"), *MODEL_HANDLERS.glob("*/*.py")])
 
@@ -195,7 +196,7 @@ def test_every_handler_module_postpones_annotations() -> None:
 def test_ruff_lints_the_handlers_for_python39() -> None:
     ruff = shutil.which("ruff") or str(Path(os.sys.executable).parent / "ruff")
     if not os.access(ruff, os.X_OK):
-        pytest.skip("ruff not installed")
+        unavailable("ruff not installed: make install installs the dev extra, which has it")
     result = subprocess.run([ruff, "check", "--no-cache", "--target-version", "py39", str(MODEL_HANDLERS)],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,11 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
+from infra.serving.processes import free_ports
 from tests.handlers.conftest import MODEL_HANDLERS, RUNTIME, Trained
+from tests.prerequisites import JAVA_HINT, needs_tools
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java"),
+    needs_tools("java", hint=JAVA_HINT),
 ]
 
 BLANK = [0] * 64
@@ -44,17 +44,6 @@ def archiver_command(name: str, weights: Path, export: Path) -> list[str]:
         "--config-file", str(folder / "model-config.yaml"),
         "--export-path", str(export),
     ]
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture(scope="module")

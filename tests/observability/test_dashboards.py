@@ -8,15 +8,12 @@ rule's expression leaves on its result).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
-import promql_parser as pp
 import pytest
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -24,10 +21,11 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from infra.observability import dashboards as dash
-from infra.observability.metric_sources import TARGET_LABELS, known_metrics
+from infra.observability.known_series import series_labels, unknown_series
 from infra.observability.promql import parse, series_used
-from infra.observability.rules import load_groups, recorded_metrics, rule_files
+from infra.observability.rules import recorded_metrics
 from infra.versions import DEFAULT_EKS_VERSION
+from tests.prerequisites import PROMETHEUS_HINT, tool
 
 DASHBOARDS = dash.dashboards()
 EXPRESSIONS = dash.panel_expressions()
@@ -37,7 +35,6 @@ SAMPLE_VALUES = {"datasource": "prometheus", "team": "(team-a|team-b)", "model":
 CONFIG_MAP_LIMIT = 1024 * 1024  # bytes: etcd's limit on one object, the documented size limit of a ConfigMap
 # A client-side `kubectl apply` copies the whole object into an annotation, and annotations total 256 KiB at most.
 LAST_APPLIED_LIMIT = 256 * 1024
-PROMTOOL_MISSING = "promtool not installed: make install installs Debian's prometheus package"
 
 
 def concrete(where: str, expr: str) -> str:
@@ -148,12 +145,7 @@ def test_panel_expression_parses_as_promql(where: str, expr: str):
 
 
 def promtool() -> str:
-    found = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(PROMTOOL_MISSING)
-        pytest.skip(PROMTOOL_MISSING)
-    return found
+    return tool("promtool", PROMETHEUS_HINT)
 
 
 def test_promtool_accepts_every_panel_expression(tmp_path: Path):
@@ -169,130 +161,16 @@ def test_promtool_accepts_every_panel_expression(tmp_path: Path):
     assert f"{len(rules)} rules found" in check.stdout
 
 
-# Output labels of an expression: which labels its result series carry. None when that cannot be told.
-SCALAR = frozenset({"<scalar>"})
-
-
-def _recorded() -> dict[str, tuple[pp.Expr, frozenset[str]]]:
-    found = {}
-    for path in rule_files():
-        for group in load_groups(path):
-            for rule in group["rules"]:
-                if "record" in rule:
-                    found[rule["record"]] = (parse(str(rule["expr"])), frozenset(rule.get("labels", {})))
-    return found
-
-
-RECORDED = _recorded()
-KNOWN = known_metrics()
-
-
-def output_labels(node: Any, seen: frozenset[str] = frozenset()) -> frozenset[str] | None:
-    if isinstance(node, pp.NumberLiteral | pp.StringLiteral):
-        return SCALAR
-    if isinstance(node, pp.VectorSelector):
-        name = node.name
-        if name in RECORDED and name not in seen:
-            labels = output_labels(RECORDED[name][0], seen | {name})
-            return None if labels is None else labels | RECORDED[name][1]
-        return KNOWN[name] | TARGET_LABELS if name in KNOWN else None
-    if isinstance(node, pp.MatrixSelector):
-        return output_labels(node.vector_selector, seen)
-    if isinstance(node, pp.ParenExpr | pp.UnaryExpr | pp.SubqueryExpr):
-        return output_labels(node.expr, seen)
-    if isinstance(node, pp.AggregateExpr):
-        return _aggregate_labels(node, seen)
-    if isinstance(node, pp.Call):
-        return _call_labels(node, seen)
-    if isinstance(node, pp.BinaryExpr):
-        return _binary_labels(node, seen)
-    return None
-
-
-def _aggregate_labels(node: pp.AggregateExpr, seen: frozenset[str]) -> frozenset[str] | None:
-    op, modifier, inner = str(node.op), node.modifier, output_labels(node.expr, seen)
-    if op in ("topk", "bottomk", "limitk", "limit_ratio"):
-        return inner
-    extra = frozenset({str(node.param.val)}) if op == "count_values" else frozenset()
-    if modifier is None:
-        return extra
-    if modifier.type == pp.AggModifierType.By:
-        return frozenset(modifier.labels) | extra
-    return None if inner is None else inner - frozenset(modifier.labels) | extra
-
-
-def _call_labels(node: pp.Call, seen: frozenset[str]) -> frozenset[str] | None:
-    name, args = node.func.name, list(node.args)
-    if name in ("scalar", "time", "pi"):
-        return SCALAR
-    if name == "vector":
-        return frozenset()
-    if name in ("absent", "absent_over_time"):
-        return None
-    if name == "histogram_quantile":
-        inner = output_labels(args[1], seen)
-        return None if inner is None else inner - {"le"}
-    if name in ("label_replace", "label_join"):
-        inner = output_labels(args[0], seen)
-        return None if inner is None else inner | {str(args[1].val)}
-    vectors = [labels for labels in (output_labels(a, seen) for a in args) if labels != SCALAR]
-    return vectors[0] if vectors else SCALAR
-
-
-def _binary_labels(node: pp.BinaryExpr, seen: frozenset[str]) -> frozenset[str] | None:
-    lhs, rhs = output_labels(node.lhs, seen), output_labels(node.rhs, seen)
-    if lhs == SCALAR or rhs == SCALAR:
-        return rhs if lhs == SCALAR else lhs
-    if lhs is None or rhs is None:
-        return None
-    op = str(node.op)
-    if op == "or":
-        return lhs | rhs
-    if op in ("and", "unless"):
-        return lhs
-    modifier = node.modifier
-    matching = modifier.matching if modifier else None
-    card = modifier.card if modifier else pp.VectorMatchCardinality.OneToOne
-    group = frozenset(modifier.group_labels or ()) if modifier else frozenset()
-    if card == pp.VectorMatchCardinality.ManyToOne:
-        return lhs | group
-    if card == pp.VectorMatchCardinality.OneToMany:
-        return rhs | group
-    if matching is None:
-        return lhs
-    if matching.type == pp.LabelModifierType.Include:
-        return lhs & frozenset(matching.labels)
-    return lhs - frozenset(matching.labels)
-
-
-def unknown_uses(expr: str) -> list[str]:
-    """Metrics ``expr`` reads that no exporter exports and no rule records, or labels they do not carry."""
-    problems = []
-    for use in sorted(series_used(expr), key=lambda u: u.metric):
-        if use.metric in RECORDED:
-            carried = output_labels(parse(use.metric))
-            where = "its recording rule leaves"
-        elif use.metric in KNOWN:
-            carried, where = KNOWN[use.metric] | TARGET_LABELS, "its exporter and the scrape give"
-        else:
-            problems.append(f"{use.metric}: neither documented in metric_sources.py nor recorded by a rule")
-            continue
-        if carried is not None and not use.labels <= carried:
-            problems.append(f"{use.metric}: labels {sorted(use.labels - carried)} are not among those {where} "
-                            f"({sorted(carried)})")
-    return problems
-
-
 @pytest.mark.parametrize(("where", "expr"), EXPRESSIONS, ids=[f"{w}:{i}" for i, (w, _) in enumerate(EXPRESSIONS)])
 def test_panel_reads_only_exported_or_recorded_series(where: str, expr: str):
-    assert unknown_uses(concrete(where, expr)) == []
+    assert unknown_series(concrete(where, expr)) == []
 
 
 def test_variables_list_labels_of_known_series():
     for where, selector, label in dash.variable_queries():
-        assert unknown_uses(concrete(where, selector)) == [], where
+        assert unknown_series(concrete(where, selector)) == [], where
         (use,) = series_used(concrete(where, selector))
-        carried = output_labels(parse(use.metric))
+        carried = series_labels(use.metric)
         assert carried is not None and label in carried, f"{where}: {use.metric} carries no {label!r}"
 
 
@@ -312,7 +190,7 @@ def test_panels_prefer_recorded_metrics():
     ('sum by (pool) (DCGM_FI_DEV_GPU_UTIL)', "labels ['pool']"),
 ])
 def test_the_series_check_catches_unknown_metrics_and_labels(expr: str, problem: str):
-    assert any(problem in found for found in unknown_uses(expr))
+    assert any(problem in found for found in unknown_series(expr))
 
 
 # --- the ConfigMaps ----------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,10 +35,11 @@ from infra.serving.kserve_process import KServeServer
 from infra.serving.local_server import LocalServer, ServedModel
 from infra.serving.package import package_models
 from infra.serving.torchserve_process import TorchServeServer
+from tests.prerequisites import JAVA_HINT, needs_tools
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("java") is None, reason="TorchServe needs Java"),
+    needs_tools("java", hint=JAVA_HINT),
 ]
 
 JSON = {"Content-Type": "application/json"}

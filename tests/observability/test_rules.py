@@ -8,9 +8,7 @@ skip, saying so, except in CI (`CI` set), where they fail.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -20,8 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
-from infra.observability.metric_sources import TARGET_LABELS, known_metrics
-from infra.observability.promql import metric_names, output_labels, series_used
+from infra.observability.known_series import unknown_series
+from infra.observability.promql import metric_names, output_labels
 from infra.observability.rules import (
     RULES_DIR,
     RuleFileError,
@@ -35,9 +33,9 @@ from infra.observability.rules import (
     rule_files,
 )
 from tests.crd_schemas import validate_custom_resource
+from tests.prerequisites import PROMETHEUS_HINT, tool
 
 TESTS_DIR = Path(__file__).resolve().parent / "rules"
-PROMTOOL_MISSING = "promtool not installed: make install installs Debian's prometheus package"
 SEVERITIES = {"critical", "warning", "info"}
 ANNOTATIONS = {"summary", "description", "runbook"}
 PLATFORM_TEAM = "platform"
@@ -47,12 +45,7 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(PROMTOOL_MISSING)
-        pytest.skip(PROMTOOL_MISSING)
-    return found
+    return tool("promtool", PROMETHEUS_HINT)
 
 
 def unit_test_files() -> list[Path]:
@@ -210,38 +203,20 @@ def test_a_malformed_rule_file_is_refused(tmp_path: Path, text: str, problem: st
 # -- every series a rule reads exists -----------------------------------------------------------------------
 
 
-def unknown_uses(expr: str) -> list[str]:
-    """Series ``expr`` reads that no exporter exports and no rule records, or labels they do not carry."""
-    known = known_metrics()
-    problems = []
-    for use in sorted(series_used(expr), key=lambda u: u.metric):
-        if use.metric in RECORDED:
-            carried, where = RECORDED[use.metric], "its recording rule keeps"
-        elif use.metric in known:
-            carried, where = known[use.metric] | TARGET_LABELS, "its exporter and the scrape give"
-        else:
-            problems.append(f"{use.metric}: neither in metric_sources.known_metrics() nor recorded by a rule")
-            continue
-        if not use.labels <= carried:
-            problems.append(f"{use.metric}: labels {sorted(use.labels - carried)} are not among those {where} "
-                            f"({sorted(carried)})")
-    return problems
-
-
 @pytest.mark.parametrize(("where", "expr"), EXPRESSIONS, ids=[where for where, _ in EXPRESSIONS])
 def test_rule_reads_only_known_series(where: str, expr: str):
-    assert unknown_uses(expr) == []
+    assert unknown_series(expr) == []
 
 
 @pytest.mark.parametrize(("expr", "problem"), [
-    ("rate(Requests5xx[5m])", "Requests5xx: neither in"),
+    ("rate(Requests5xx[5m])", "Requests5xx: neither documented"),
     ("sum by (model) (rate(ts_inference_requests_total[5m]))", "labels ['model'] are not among those its exporter"),
     ("team:aip_inference_requests:rate5m{model_name='digits'}", "labels ['model_name'] are not among those its "
                                                                  "recording rule keeps"),
     ("DCGM_FI_DEV_GPU_UTIL{gpu_node='x'}", "labels ['gpu_node']"),
 ])
 def test_the_series_check_catches_a_wrong_name_or_label(expr: str, problem: str):
-    problems = unknown_uses(expr)
+    problems = unknown_series(expr)
     assert len(problems) == 1 and problem in problems[0], problems
 
 

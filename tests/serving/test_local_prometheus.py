@@ -33,14 +33,11 @@ from infra.serving.manifest import Manifest
 from infra.serving.problems import ServingError
 from infra.serving.processes import free_ports, port_is_free
 from infra.serving.torchserve_process import TorchServeServer
+from tests.prerequisites import PROMETHEUS_HINT, needs_tools
 from tests.serving.conftest import processes_mentioning
 
 ROOT = Path(__file__).resolve().parents[2]
-MISSING = [name for name in ("prometheus", "promtool") if shutil.which(name) is None]
-# Locally a missing package skips; under CI it must fail, or the feature would go untested unnoticed.
-needs_prometheus = pytest.mark.skipif(
-    bool(MISSING) and not os.environ.get("CI"),
-    reason=f"{' and '.join(MISSING)} not installed: {INSTALL_HINT} (under CI this fails instead of skipping)")
+needs_prometheus = needs_tools("prometheus", "promtool", hint=PROMETHEUS_HINT)
 
 TS = ScrapeTarget(job="torchserve", address="127.0.0.1:8082", metrics_path="/metrics", models=("digits", "ranker"))
 KS = ScrapeTarget(job="kserve", address="127.0.0.1:8080", metrics_path="/metrics", models=("digits",))
