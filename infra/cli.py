@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import sys
@@ -30,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--stack", required=True, help="stack name (a stacks/Pulumi.<stack>.yaml file)")
     preview.add_argument("--no-policy", dest="policy", action="store_false",
                          help="skip the policy pack (policies/) that otherwise gates every preview")
+    preview.add_argument("--no-deploy-checks", dest="deploy_checks", action="store_false",
+                         help="skip the deploy checks over the whole graph (reachability, ordering, identity, "
+                              "recreate, chart values)")
     preview.add_argument("--format", choices=("text", "json", "manifests", "sarif"), default="text",
                          help="text summary (default), one JSON document, or Kubernetes manifests as YAML")
     preview.add_argument("--no-package", dest="package", action="store_false",
@@ -137,7 +141,8 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
                 count += 1
                 status.update(f"previewing stack [bold]{args.stack}[/]: {count} resources registered")
 
-            result = run_preview(args.stack, project, on_resource=progress)
+            previews: dict[str, Any] = {}
+            result = run_preview(args.stack, project, on_resource=progress, cache=previews)
     except ProjectError as exc:
         _error(err, str(exc))
         return EXIT_USAGE
@@ -159,10 +164,13 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
         except (ValueError, OSError) as exc:
             _error(err, f"policy gate: {exc}")
             return EXIT_USAGE
+    findings = _deploy_checks(project, args.stack, result, previews) if args.deploy_checks else None
     if args.format == "json":
         document = to_document(result)
         if gate is not None:
             document["policies"] = gate[0].to_json()
+        if findings is not None:
+            document["deployChecks"] = [dataclasses.asdict(f) for f in findings]
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif args.format == "manifests":
         sys.stdout.write(to_manifests(result))
@@ -177,11 +185,47 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
         print_summary(result, console)
         if gate is not None:
             print_policy_report(gate[0], console)
+        if findings is not None:
+            _print_deploy_checks(findings, console)
+    failed = False
     if gate is not None and gate[0].blocking:
         names = sorted({v.policy for v in gate[0].blocking})
         _error(err, f"{len(gate[0].blocking)} mandatory policy violation(s): {', '.join(names)}")
-        return EXIT_FAILED
-    return EXIT_OK
+        failed = True
+    if findings:
+        if args.format in ("manifests", "sarif"):
+            # Those documents have no place for them; stderr still says what fails the preview.
+            _print_deploy_checks(findings, err)
+        _error(err, f"{len(findings)} deploy check finding(s): {', '.join(sorted({f.check for f in findings}))}")
+        failed = True
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _deploy_checks(project: Any, stack: str, result: Any, previews: dict[str, Any]) -> list[Any] | None:
+    """The checks over the whole previewed graph (infra/graph_checks) with the stack's parsed config.
+
+    A team stack's platform was previewed with it (its StackReference), so identity reads that preview.
+    Chart values are checked where the pinned charts' upstream values are at hand (AIP_UPSTREAM_CHARTS_DIR).
+    """
+    from infra.config import ConfigError, TeamConfig, parse_stack_config
+    from infra.graph_checks import run_deploy_checks
+    from infra.graph_checks.chart_values import upstream_charts_dir
+
+    try:
+        config = parse_stack_config(project.stack_config(stack).values, project=project.name, stack=stack)
+    except ConfigError:
+        # The program ran, so it is not this platform's (a project reusing `aip preview` for another
+        # program): the checks read this platform's config and have nothing to say about it.
+        return None
+    platform = previews.get(config.platform_stack.rsplit("/", 1)[-1]) if isinstance(config, TeamConfig) else None
+    return run_deploy_checks(result, config, platform=platform, charts_dir=upstream_charts_dir())
+
+
+def _print_deploy_checks(findings: Sequence[Any], console: Console) -> None:
+    summary = f"{len(findings)} finding(s)" if findings else "no findings"
+    console.print(Text(f"\nDeploy checks: {summary}", style="bold"))
+    for finding in findings:
+        console.print(Text(f"  {finding.render()}", style="red"), soft_wrap=True, highlight=False)
 
 
 def _stack_file(project: Any, stack: str) -> str:

@@ -129,7 +129,8 @@ def versions_table() -> str:
               for c in HELM_CHARTS]
     lines += [f"| {r.image} | ServingRuntime `{r.name}` image | `{r.tag}`, `{r.gpu_tag}` | {r.docs} |"
               for r in SERVING_RUNTIMES]
-    lines += [f"| {a.name} | EKS add-on | `{a.version}` | {a.docs} |" for a in EKS_ADDONS]
+    lines += [f"| {a.name}{f' (Kubernetes {a.cluster_version})' if a.cluster_version else ''} | EKS add-on | "
+              f"`{a.version}` | {a.docs} |" for a in EKS_ADDONS]
     lines.append(f"| Elasticsearch, Kibana, Filebeat | Elastic Stack (run by ECK) | `{ELASTIC_STACK_VERSION}` | "
                  f"{ELASTIC_STACK_DOCS} |")
     lines += [f"| {i.image} | container image | `{i.tag}` | {i.docs} |" for i in CONTAINER_IMAGES]

@@ -11,10 +11,33 @@ def _doc(*statements: dict[str, Any]) -> Policy:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def service_trust_policy(service: str, *, tag_session: bool = False) -> Policy:
-    """Let an AWS service (``eks.amazonaws.com``, ``ec2.amazonaws.com``…) assume a role."""
+def service_trust_policy(service: str, *, tag_session: bool = False, source_account: str | None = None,
+                         source_arn: str | None = None) -> Policy:
+    """Let an AWS service (``eks.amazonaws.com``, ``ec2.amazonaws.com``…) assume a role.
+
+    ``source_account`` and ``source_arn`` (a pattern) confine the trust to the service acting for this
+    account's own resources, so no one else can make the service act on this role (the confused deputy).
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html
+    """
     actions = ["sts:AssumeRole", "sts:TagSession"] if tag_session else "sts:AssumeRole"
-    return _doc({"Effect": "Allow", "Principal": {"Service": service}, "Action": actions})
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": actions}
+    condition: dict[str, Any] = {}
+    if source_account is not None:
+        condition["StringEquals"] = {"aws:SourceAccount": source_account}
+    if source_arn is not None:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    if condition:
+        statement["Condition"] = condition
+    return _doc(statement)
+
+
+def vpc_flow_log_trust_policy(account_id: str, partition: str, region: str) -> Policy:
+    """The VPC flow log service may assume the role only for this account's flow logs in this region.
+
+    https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html
+    """
+    return service_trust_policy("vpc-flow-logs.amazonaws.com", source_account=account_id,
+                                source_arn=f"arn:{partition}:ec2:{region}:{account_id}:vpc-flow-log/*")
 
 
 def irsa_trust_policy(oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> Policy:
@@ -129,6 +152,26 @@ def team_boundary_policy(bucket_arn: str, key_arn: str, region: str) -> Policy:
     widened (by a team's deploy credentials) cannot reach past it.
     """
     return prefix_read_policy(bucket_arn, TEAMS_PREFIX, key_arn, region)
+
+
+def team_deploy_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) -> Policy:
+    """What a team's CI needs in AWS to run the team's stack: write and read its own models, nothing else.
+
+    A team stack uploads packaged model archives (S3 objects under the team's prefix, encrypted with the
+    model store's key and tagged) and reads them back on refresh. Kubernetes rights come from the team's
+    access entry and namespaced Role, not from IAM.
+    """
+    prefix = prefix.rstrip("/") + "/"
+    return _doc(
+        {"Sid": "ListTeamPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+         "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}},
+        {"Sid": "WriteTeamModels", "Effect": "Allow",
+         "Action": ["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:GetObjectVersion",
+                    "s3:GetObjectTagging"],
+         "Resource": f"{bucket_arn}/{prefix}*"},
+        {"Sid": "EncryptThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+         "Resource": key_arn, "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+    )
 
 
 def ebs_csi_kms_policy(key_arn: str) -> Policy:

@@ -25,6 +25,7 @@ PLATFORM_OUTPUT_KEYS: tuple[str, ...] = (
     "teamRoleBoundaryArn",
     "storageClass",
     "gpuPools",
+    "teams",
     "grafanaAdminSecret",
 )
 

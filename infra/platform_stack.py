@@ -8,6 +8,7 @@ from infra.aws_context import AwsContext
 from infra.components.admission_policies import AdmissionPolicies, AdmissionPoliciesArgs
 from infra.components.block_storage import BlockStorage, BlockStorageArgs
 from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.cluster_access import ClusterAccess, ClusterAccessArgs
 from infra.components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.components.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from infra.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs, pool_contract
@@ -19,7 +20,9 @@ from infra.components.model_store import ModelStore, ModelStoreArgs, deletion_op
 from infra.components.monitoring import MetricsStack, MetricsStackArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
 from infra.config import PlatformConfig
+from infra.config.teams import TeamEntry
 from infra.tagging import register_tagging
 
 # One customer key per purpose, so revoking or auditing one use never touches another.
@@ -30,6 +33,13 @@ KEY_PURPOSES: dict[str, tuple[str, tuple[str, ...]]] = {
     "models": ("Model artifacts in the model store", ()),
     "log-archive": ("Elasticsearch log snapshots in the log archive", ()),
 }
+
+
+def team_contract(team: TeamEntry, workspace: TeamWorkspace) -> dict[str, Any]:
+    """What a team stack needs to know about its onboarding (exported by the platform stack)."""
+    return {"namespace": workspace.namespace, "modelPrefix": workspace.model_prefix,
+            "servingRoleArn": workspace.role_arn, "deployPolicyArn": workspace.deploy_policy_arn,
+            "ciPrincipalArn": team.ci_principal_arn, "quota": team.quota.model_dump(by_alias=True)}
 
 
 def cluster_name(config: PlatformConfig) -> str:
@@ -55,7 +65,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     name = cluster_name(config)
     network = Network(f"{prefix}-network", NetworkArgs(
         config=config.network, cluster_name=name, flow_log_key_arn=keys["logs"].arn,
-        flow_log_retention_days=config.cluster.log_retention_days))
+        flow_log_retention_days=config.cluster.log_retention_days, aws=ctx))
     cluster = Cluster(f"{prefix}-cluster", ClusterArgs(
         config=config.cluster, cluster_name=name, subnet_ids=network.private_subnet_ids,
         secrets_key_arn=keys["secrets"].arn, logs_key_arn=keys["logs"].arn, volume_key_arn=keys["volumes"].arn,
@@ -92,6 +102,15 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         approved_registries=config.cluster.approved_registries, provider=cluster.provider))
     store = ModelStore(f"{prefix}-model-store", ModelStoreArgs(
         config=config.model_store, kms_key_arn=keys["models"].arn, aws=ctx))
+    ClusterAccess(f"{prefix}-access", ClusterAccessArgs(
+        entries=config.cluster.access_entries, cluster_name=cluster.name, partition=ctx.partition))
+    teams = {
+        team.name: TeamWorkspace(f"{prefix}-team-{team.name}", TeamWorkspaceArgs(
+            team=team, region=config.region, cluster_name=cluster.name, oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer_url=cluster.oidc_issuer_url, bucket_arn=store.bucket_arn, kms_key_arn=keys["models"].arn,
+            boundary_arn=store.team_boundary_arn, provider=cluster.provider))
+        for team in config.teams
+    }
     return {
         "environment": config.environment,
         "region": config.region,
@@ -110,5 +129,6 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         "teamRoleBoundaryArn": store.team_boundary_arn,
         "storageClass": storage.storage_class_name,
         "gpuPools": [pool_contract(pool) for pool in config.gpu_pools],
+        "teams": {team.name: team_contract(team, teams[team.name]) for team in config.teams},
         "grafanaAdminSecret": f"{metrics.namespace}/{metrics.grafana_admin_secret}",
     }

@@ -1,4 +1,9 @@
-"""A team stack: only team-scoped resources, on top of a platform stack it reads but never changes."""
+"""A team stack: what a team decides (its models, canaries and PodMonitors), on top of a platform stack it reads
+but never changes.
+
+The platform onboards the team (namespace, quota, limits, network policies, serving role, CI access); the
+team stack runs with rights confined to that namespace.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from infra.components.inference_service import ModelService, ModelServiceArgs
 from infra.components.team_monitoring import TeamMonitoring, TeamMonitoringArgs
-from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
+from infra.components.team_workspace import model_prefix
 from infra.config import ConfigError, Problem, TeamConfig, stack_file
 from infra.config.serving import ModelDeployment
 from infra.platform_outputs import PlatformReference
@@ -31,6 +36,23 @@ def allowed_pool(config: TeamConfig, index: int, model: ModelDeployment,
     raise ConfigError(stack_file(config.stack), [Problem(
         f"ai-platform:models[{index}].gpuPool",
         f"is not a GPU pool of {config.platform_stack} this team may use; allowed: {names}", model.gpu_pool)])
+
+
+def onboarding(config: TeamConfig, teams: dict[str, Any]) -> dict[str, Any]:
+    """The platform's onboarding of this team; a config error when it is missing or too small for the models."""
+    if config.team not in teams:
+        onboarded = ", ".join(sorted(teams)) or "none"
+        raise ConfigError(stack_file(config.stack), [Problem(
+            "ai-platform:team", f"is not onboarded on {config.platform_stack}: add it to that stack's `teams` "
+                                f"(onboarded: {onboarded})", config.team)])
+    team = teams[config.team]
+    quota = int(team["quota"]["gpu"])
+    if config.gpus_at_max_replicas > quota:
+        raise ConfigError(stack_file(config.stack), [Problem(
+            "ai-platform:models", f"need up to {config.gpus_at_max_replicas} GPUs at maxReplicas, more than the "
+                                  f"team's GPU quota on {config.platform_stack} ({quota})",
+            [m.name for m in config.models])])
+    return team
 
 
 def packaged(config: TeamConfig) -> dict[str, PackagedModel]:
@@ -57,12 +79,12 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
     register_tagging(config.tags)
     prefix = f"aip-{config.team}-{config.environment}"
     platform = PlatformReference(f"{prefix}-platform", config.platform_stack)
-    # Objects without an explicit namespace land in the team's, never in another one.
-    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=platform.require("kubeconfig"), namespace=config.team)
-    workspace = TeamWorkspace(prefix, TeamWorkspaceArgs(
-        team=config.team, region=config.region, platform=platform, provider=provider, quota=config.quota))
-    TeamMonitoring(f"{prefix}-monitoring", TeamMonitoringArgs(
-        team=config.team, provider=provider, depends_on=(workspace,)))
+    team = platform.require("teams").apply(lambda teams: onboarding(config, teams))
+    # Objects without an explicit namespace land in the team's, never in another one. The provider waits for
+    # the onboarding check, so nothing is sent to a cluster the team was never given.
+    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=pulumi.Output.all(platform.require("kubeconfig"), team).apply(
+        lambda v: v[0]), namespace=config.team)
+    TeamMonitoring(f"{prefix}-monitoring", TeamMonitoringArgs(team=config.team, provider=provider))
     pools = platform.require("gpuPools")
     services = {}
     for index, model in enumerate(config.models):
@@ -70,15 +92,14 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
         services[model.name] = ModelService(f"{prefix}-{model.name}", ModelServiceArgs(
             team=config.team, model=model, package=packages.get(model.name),
             bucket=platform.require("modelStoreBucket"), kms_key_arn=platform.require("modelStoreKmsKeyArn"),
-            team_prefix=workspace.model_prefix, pool=pool,
-            provider=provider), opts=pulumi.ResourceOptions(depends_on=[workspace]))
+            team_prefix=model_prefix(config.team), pool=pool, provider=provider))
     return {
         "models": {name: service.storage_uri for name, service in services.items()},
         "team": config.team,
         "environment": config.environment,
-        "namespace": workspace.namespace,
+        "namespace": team.apply(lambda t: t["namespace"]),
         "modelPrefix": pulumi.Output.concat("s3://", platform.require("modelStoreBucket"), "/",
-                                            workspace.model_prefix),
-        "servingRoleArn": workspace.role_arn,
+                                            model_prefix(config.team)),
+        "servingRoleArn": team.apply(lambda t: t["servingRoleArn"]),
         "clusterName": platform.require("clusterName"),
     }

@@ -26,11 +26,12 @@ class HelmChart:
 
 @dataclass(frozen=True)
 class EksAddon:
-    """An EKS managed add-on pinned to one exact build."""
+    """An EKS managed add-on pinned to one exact build (of one cluster version, when builds differ per version)."""
 
     name: str
     version: str
     docs: str
+    cluster_version: str = ""
 
 
 NVIDIA_DEVICE_PLUGIN = HelmChart(
@@ -105,6 +106,23 @@ VPC_CNI = EksAddon(
     version="v1.20.4-eksbuild.1",
     docs="https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html",
 )
+
+# kube-proxy and CoreDNS, which EKS installs self-managed at cluster creation, as managed add-ons pinned per cluster
+# version: kube-proxy's minor must match the cluster's, and each CoreDNS build lists the versions it supports.
+# The latest build of each version in the add-on version tables (check one against a cluster with
+# `aws eks describe-addon-versions --addon-name kube-proxy --kubernetes-version 1.34`).
+KUBE_PROXY_DOCS = "https://docs.aws.amazon.com/eks/latest/userguide/managing-kube-proxy.html#kube-proxy-versions"
+COREDNS_DOCS = "https://docs.aws.amazon.com/eks/latest/userguide/managing-coredns.html#coredns-versions"
+KUBE_PROXY: dict[str, EksAddon] = {
+    version: EksAddon(name="kube-proxy", version=build, docs=KUBE_PROXY_DOCS, cluster_version=version)
+    for version, build in {"1.33": "v1.33.10-eksbuild.13", "1.34": "v1.34.6-eksbuild.13",
+                           "1.35": "v1.35.3-eksbuild.13"}.items()
+}
+COREDNS: dict[str, EksAddon] = {
+    version: EksAddon(name="coredns", version=build, docs=COREDNS_DOCS, cluster_version=version)
+    for version, build in {"1.33": "v1.12.4-eksbuild.18", "1.34": "v1.13.2-eksbuild.11",
+                           "1.35": "v1.14.3-eksbuild.3"}.items()
+}
 
 # Resource metrics for the HPAs KServe creates in Standard mode (EKS does not run it by default).
 METRICS_SERVER = HelmChart(
@@ -186,5 +204,5 @@ HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, 
                                       PROMETHEUS_OPERATOR_CRDS, KUBE_PROMETHEUS_STACK, DCGM_EXPORTER,
                                       ECK_OPERATOR, ELASTICSEARCH_EXPORTER)
 SERVING_RUNTIMES: tuple[ServingRuntimeImage, ...] = (TORCHSERVE_RUNTIME,)
-EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER, VPC_CNI)
+EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER, VPC_CNI, *KUBE_PROXY.values(), *COREDNS.values())
 CONTAINER_IMAGES: tuple[ContainerImage, ...] = (CURL,)

@@ -52,11 +52,10 @@ def test_json_lists_cluster_gpu_pool_key_and_bucket():
 
 
 def test_manifests_print_the_team_namespace():
-    run = aip("preview", "--stack", "vision-dev", "--format", "manifests")
+    run = aip("preview", "--stack", "dev", "--format", "manifests")
     assert run.returncode == 0, run.stderr
     objects = list(yaml.safe_load_all(run.stdout))
-    namespace = next(o for o in objects if o["kind"] == "Namespace")
-    assert namespace["metadata"]["name"] == "vision"
+    namespace = next(o for o in objects if o["kind"] == "Namespace" and o["metadata"]["name"] == "vision")
     assert list(namespace)[:3] == ["apiVersion", "kind", "metadata"]
 
 
@@ -141,3 +140,53 @@ def test_gpu_pool_of_another_team_is_a_config_error(scratch_project: Path):
     assert run.stderr.strip().endswith('ai-platform:models[0].gpuPool = "search-h100": is not a GPU pool of '
                                        "acme/ai-platform/prod this team may use; allowed: inference-l40s")
     assert "Traceback" not in run.stderr and "Task was destroyed" not in run.stderr
+
+
+def test_json_reports_the_deploy_checks():
+    run = aip("preview", "--stack", "dev", "--format", "json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["deployChecks"] == []
+
+
+def test_no_deploy_checks_leaves_them_out():
+    run = aip("preview", "--stack", "dev", "--format", "json", "--no-policy", "--no-deploy-checks")
+    assert run.returncode == 0, run.stderr
+    assert "deployChecks" not in json.loads(run.stdout)
+
+
+@pytest.fixture
+def stray_alias_project(scratch_project: Path) -> Path:
+    """The real program plus a KMS alias retained on delete under a fixed name, which the recreate check finds."""
+    program = scratch_project / "program"
+    program.mkdir()
+    (program / "__main__.py").write_text(
+        "import runpy\n\nimport pulumi\nimport pulumi_aws as aws\n\n"
+        f"runpy.run_path({str(ROOT / 'infra')!r}, run_name='__main__')\n"
+        "aws.kms.Alias('aip-stray', name='alias/aip-stray', target_key_id='00000000-0000-0000-0000-000000000000',\n"
+        "              opts=pulumi.ResourceOptions(retain_on_delete=True, delete_before_replace=True))\n")
+    project = yaml.safe_load((scratch_project / "Pulumi.yaml").read_text())
+    project["main"] = str(program)
+    (scratch_project / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    return scratch_project
+
+
+STRAY_ALIAS = "urn:pulumi:dev::ai-platform::pulumi:pulumi:Stack$aws:kms/alias:Alias::aip-stray"
+
+
+def test_deploy_check_findings_fail_the_preview(stray_alias_project: Path):
+    run = aip("preview", "--stack", "dev", "--format", "json", "--no-policy", cwd=stray_alias_project)
+    assert run.returncode == 1, run.stderr
+    assert json.loads(run.stdout)["deployChecks"] == [{
+        "check": "recreate", "subject": STRAY_ALIAS,
+        "message": "Alias is retained on delete with the fixed name 'alias/aip-stray': it outlives `pulumi destroy` "
+                   "and the next `pulumi up` fails to create it again; drop retainOnDelete (or protect it)"}]
+    assert run.stderr.strip().endswith("1 deploy check finding(s): recreate")
+
+    text = aip("preview", "--stack", "dev", "--no-policy", cwd=stray_alias_project)
+    assert text.returncode == 1
+    assert "Deploy checks: 1 finding(s)" in text.stdout
+    assert f"[recreate] {STRAY_ALIAS}: Alias is retained" in text.stdout
+
+    skipped = aip("preview", "--stack", "dev", "--no-policy", "--no-deploy-checks", cwd=stray_alias_project)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "Deploy checks" not in skipped.stdout

@@ -15,7 +15,7 @@ from infra.components.node_launch_template import node_launch_template
 from infra.config import ClusterConfig
 from infra.iam_policies import managed_policy_arn, service_trust_policy
 from infra.kubeconfig import eks_kubeconfig
-from infra.versions import VPC_CNI
+from infra.versions import COREDNS, KUBE_PROXY, VPC_CNI
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 # The CNI's own policy goes to its IRSA role, not to every node (and so to every pod on it).
@@ -95,7 +95,9 @@ class Cluster(pulumi.ComponentResource):
         # EKS writes to this group once it exists; creating it first lets us own retention and encryption.
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs", name=f"/aws/eks/{args.cluster_name}/cluster",
-            retention_in_days=cfg.log_retention_days, kms_key_id=args.logs_key_arn, opts=child)
+            retention_in_days=cfg.log_retention_days, kms_key_id=args.logs_key_arn,
+            # A fixed name: a replacement must delete the old group first or it collides with it.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
         cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=args.cluster_name,
@@ -105,7 +107,11 @@ class Cluster(pulumi.ComponentResource):
             encryption_config={"provider": {"key_arn": args.secrets_key_arn}, "resources": ["secrets"]},
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
             access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": True},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, log_group]),
+            # Clusters created through the API default to EXTENDED, billed per hour once standard support ends.
+            # STANDARD upgrades the control plane then instead: keep cluster.version within standard support.
+            # https://docs.aws.amazon.com/eks/latest/userguide/view-upgrade-policy.html
+            upgrade_policy={"support_type": "STANDARD"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, log_group], delete_before_replace=True),
         )
         for i, cidr in enumerate(cfg.private_access_cidrs):
             # Deploys (and kubectl) reach the private endpoint only from these networks.
@@ -119,7 +125,8 @@ class Cluster(pulumi.ComponentResource):
         cni = self._vpc_cni(name, cluster, oidc, issuer, partition)
         # Every node group (GPU pools too) waits for the CNI through the role ARN it is given.
         node_role_arn = pulumi.Output.all(self._node_role(name, partition), cni.arn).apply(lambda v: v[0])
-        self._system_nodes(name, args, cluster, node_role_arn, cni)
+        system_nodes = self._system_nodes(name, args, cluster, node_role_arn, cni)
+        self._core_addons(name, cluster, cfg.version, system_nodes)
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
@@ -129,7 +136,10 @@ class Cluster(pulumi.ComponentResource):
         self.node_role_arn = node_role_arn
         self.kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, self.certificate_authority).apply(
             lambda v: json.dumps(eks_kubeconfig(v[0], v[1], v[2], args.aws.region)))
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        # Everything deployed through this provider (Helm releases, namespaces, workloads) waits for schedulable
+        # nodes: a release installed on a control plane without nodes sits Pending until its timeout.
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes]))
         self.register_outputs({
             "name": self.name, "endpoint": self.endpoint, "certificate_authority": self.certificate_authority,
             "oidc_provider_arn": self.oidc_provider_arn, "oidc_issuer_url": self.oidc_issuer_url,
@@ -164,11 +174,11 @@ class Cluster(pulumi.ComponentResource):
         return pulumi.Output.all(role.arn, *[a.id for a in attachments]).apply(lambda v: v[0])
 
     def _system_nodes(self, name: str, args: ClusterArgs, cluster: aws.eks.Cluster,
-                      node_role_arn: pulumi.Output[str], cni: aws.eks.Addon) -> None:
+                      node_role_arn: pulumi.Output[str], cni: aws.eks.Addon) -> aws.eks.NodeGroup:
         nodes = args.config.system_nodes
         template = node_launch_template(f"{name}-system", volume_gib=100, kms_key_arn=args.volume_key_arn,
                                         parent=self)
-        aws.eks.NodeGroup(
+        return aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=cluster.name,
             node_role_arn=node_role_arn,
@@ -183,3 +193,20 @@ class Cluster(pulumi.ComponentResource):
             # Nodes need the CNI's role to get pod networking; the autoscaler owns the size afterwards.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cni], ignore_changes=["scalingConfig.desiredSize"]),
         )
+
+    def _core_addons(self, name: str, cluster: aws.eks.Cluster, version: str,
+                     system_nodes: aws.eks.NodeGroup) -> list[aws.eks.Addon]:
+        """kube-proxy and CoreDNS as managed add-ons, pinned to builds of the cluster's version.
+
+        EKS installs self-managed copies of both when it creates a cluster; OVERWRITE takes them over.
+        CoreDNS becomes active only once its pods run, so it waits for the system nodes.
+        https://docs.aws.amazon.com/eks/latest/userguide/eks-add-ons.html
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[system_nodes])
+        return [
+            aws.eks.Addon(f"{name}-{addon.name}", cluster_name=cluster.name, addon_name=addon.name,
+                          addon_version=addon.version, resolve_conflicts_on_create="OVERWRITE",
+                          resolve_conflicts_on_update="OVERWRITE", opts=opts)
+            for addon, opts in ((KUBE_PROXY[version], child), (COREDNS[version], after_nodes))
+        ]

@@ -65,7 +65,9 @@ def dcgm_exporter_values() -> dict[str, Any]:
         "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "securityContext": {
             "runAsNonRoot": True, "runAsUser": EXPORTER_UID, "runAsGroup": EXPORTER_UID,
-            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            # Helm merges this map into upstream's, whose `capabilities.add: [SYS_ADMIN]` would otherwise survive.
+            # An empty list rather than null: a null in a Pulumi input reads back as absent, hiding the override.
+            "allowPrivilegeEscalation": False, "capabilities": {"add": [], "drop": ["ALL"]},
         },
         "customMetrics": counters_csv(),
         "serviceMonitor": {"enabled": False},

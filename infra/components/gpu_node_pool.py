@@ -19,6 +19,10 @@ ACCELERATOR_LABEL = "ai-platform.io/accelerator"
 GPU_TYPE_LABEL = "ai-platform.io/gpu-type"
 POOL_LABEL = "ai-platform.io/gpu-pool"
 CAPACITY_LABEL = "ai-platform.io/capacity-type"
+# The cluster autoscaler treats a node with this label as a GPU node that is not ready until the device plugin
+# advertises its GPUs; without it, it sees a ready node without GPUs and launches another (costly on p5).
+# https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/cloudprovider/aws/README.md#gpu-node-groups
+AUTOSCALER_GPU_LABEL = "k8s.amazonaws.com/accelerator"
 _K8S_EFFECT = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
 
 
@@ -34,6 +38,7 @@ def gpu_labels(pool: GpuPoolConfig) -> dict[str, str]:
     """Node labels that workloads select a pool by."""
     labels = {
         ACCELERATOR_LABEL: "nvidia",
+        AUTOSCALER_GPU_LABEL: pool.gpu.gpu,
         GPU_TYPE_LABEL: pool.gpu.gpu,
         POOL_LABEL: pool.name,
         CAPACITY_LABEL: pool.capacity_type.lower().replace("_", "-"),

@@ -54,7 +54,11 @@ class CustomerKey(pulumi.ComponentResource):
             policy=policy,
             opts=child,
         )
-        aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=key.key_id, opts=child)
+        # The key may outlive the stack (retained with the data it decrypts); its alias never does: a
+        # retained alias would make `CreateAlias` collide when the platform is brought up again. A fixed name
+        # also means a replacement must delete the old alias first.
+        aws.kms.Alias(f"{name}-alias", name=f"alias/{args.alias}", target_key_id=key.key_id,
+                      opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
         self.arn = key.arn
         self.key_id = key.key_id
         self.register_outputs({"arn": self.arn, "key_id": self.key_id})

@@ -18,7 +18,7 @@ from infra.aws_context import AwsContext
 from infra.components.irsa_role import irsa_role
 from infra.components.logging_stack import ELASTICSEARCH_SERVICE_ACCOUNT, LOGGING_NAMESPACE
 from infra.components.model_store import deletion_options
-from infra.components.s3_bucket import logged_private_bucket
+from infra.components.s3_bucket import EXPIRED_DELETE_MARKERS, logged_private_bucket
 from infra.config.observability import LogsConfig
 from infra.iam_policies import snapshot_repository_policy
 
@@ -28,7 +28,7 @@ ACCESS_LOG_EXPIRATION_DAYS = 365
 
 
 def archive_lifecycle_rules() -> list[dict[str, Any]]:
-    """Old versions of deleted or overwritten files expire; current objects never do.
+    """Old versions of deleted or overwritten files expire, then their delete markers; current objects never do.
 
     Elasticsearch alone deletes snapshot files (SLM retention): an object a lifecycle rule expired
     could still be referenced by a snapshot, and the repository would be corrupt.
@@ -39,6 +39,8 @@ def archive_lifecycle_rules() -> list[dict[str, Any]]:
         "status": "Enabled",
         "filter": {},
         "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_DAYS},
+        # Without days or a date, this expiration touches delete markers only, never a current object.
+        "expiration": EXPIRED_DELETE_MARKERS,
         "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
     }]
 

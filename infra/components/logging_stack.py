@@ -101,7 +101,8 @@ def eck_operator_values() -> dict[str, Any]:
     return {
         "installCRDs": True,
         "managedNamespaces": [LOGGING_NAMESPACE, FILEBEAT_NAMESPACE],
-        "resources": {"requests": {"cpu": "100m", "memory": "150Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        # A number, the type of upstream's default (`cpu: 1`).
+        "resources": {"requests": {"cpu": "100m", "memory": "150Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
         "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "securityContext": {**restricted_security_context(), "readOnlyRootFilesystem": True},
         "telemetry": {"disabled": True},

@@ -145,7 +145,8 @@ def grafana_values() -> dict[str, Any]:
         "sidecar": {"dashboards": {
             "enabled": True, "label": DASHBOARD_LABEL, "labelValue": DASHBOARD_LABEL_VALUE,
             # Only the platform's own ConfigMaps: no other namespace can inject a dashboard.
-            "searchNamespace": [MONITORING_NAMESPACE], "resource": "configmap",
+            # A string, the type of the stack's default ("ALL"); the chart would join a list into the same value.
+            "searchNamespace": MONITORING_NAMESPACE, "resource": "configmap",
             "provider": {"allowUiUpdates": False},
         }},
         # A Role in `monitoring` instead of the chart's ClusterRole that reads every Secret of the cluster.
@@ -317,8 +318,6 @@ class MetricsStack(pulumi.ComponentResource):
             namespace=MONITORING_NAMESPACE,
             values=metrics_stack_values(args.config, args.storage_class, args.cluster_name),
             atomic=True,
-            # The webhook certificate jobs and the volumes of a first install take a while.
-            timeout=900,
             # A component's depends_on does not reach its children; the release waits for them itself. The
             # operator needs its CRDs, at the version it was built for, before it starts.
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import NetworkConfig
-from infra.iam_policies import service_trust_policy
+from infra.aws_context import AwsContext
+from infra.config import NetworkConfig, RouteConfig
+from infra.iam_policies import vpc_flow_log_trust_policy
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,28 @@ def nat_index(az_index: int, strategy: str) -> int:
     return az_index if strategy == "perAz" else 0
 
 
+def route_target(route: RouteConfig) -> dict[str, str]:
+    """The `aws.ec2.Route` argument that sends ``route`` to its target (a VPN gateway is a ``gateway_id``)."""
+    if route.transit_gateway_id:
+        return {"transit_gateway_id": route.transit_gateway_id}
+    if route.vpc_peering_connection_id:
+        return {"vpc_peering_connection_id": route.vpc_peering_connection_id}
+    return {"gateway_id": str(route.vpn_gateway_id)}
+
+
+def route_name(table: str, cidr: str) -> str:
+    """``{table}-to-10.100.0.0-16``: named by destination, so editing `network.routes` renames no other route."""
+    return f"{table}-to-{cidr.replace('/', '-')}"
+
+
+def s3_gateway_service(region: str) -> str:
+    """The S3 gateway endpoint's service name in ``region``.
+
+    https://docs.aws.amazon.com/vpc/latest/privatelink/vpc-endpoints-s3.html
+    """
+    return f"com.amazonaws.{region}.s3"
+
+
 def usable_zones(count: int) -> list[str]:
     """The first ``count`` AZs of the region that EKS can use (Local and Wavelength Zones are opt-in).
 
@@ -63,18 +86,25 @@ class NetworkArgs:
         cluster_name: Used in subnet tags that tell Kubernetes where load balancers go.
         flow_log_key_arn: KMS key that encrypts the VPC flow log group.
         flow_log_retention_days: Retention of the flow log group.
+        aws: Account, partition and region (the S3 endpoint's service and the flow log role's trust).
     """
 
     config: NetworkConfig
     cluster_name: str
     flow_log_key_arn: pulumi.Input[str]
     flow_log_retention_days: int
+    aws: AwsContext
 
 
 class Network(pulumi.ComponentResource):
-    """A VPC with public and private subnets per AZ, NAT gateways, flow logs and a closed default SG.
+    """A VPC: public and private subnets per AZ, NAT gateways, an S3 gateway endpoint, flow logs, a closed default SG.
 
+    Route tables declare no routes inline: each route is an `aws.ec2.Route` of its own, so routes that others add
+    to these tables (transit gateway or peering return routes, the S3 endpoint's) are never overwritten.
+    A stack deployed with inline routes already has its 0.0.0.0/0 routes: import them once
+    (`pulumi import aws:ec2/route:Route <name> <rtb-id>_0.0.0.0/0`) before the first update.
     https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html
+    https://www.pulumi.com/registry/packages/aws/api-docs/ec2/routetable/ (inline routes and Route resources)
     """
 
     vpc_id: pulumi.Output[str]
@@ -99,11 +129,12 @@ class Network(pulumi.ComponentResource):
         # The default security group allows all traffic between its members; nothing should use it.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], opts=child)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, opts=child)
-        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id,
-                                       routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}], opts=child)
+        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc.id, opts=child)
+        aws.ec2.Route(f"{name}-public-default", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0",
+                      gateway_id=igw.id, opts=child)
         cluster_tag = f"kubernetes.io/cluster/{args.cluster_name}"
         nats: list[aws.ec2.NatGateway] = []
-        private_ids = []
+        private_ids, private_tables = [], []
         for i, plan in enumerate(plan_subnets(cfg.vpc_cidr, cfg.availability_zones)):
             zone = zones[i]
             public = aws.ec2.Subnet(
@@ -122,12 +153,20 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{name}-private-{i}", "kubernetes.io/role/internal-elb": "1", cluster_tag: "shared"},
                 opts=child)
             nat = nats[nat_index(i, cfg.nat_gateways)]
-            private_rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id,
-                                            routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-                                            opts=child)
+            private_rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id, opts=child)
+            aws.ec2.Route(f"{name}-private-{i}-default", route_table_id=private_rt.id,
+                          destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
+            for route in cfg.routes:
+                # Other private networks (CI, VPN) and the replies to them: never through the NAT gateway.
+                aws.ec2.Route(route_name(f"{name}-private-{i}", route.cidr), route_table_id=private_rt.id,
+                              destination_cidr_block=route.cidr, **route_target(route), opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=private.id,
                                           route_table_id=private_rt.id, opts=child)
             private_ids.append(private.id)
+            private_tables.append(private_rt.id)
+        # Model pulls and log snapshots reach S3 through the endpoint: no NAT data-processing charge, no internet.
+        aws.ec2.VpcEndpoint(f"{name}-s3", vpc_id=vpc.id, service_name=s3_gateway_service(args.aws.region),
+                            vpc_endpoint_type="Gateway", route_table_ids=private_tables, opts=child)
         self._flow_logs(name, vpc, args)
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*private_ids)
@@ -136,9 +175,9 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", retention_in_days=args.flow_log_retention_days,
                                         kms_key_id=args.flow_log_key_arn, opts=child)
-        role = aws.iam.Role(f"{name}-flow-logs",
-                            assume_role_policy=json.dumps(service_trust_policy("vpc-flow-logs.amazonaws.com")),
-                            opts=child)
+        trust = pulumi.Output.all(args.aws.account_id, args.aws.partition).apply(
+            lambda v: json.dumps(vpc_flow_log_trust_policy(v[0], v[1], args.aws.region)))
+        role = aws.iam.Role(f"{name}-flow-logs", assume_role_policy=trust, opts=child)
         aws.iam.RolePolicy(f"{name}-flow-logs", role=role.id, policy=group.arn.apply(lambda arn: json.dumps({
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow",

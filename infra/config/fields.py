@@ -14,6 +14,7 @@ from infra.versions import SUPPORTED_EKS_VERSIONS
 _DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _STACK_REF = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 
 
@@ -69,6 +70,12 @@ def _stack_reference(value: str) -> str:
     return value
 
 
+def _iam_principal(value: str) -> str:
+    if not _IAM_PRINCIPAL.match(value):
+        raise ValueError("must be an IAM role or user ARN such as arn:aws:iam::111122223333:role/ci-deployer")
+    return value
+
+
 def _region(value: str) -> str:
     if not _REGION.match(value):
         raise ValueError("must be an AWS region name such as us-east-1")
@@ -104,14 +111,19 @@ GpuInstanceType = Annotated[StrictStr, AfterValidator(_gpu_instance_type)]
 EksVersion = Annotated[StrictStr, BeforeValidator(_eks_version)]
 StackReferenceName = Annotated[StrictStr, AfterValidator(_stack_reference)]
 Region = Annotated[StrictStr, AfterValidator(_region)]
+IamPrincipalArn = Annotated[StrictStr, AfterValidator(_iam_principal)]
 VpcId = Annotated[StrictStr, Field(pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")]
 SubnetId = Annotated[StrictStr, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")]
+TransitGatewayId = Annotated[StrictStr, Field(pattern=r"^tgw-([0-9a-f]{8}|[0-9a-f]{17})$")]
+VpcPeeringConnectionId = Annotated[StrictStr, Field(pattern=r"^pcx-([0-9a-f]{8}|[0-9a-f]{17})$")]
+VpnGatewayId = Annotated[StrictStr, Field(pattern=r"^vgw-([0-9a-f]{8}|[0-9a-f]{17})$")]
 NodeCount = Annotated[StrictInt, Field(ge=0, le=1000)]
 
 __all__ = [
     "Cidr",
     "EksVersion",
     "GpuInstanceType",
+    "IamPrincipalArn",
     "InstanceType",
     "NodeCount",
     "PoolName",
@@ -123,5 +135,8 @@ __all__ = [
     "SubnetId",
     "TagValue",
     "TeamName",
+    "TransitGatewayId",
     "VpcId",
+    "VpcPeeringConnectionId",
+    "VpnGatewayId",
 ]

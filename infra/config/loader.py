@@ -19,8 +19,13 @@ STACK_CONFIG_DIR = "stacks"
 # Scalar keys, declared with their defaults in Pulumi.yaml.
 DECLARED_KEYS = ("environment", "costCenter", "dataClassification", "team", "platformStack")
 # Structured keys; Pulumi's project schema cannot type objects, so the models do.
-PLATFORM_KEYS = ("network", "cluster", "gpuPools", "modelStore", "observability")
-TEAM_KEYS = ("quota", "models")
+PLATFORM_KEYS = ("network", "cluster", "teams", "gpuPools", "modelStore", "observability")
+TEAM_KEYS = ("models",)
+# Keys that moved, and where to: a stack file written for an older release gets directions, not "unknown key".
+MOVED_KEYS = {
+    "quota": "moved to the platform stack: set it as teams[].quota there (the platform owns every team's "
+             "guardrails; see docs/team-onboarding.md)",
+}
 STRUCTURED_KEYS = PLATFORM_KEYS + TEAM_KEYS
 ALL_KEYS = DECLARED_KEYS + STRUCTURED_KEYS
 _INTERNAL_FIELDS = {"project", "stack", "kind"}
@@ -58,7 +63,9 @@ def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str) -
         if not key.startswith(prefix):
             continue
         name = key.removeprefix(prefix)
-        if name not in ALL_KEYS:
+        if name in MOVED_KEYS:
+            problems.append(Problem(key, MOVED_KEYS[name], _decode(text)))
+        elif name not in ALL_KEYS:
             problems.append(Problem(key, f"unknown key{did_you_mean(name, ALL_KEYS)}; allowed keys: "
                                          f"{', '.join(ALL_KEYS)}", _decode(text)))
         elif name in STRUCTURED_KEYS:

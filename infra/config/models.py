@@ -29,10 +29,15 @@ from infra.config.fields import (
     SubnetId,
     TagValue,
     TeamName,
+    TransitGatewayId,
     VpcId,
+    VpcPeeringConnectionId,
+    VpnGatewayId,
 )
 from infra.config.observability import ObservabilityConfig, with_environment_defaults
-from infra.config.serving import ModelDeployment, QuotaConfig, unique_names
+from infra.config.reachability import covers, unrouted_networks
+from infra.config.serving import ModelDeployment, unique_names
+from infra.config.teams import AccessEntryConfig, TeamEntry, unique_principals
 from infra.versions import DEFAULT_EKS_VERSION
 
 Environment = Literal["dev", "staging", "prod"]
@@ -73,6 +78,27 @@ class _Scaling(FrozenModel):
         return self.min_size if self.desired_size is None else self.desired_size
 
 
+class RouteConfig(FrozenModel):
+    """A route from the private subnets to a network beyond the VPC, through exactly one target.
+
+    https://docs.aws.amazon.com/vpc/latest/userguide/route-table-options.html
+    """
+
+    cidr: Cidr = Field(description="Destination network (e.g. the CI runners' VPC or the VPN's client range).")
+    transit_gateway_id: TransitGatewayId | None = Field(default=None, description="Through this transit gateway.")
+    vpc_peering_connection_id: VpcPeeringConnectionId | None = Field(
+        default=None, description="Through this VPC peering connection.")
+    vpn_gateway_id: VpnGatewayId | None = Field(default=None, description="Through this virtual private gateway.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RouteConfig:
+        targets = [t for t in (self.transit_gateway_id, self.vpc_peering_connection_id, self.vpn_gateway_id) if t]
+        if len(targets) != 1:
+            raise ValueError(f"needs exactly one of transitGatewayId, vpcPeeringConnectionId, vpnGatewayId "
+                             f"(found {len(targets)})")
+        return self
+
+
 class NetworkConfig(FrozenModel):
     """Where the cluster lives: a new VPC, or subnets you already have."""
 
@@ -81,10 +107,16 @@ class NetworkConfig(FrozenModel):
     nat_gateways: Literal["single", "perAz"] = Field(
         default="perAz", description="`perAz` (highly available, required in prod) or `single` (cheaper)."
     )
-    existing_vpc_id: VpcId | None = Field(default=None, description="Bring your own VPC instead of creating one.")
+    existing_vpc_id: VpcId | None = Field(
+        default=None, description="Bring your own VPC instead of creating one. Its routes are its owner's: give its "
+                                  "private subnets' route tables an S3 gateway endpoint (model pulls and log snapshots "
+                                  "then bypass NAT) and routes back to every `cluster.privateAccessCidrs` network.")
     existing_private_subnet_ids: tuple[SubnetId, ...] = Field(
         default=(), validate_default=True, description="Private subnets of `existingVpcId` (at least 2 AZs)."
     )
+    routes: tuple[RouteConfig, ...] = Field(
+        default=(), description="Routes from the private subnets to other private networks, added to every private "
+                                "route table (only with a VPC the stack creates).")
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -104,6 +136,23 @@ class NetworkConfig(FrozenModel):
             raise ValueError("is only used together with existingVpcId")
         if len(set(value)) != len(value):
             raise ValueError("lists a subnet twice")
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_of_own_vpc(cls, value: tuple[RouteConfig, ...], info: ValidationInfo) -> tuple[RouteConfig, ...]:
+        if value and info.data.get("existing_vpc_id"):
+            raise ValueError("only with a VPC the stack creates; the routes of existingVpcId are its owner's")
+        cidrs = [route.cidr for route in value]
+        repeated = sorted({c for c in cidrs if cidrs.count(c) > 1})
+        if repeated:
+            raise ValueError(f"each destination may be routed once; repeated: {', '.join(repeated)}")
+        vpc = info.data.get("vpc_cidr")
+        # A broader destination (10.0.0.0/8 to a transit gateway) is fine: the VPC's local route is more specific.
+        inside = [c for c in cidrs if vpc and covers(vpc, c)]
+        if inside:
+            raise ValueError(f"must route networks beyond the VPC; inside it ({vpc}), which its local route serves: "
+                             f"{', '.join(inside)}")
         return value
 
 
@@ -130,13 +179,23 @@ class ClusterConfig(FrozenModel):
         description="CIDRs allowed to reach a public endpoint; required when it is public, none broader than /8.",
     )
     private_access_cidrs: tuple[Cidr, ...] = Field(
-        default=(), description="Private networks (VPN, CI runners' VPC) that may reach the private endpoint (443).")
+        default=(), description="Private networks (VPN, CI runners' VPC) that may reach the private endpoint (443); "
+                                "required while the endpoint is private; those outside the VPC need a `network.routes` "
+                                "entry.")
     log_retention_days: StrictInt = Field(default=90, description="Retention of control-plane logs (days).")
     approved_registries: tuple[StrictStr, ...] = Field(
         default=("docker.io/pytorch/", "pytorch/", "docker.io/kserve/", "kserve/", "ghcr.io/kserve/",
                  "public.ecr.aws/", "nvcr.io/nvidia/", "registry.k8s.io/"), min_length=1,
         description="Image prefixes pods in team namespaces may use (the account's ECR is always allowed).")
     system_nodes: SystemNodesConfig = Field(default_factory=SystemNodesConfig, description="System node group.")
+    access_entries: tuple[AccessEntryConfig, ...] = Field(
+        default=(), description="IAM principals admitted to the cluster besides its creator and the teams' CI "
+                                "(a second CI role, operators, auditors), each with an EKS access policy.")
+
+    @field_validator("access_entries")
+    @classmethod
+    def _one_entry_per_principal(cls, value: tuple[AccessEntryConfig, ...]) -> tuple[AccessEntryConfig, ...]:
+        return unique_principals(value)
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -228,7 +287,12 @@ class PlatformConfig(_Common):
 
     kind: Literal["platform"] = "platform"
     network: NetworkConfig = Field(default_factory=NetworkConfig)
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    # Validated even when left out: the default (a private endpoint and no allowed networks) reaches no one.
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, validate_default=True)
+    # Before gpuPools: a dedicated pool must name an onboarded team.
+    teams: tuple[TeamEntry, ...] = Field(
+        default=(), description="Teams onboarded onto the platform; each gets a namespace, guardrails, a serving "
+                                "role and namespace-scoped access for its CI.")
     gpu_pools: tuple[GpuPoolConfig, ...] = Field(min_length=1)
     model_store: ModelStoreConfig = Field(default_factory=ModelStoreConfig)
     observability: ObservabilityConfig = Field(
@@ -244,11 +308,33 @@ class PlatformConfig(_Common):
 
     @field_validator("gpu_pools")
     @classmethod
-    def _unique_pool_names(cls, value: tuple[GpuPoolConfig, ...]) -> tuple[GpuPoolConfig, ...]:
+    def _unique_pool_names(cls, value: tuple[GpuPoolConfig, ...], info: ValidationInfo) -> tuple[GpuPoolConfig, ...]:
         names = [pool.name for pool in value]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(duplicates)}")
+        if "teams" in info.data:
+            onboarded = {team.name for team in info.data["teams"]}
+            strangers = [f"{pool.name} (dedicatedTeam {pool.dedicated_team!r})" for pool in value
+                         if pool.dedicated_team and pool.dedicated_team not in onboarded]
+            if strangers:
+                raise ValueError(f"dedicate pools to onboarded teams only; not in `teams`: {', '.join(strangers)}; "
+                                 f"onboarded: {', '.join(sorted(onboarded)) or 'none'}")
+        return value
+
+    @field_validator("teams")
+    @classmethod
+    def _teams_are_unique_and_own_their_pools(cls, value: tuple[TeamEntry, ...],
+                                              info: ValidationInfo) -> tuple[TeamEntry, ...]:
+        names = [team.name for team in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"team names must be unique; repeated: {', '.join(repeated)}")
+        principals = [team.ci_principal_arn for team in value]
+        shared = sorted({p for p in principals if principals.count(p) > 1})
+        if shared:
+            raise ValueError(f"each team needs its own CI principal (its access is confined to its namespace); "
+                             f"shared: {', '.join(shared)}")
         return value
 
     @field_validator("network")
@@ -258,6 +344,29 @@ class PlatformConfig(_Common):
             raise ValueError(f"{SUBKEY_MARK}natGateways: must be perAz in prod (one NAT gateway per AZ)")
         return value
 
+    @field_validator("cluster")
+    @classmethod
+    def _endpoint_is_reachable(cls, value: ClusterConfig, info: ValidationInfo) -> ClusterConfig:
+        """A private-only endpoint needs allowed networks, and each one outside the VPC a route back.
+
+        https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html#private-access
+        """
+        if not value.endpoint_public_access and not value.private_access_cidrs:
+            raise ValueError(f"{SUBKEY_MARK}privateAccessCidrs: must list the private networks that deploy to the "
+                             "cluster (CI runners, VPN) when endpointPublicAccess is false: the endpoint is private "
+                             "and nothing outside the cluster could reach it")
+        network = info.data.get("network")
+        if network is None or network.existing_vpc_id is not None:
+            return value  # invalid network (reported there), or a VPC whose routes are its owner's
+        unrouted = unrouted_networks(value.private_access_cidrs, network.vpc_cidr, [r.cidr for r in network.routes])
+        if unrouted:
+            lies, them = ("lies", "it") if len(unrouted) == 1 else ("lie", "them")
+            raise ValueError(f"{SUBKEY_MARK}privateAccessCidrs: {', '.join(unrouted)} {lies} outside the VPC "
+                             f"({network.vpc_cidr}) and no network.routes entry covers {them}: the API's replies would "
+                             f"go to the NAT gateway; add a route through the transit gateway, peering connection or "
+                             f"VPN gateway that reaches {them}")
+        return value
+
 
 class TeamConfig(_Common):
     """A team stack: one per team and environment, owns only team-scoped resources."""
@@ -265,18 +374,17 @@ class TeamConfig(_Common):
     kind: Literal["team"] = "team"
     team: TeamName
     platform_stack: StackReferenceName
-    quota: QuotaConfig = Field(default_factory=QuotaConfig, description="The namespace's resource quota.")
     models: tuple[ModelDeployment, ...] = Field(default=(), description="Models the team serves.")
 
     @field_validator("models")
     @classmethod
-    def _models_fit_the_quota(cls, value: tuple[ModelDeployment, ...],
-                              info: ValidationInfo) -> tuple[ModelDeployment, ...]:
-        quota = info.data.get("quota")
-        gpus = sum(m.resources.gpu * m.max_replicas for m in value)
-        if quota is not None and gpus > quota.gpu:
-            raise ValueError(f"need up to {gpus} GPUs at maxReplicas, more than quota.gpu ({quota.gpu})")
+    def _unique_models(cls, value: tuple[ModelDeployment, ...]) -> tuple[ModelDeployment, ...]:
         return unique_names(value)
+
+    @property
+    def gpus_at_max_replicas(self) -> int:
+        """GPUs the team's models ask for when every one runs at maxReplicas (checked against the quota)."""
+        return sum(m.resources.gpu * m.max_replicas for m in self.models)
 
     @field_validator("platform_stack")
     @classmethod

@@ -14,6 +14,7 @@ import pulumi
 ACCOUNT_ID = "123456789012"
 
 StackOutputs = Callable[[str], Mapping[str, Any]]
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 # Standard AZs of the larger regions; three elsewhere, as in most regions.
 ZONES_PER_REGION = {"us-east-1": 6, "us-west-2": 4, "ap-northeast-1": 3, "eu-west-1": 3}
 
@@ -56,6 +57,10 @@ class PreviewMocks(pulumi.runtime.Mocks):
             return self._kubernetes(args, outputs, seed)
         if args.typ.startswith("aws:"):
             return self._aws(args, outputs, seed)
+        if args.typ == RANDOM_PASSWORD:
+            # Known, as after the first deploy, so a preview can list the keys of the Secrets that hold it (their
+            # values are printed masked). Letters and digits only, as the program asks for.
+            outputs.setdefault("result", f"preview{_hex(seed, int(outputs.get('length') or 32) - 7)}")
         return f"{args.name}-{_hex(seed, 8)}", outputs
 
     def _kubernetes(self, args: pulumi.runtime.MockResourceArgs, outputs: dict, seed: str) -> tuple[str, dict]:
@@ -80,7 +85,7 @@ class PreviewMocks(pulumi.runtime.Mocks):
         ec2_prefixes = {"Vpc": "vpc", "Subnet": "subnet", "InternetGateway": "igw", "NatGateway": "nat",
                         "Eip": "eipalloc", "RouteTable": "rtb", "RouteTableAssociation": "rtbassoc",
                         "DefaultSecurityGroup": "sg", "SecurityGroup": "sg", "LaunchTemplate": "lt",
-                        "FlowLog": "fl"}
+                        "FlowLog": "fl", "VpnGateway": "vgw", "VpcPeeringConnection": "pcx"}
         if service == "ec2" and short in ec2_prefixes:
             rid = f"{ec2_prefixes[short]}-{_hex(seed, 17)}"
             outputs.setdefault("arn", f"arn:{partition}:ec2:{region}:{account}:{short.lower()}/{rid}")
@@ -91,8 +96,10 @@ class PreviewMocks(pulumi.runtime.Mocks):
             return rid, outputs
         if args.typ == "aws:eks/cluster:Cluster":
             name = outputs.get("name") or auto_name
+            # EKS creates the cluster security group; rules the program adds to it refer to this id.
+            vpc = {**(outputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{_hex(seed + 'cluster-sg', 17)}"}
             outputs.update(
-                name=name, arn=f"arn:{partition}:eks:{region}:{account}:cluster/{name}",
+                name=name, arn=f"arn:{partition}:eks:{region}:{account}:cluster/{name}", vpcConfig=vpc,
                 endpoint=f"https://{_hex(seed, 32).upper()}.gr7.{region}.eks.amazonaws.com",
                 certificateAuthority={"data": base64.b64encode(b"-----BEGIN CERTIFICATE-----\npreview\n"
                                                                b"-----END CERTIFICATE-----\n").decode()},

@@ -20,14 +20,18 @@ UNKNOWN = "[unknown]"
 SECRET = "[secret]"
 
 
-def plain(value: Any) -> Any:
-    """JSON-ready copy of a deserialized property value (unknowns and secrets marked, 2.0 -> 2)."""
+def plain(value: Any, *, secret_keys: bool = False) -> Any:
+    """JSON-ready copy of a deserialized property value (unknowns and secrets marked, 2.0 -> 2).
+
+    A secret is masked whole; with ``secret_keys``, a secret map keeps its keys and masks each value, so a
+    Secret's ``stringData`` stays a map of the keys it holds.
+    """
     if isinstance(value, dict):
         if value.get(_SIG_KEY) == _SECRET_SIG:
-            return SECRET
-        return {k: plain(v) for k, v in value.items()}
+            return _masked(value.get("value")) if secret_keys else SECRET
+        return {k: plain(v, secret_keys=secret_keys) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
+        return [plain(v, secret_keys=secret_keys) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if value is None or isinstance(value, str | int | float | bool):
@@ -35,6 +39,13 @@ def plain(value: Any) -> Any:
     if isinstance(value, pulumi.FileAsset):
         return {"fileAsset": value.path}
     return UNKNOWN
+
+
+def _masked(secret: Any) -> Any:
+    """The keys of a secret map with every value masked; any other secret (or an unknown one) masked whole."""
+    if isinstance(secret, dict) and secret.get(_SIG_KEY) is None:
+        return {str(key): SECRET for key in sorted(secret)}
+    return SECRET
 
 
 def to_document(result: PreviewResult) -> dict[str, Any]:
@@ -58,7 +69,7 @@ def kubernetes_objects(result: PreviewResult) -> list[dict[str, Any]]:
     objects = []
     for record in result.resources:
         if record.type.startswith("kubernetes:") and not record.type.startswith("kubernetes:helm.sh/"):
-            manifest = _without_nulls(plain(record.inputs))
+            manifest = _without_nulls(plain(record.inputs, secret_keys=True))
             # The order kubectl users expect: apiVersion, kind, metadata, then the rest.
             head = {k: manifest.pop(k) for k in ("apiVersion", "kind", "metadata") if k in manifest}
             objects.append({**head, **dict(sorted(manifest.items()))})

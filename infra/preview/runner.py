@@ -80,6 +80,7 @@ class _RecordingMonitor(MockMonitor):
         inputs = rpc.deserialize_properties(raw)
         options = {"protect": getattr(request, "protect", False),
                    "retainOnDelete": getattr(request, "retainOnDelete", False),
+                   "deleteBeforeReplace": getattr(request, "deleteBeforeReplace", False),
                    "provider": request.provider or None,
                    "dependsOn": list(getattr(request, "dependencies", []) or []),
                    "ignoreChanges": list(getattr(request, "ignoreChanges", []) or []),
@@ -168,8 +169,9 @@ def _local_stack(reference: str, project: Project) -> str | None:
 
 def fabricated_outputs(reference: str) -> dict[str, Any]:
     """Stand-in platform outputs for a stack that cannot be previewed here, marked as fabricated."""
-    lists = {"privateSubnetIds": [], "gpuPools": []}
-    return {key: lists.get(key, f"fabricated-{key}-of-{reference.replace('/', '-')}") for key in PLATFORM_OUTPUT_KEYS}
+    structured = {"privateSubnetIds": [], "gpuPools": [], "teams": {}}
+    return {key: structured.get(key, f"fabricated-{key}-of-{reference.replace('/', '-')}")
+            for key in PLATFORM_OUTPUT_KEYS}
 
 
 def run_program(program: Callable[[], Any], *, project_name: str, stack: str, config: StackConfig,

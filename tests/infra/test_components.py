@@ -18,11 +18,15 @@ from infra.components.network import Network, NetworkArgs
 from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
 from infra.config import ClusterConfig, GpuPoolConfig, ModelStoreConfig, NetworkConfig
-from infra.platform_outputs import PlatformReference
+from infra.config.serving import QuotaConfig
+from infra.config.teams import TeamEntry
+from infra.tagging import register_tagging
 from infra.versions import EBS_CSI_DRIVER, NVIDIA_DEVICE_PLUGIN
 from tests.conftest import only, policy_of
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/test"
+TAGS = {"team": "platform", "environment": "dev", "cost-center": "ml-platform", "data-classification": "internal",
+        "managed-by": "pulumi"}
 
 
 def ctx() -> AwsContext:
@@ -42,7 +46,7 @@ def test_customer_key_rotates_and_has_an_alias(run_component):
 @pytest.mark.parametrize(("strategy", "nats"), [("single", 1), ("perAz", 3)])
 def test_network_spreads_private_subnets_with_nat(run_component, strategy, nats):
     config = NetworkConfig(availability_zones=3, nat_gateways=strategy)
-    result = run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30)))
+    result = run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30, ctx())))
     subnets = result.of_type("aws:ec2/subnet:Subnet")
     private = [s for s in subnets if "kubernetes.io/role/internal-elb" in s.inputs["tags"]]
     assert len(subnets) == 6 and len(private) == 3
@@ -55,10 +59,39 @@ def test_network_spreads_private_subnets_with_nat(run_component, strategy, nats)
     assert only(result, "aws:cloudwatch/logGroup:LogGroup").inputs["kmsKeyId"] == KEY
 
 
+def test_network_routes_are_resources_of_their_own_and_s3_bypasses_nat(run_component):
+    config = NetworkConfig.model_validate({"availabilityZones": 2, "natGateways": "perAz", "routes": [
+        {"cidr": "10.100.0.0/16", "transitGatewayId": "tgw-0a1b2c3d4e5f60718"},
+        {"cidr": "172.20.0.0/22", "vpnGatewayId": "vgw-01234567"}]})
+    result = run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30, ctx())))
+    # Inline routes would make every update overwrite routes that others add to these tables.
+    tables = {r.name: r for r in result.of_type("aws:ec2/routeTable:RouteTable")}
+    assert set(tables) == {"net-public", "net-private-0", "net-private-1"}
+    assert all(not t.inputs.get("routes") for t in tables.values())
+    routes = {r.name: r.inputs for r in result.of_type("aws:ec2/route:Route")}
+    assert set(routes) == {"net-public-default", "net-private-0-default", "net-private-1-default",
+                           "net-private-0-to-10.100.0.0-16", "net-private-1-to-10.100.0.0-16",
+                           "net-private-0-to-172.20.0.0-22", "net-private-1-to-172.20.0.0-22"}
+    assert routes["net-public-default"]["gatewayId"].startswith("igw-")
+    assert routes["net-private-1-default"]["natGatewayId"].startswith("nat-")
+    assert routes["net-private-1-to-10.100.0.0-16"]["transitGatewayId"] == "tgw-0a1b2c3d4e5f60718"
+    assert routes["net-private-0-to-172.20.0.0-22"]["gatewayId"] == "vgw-01234567"
+    private_ids = {r["routeTableId"] for n, r in routes.items() if n.startswith("net-private-")}
+    assert len(private_ids) == 2 and routes["net-public-default"]["routeTableId"] not in private_ids
+    endpoint = only(result, "aws:ec2/vpcEndpoint:VpcEndpoint").inputs
+    assert (endpoint["serviceName"], endpoint["vpcEndpointType"]) == ("com.amazonaws.us-east-1.s3", "Gateway")
+    assert sorted(endpoint["routeTableIds"]) == sorted(private_ids)
+    trust = policy_of(only(result, "aws:iam/role:Role"), "assumeRolePolicy")["Statement"]
+    assert trust == [{"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                      "Action": "sts:AssumeRole",
+                      "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"},
+                                    "ArnLike": {"aws:SourceArn": "arn:aws:ec2:us-east-1:123456789012:vpc-flow-log/*"}}}]
+
+
 def test_network_brings_your_own_vpc_without_creating_one(run_component):
     config = NetworkConfig.model_validate({"existingVpcId": "vpc-0123456789abcdef0",
                                            "existingPrivateSubnetIds": ["subnet-01234567", "subnet-89abcdef"]})
-    result = run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30)))
+    result = run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30, ctx())))
     assert [r.type for r in result.resources] == ["ai-platform:network:Network"]
 
 
@@ -178,34 +211,70 @@ def test_model_store_is_encrypted_versioned_private_and_logged(run_component, mo
     assert lifecycle["ms-models"]["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
 
 
-PLATFORM = {"oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X",
-            "oidcIssuerUrl": "https://oidc.eks.us-east-1.amazonaws.com/id/X",
-            "modelStoreBucketArn": "arn:aws:s3:::models", "modelStoreKmsKeyArn": KEY,
-            "teamRoleBoundaryArn": "arn:aws:iam::123456789012:policy/boundary"}
+BOUNDARY = "arn:aws:iam::123456789012:policy/boundary"
+CI_ROLE = "arn:aws:iam::123456789012:role/vision-ci"
+
+
+def onboard_vision():
+    provider = k8s.Provider("k8s", kubeconfig="{}")
+    entry = TeamEntry(name="vision", cost_center="vision-ml", ci_principal_arn=CI_ROLE,
+                      quota=QuotaConfig(gpu=6))
+    TeamWorkspace("vision", TeamWorkspaceArgs(
+        team=entry, region="us-east-1", cluster_name="aip-dev",
+        oidc_provider_arn="arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X",
+        oidc_issuer_url="https://oidc.eks.us-east-1.amazonaws.com/id/X", bucket_arn="arn:aws:s3:::models",
+        kms_key_arn=KEY, boundary_arn=BOUNDARY, provider=provider))
 
 
 def test_team_workspace_is_restricted_and_reads_only_its_prefix(run_component):
-    def build():
-        platform = PlatformReference("platform", "acme/ai-platform/dev")
-        provider = k8s.Provider("k8s", kubeconfig="{}", namespace="vision")
-        TeamWorkspace("vision", TeamWorkspaceArgs(team="vision", region="us-east-1", platform=platform,
-                                                  provider=provider))
-
-    result = run_component(build, stack_outputs=lambda name: PLATFORM)
+    result = run_component(onboard_vision)
     namespace = only(result, "kubernetes:core/v1:Namespace").inputs["metadata"]
     assert namespace["name"] == "vision"
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert only(result, "kubernetes:core/v1:ResourceQuota").inputs["spec"]["hard"]["requests.nvidia.com/gpu"] == "6"
     trust = policy_of(only(result, "aws:iam/role:Role"), "assumeRolePolicy")["Statement"][0]
     assert trust["Condition"]["StringEquals"]["oidc.eks.us-east-1.amazonaws.com/id/X:sub"] == \
         "system:serviceaccount:vision:model-serving"
     policy = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))
     assert {s["Sid"]: s["Resource"] for s in policy["Statement"]}["ReadTeamObjects"] == \
         "arn:aws:s3:::models/teams/vision/*"
-    assert only(result, "aws:iam/role:Role").inputs["permissionsBoundary"] == PLATFORM["teamRoleBoundaryArn"]
+    assert only(result, "aws:iam/role:Role").inputs["permissionsBoundary"] == BOUNDARY
     account = only(result, "kubernetes:core/v1:ServiceAccount").inputs
     assert account["metadata"]["namespace"] == "vision"
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
     assert account["automountServiceAccountToken"] is False
+
+
+def test_what_the_platform_creates_for_a_team_is_owned_by_the_team(run_component):
+    result = run_component(lambda: (register_tagging(TAGS), onboard_vision()))
+    for record in result.resources:
+        if record.type.startswith("kubernetes:"):
+            labels = record.inputs["metadata"]["labels"]
+            assert labels["ai-platform.io/team"] == "vision", record.urn
+            assert labels["ai-platform.io/cost-center"] == "vision-ml", record.urn
+            assert labels["ai-platform.io/environment"] == "dev", record.urn
+        elif record.type in ("aws:iam/role:Role", "aws:iam/policy:Policy", "aws:eks/accessEntry:AccessEntry"):
+            assert record.inputs["tags"]["team"] == "vision", record.urn
+            assert record.inputs["tags"]["cost-center"] == "vision-ml", record.urn
+
+
+def test_team_ci_may_deploy_models_into_its_namespace_only(run_component):
+    result = run_component(onboard_vision)
+    entry = only(result, "aws:eks/accessEntry:AccessEntry").inputs
+    assert entry["principalArn"] == CI_ROLE and entry["type"] == "STANDARD"
+    # No EKS access policy: those cover built-in kinds only; the Role below is the whole grant.
+    assert result.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation") == []
+    binding = only(result, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding").inputs
+    assert binding["subjects"] == [{"kind": "Group", "name": entry["kubernetesGroups"][0],
+                                    "apiGroup": "rbac.authorization.k8s.io"}]
+    assert binding["metadata"]["namespace"] == "vision"
+    role = only(result, "kubernetes:rbac.authorization.k8s.io/v1:Role").inputs
+    writable = {(g, r) for rule in role["rules"] if "create" in rule["verbs"]
+                for g in rule["apiGroups"] for r in rule["resources"]}
+    assert writable == {("serving.kserve.io", "inferenceservices"), ("monitoring.coreos.com", "podmonitors")}
+    deploy = policy_of(only(result, "aws:iam/policy:Policy"))
+    writes = next(s for s in deploy["Statement"] if s["Sid"] == "WriteTeamModels")
+    assert writes["Resource"] == "arn:aws:s3:::models/teams/vision/*"
 
 
 def test_mocks_are_installed_per_test(run_component):
@@ -219,7 +288,7 @@ def test_region_with_too_few_zones_fails_before_creating_anything(run_component)
 
     config = NetworkConfig(availability_zones=4)
     with pytest.raises(ProgramError) as caught:
-        run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30)), region="eu-west-3")
+        run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30, ctx())), region="eu-west-3")
     assert str(caught.value.cause) == ("ai-platform:network.availabilityZones = 4: the region has only 3 usable "
                                        "availability zones (eu-west-3a, eu-west-3b, eu-west-3c)")
     assert [r.type for r in caught.value.resources] == ["ai-platform:network:Network"]

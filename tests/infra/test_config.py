@@ -11,8 +11,9 @@ import pytest
 from infra.config import ConfigError, PlatformConfig, TeamConfig, parse_stack_config
 
 FAMILIES = "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en"
-TOP_KEYS = ("environment, costCenter, dataClassification, team, platformStack, network, cluster, gpuPools, modelStore, "
-            "observability, quota, models")
+TOP_KEYS = ("environment, costCenter, dataClassification, team, platformStack, network, cluster, teams, gpuPools, "
+            "modelStore, observability, models")
+BASTIONS = "10.64.250.0/24"
 POOL_KEYS = "minSize, maxSize, desiredSize, name, instanceTypes, capacityType, rootVolumeGib, dedicatedTeam"
 
 
@@ -21,6 +22,8 @@ def platform(**overrides: Any) -> dict[str, str]:
         "aws:region": "us-east-1", "ai-platform:environment": "dev", "ai-platform:costCenter": "cc-1",
         "ai-platform:dataClassification": "internal", "ai-platform:team": "", "ai-platform:platformStack": "",
         "ai-platform:gpuPools": [{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2}],
+        # A private endpoint needs a network that may reach it; one inside the default VPC needs no route.
+        "ai-platform:cluster": {"privateAccessCidrs": [BASTIONS]},
     }
     values.update({k if ":" in k else f"ai-platform:{k}": v for k, v in overrides.items()})
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None}
@@ -29,6 +32,8 @@ def platform(**overrides: Any) -> dict[str, str]:
 def team(**overrides: Any) -> dict[str, str]:
     values = platform(**{"team": "vision", "platformStack": "acme/ai-platform/dev", **overrides})
     values.pop("ai-platform:gpuPools")
+    if "cluster" not in overrides:
+        values.pop("ai-platform:cluster")
     return values
 
 
@@ -156,3 +161,92 @@ def test_message_names_the_stack_file():
     with pytest.raises(ConfigError) as caught:
         parse_stack_config(platform(environment="qa"), project="ai-platform", stack="qa")
     assert str(caught.value).splitlines()[0] == "stacks/Pulumi.qa.yaml: 1 configuration problem:"
+
+
+# -- who can reach the cluster endpoint, and how replies get back --------------------------------------------------
+
+CI = "10.100.0.0/16"
+TGW = "tgw-0a1b2c3d4e5f60718"
+OWN_VPC = {"existingVpcId": "vpc-0123456789abcdef0", "existingPrivateSubnetIds": ["subnet-01234567", "subnet-89abcdef"]}
+NOBODY = ("must list the private networks that deploy to the cluster (CI runners, VPN) when endpointPublicAccess is "
+          "false: the endpoint is private and nothing outside the cluster could reach it")
+EXACTLY_ONE = "needs exactly one of transitGatewayId, vpcPeeringConnectionId, vpnGatewayId"
+
+UNREACHABLE_CONFIGS = [
+    ("private endpoint, no networks", platform(cluster={}),
+     [f"ai-platform:cluster.privateAccessCidrs = (not set): {NOBODY}"]),
+    ("cluster key left out", platform(cluster=None),
+     [f"ai-platform:cluster.privateAccessCidrs = (not set): {NOBODY}"]),
+    ("empty list", platform(cluster={"privateAccessCidrs": []}),
+     [f"ai-platform:cluster.privateAccessCidrs = []: {NOBODY}"]),
+    ("network beyond the VPC without a route", platform(cluster={"privateAccessCidrs": [BASTIONS, CI]}),
+     [f'ai-platform:cluster.privateAccessCidrs = ["{BASTIONS}", "{CI}"]: {CI} lies outside the VPC (10.64.0.0/16) '
+      "and no network.routes entry covers it: the API's replies would go to the NAT gateway; add a route through "
+      "the transit gateway, peering connection or VPN gateway that reaches it"]),
+    ("route to another network only",
+     platform(cluster={"privateAccessCidrs": [CI]},
+              network={"routes": [{"cidr": "10.101.0.0/16", "transitGatewayId": TGW}]}),
+     [f'ai-platform:cluster.privateAccessCidrs = ["{CI}"]: {CI} lies outside the VPC (10.64.0.0/16) and no '
+      "network.routes entry covers it: the API's replies would go to the NAT gateway; add a route through the "
+      "transit gateway, peering connection or VPN gateway that reaches it"]),
+    ("routes in a VPC the stack does not own",
+     platform(network={**OWN_VPC, "routes": [{"cidr": CI, "transitGatewayId": TGW}]}),
+     [f'ai-platform:network.routes = [{{"cidr": "{CI}", "transitGatewayId": "{TGW}"}}]: only with a VPC the stack '
+      "creates; the routes of existingVpcId are its owner's"]),
+    ("route with two targets", platform(network={"routes": [{"cidr": CI, "transitGatewayId": TGW,
+                                                              "vpnGatewayId": "vgw-01234567"}]}),
+     [f'ai-platform:network.routes[0] = {{"cidr": "{CI}", "transitGatewayId": "{TGW}", "vpnGatewayId": '
+      f'"vgw-01234567"}}: {EXACTLY_ONE} (found 2)']),
+    ("route without a target", platform(network={"routes": [{"cidr": CI}]}),
+     [f'ai-platform:network.routes[0] = {{"cidr": "{CI}"}}: {EXACTLY_ONE} (found 0)']),
+    ("target of the wrong kind", platform(network={"routes": [{"cidr": CI, "vpcPeeringConnectionId": TGW}]}),
+     [f'ai-platform:network.routes[0].vpcPeeringConnectionId = "{TGW}": must match '
+      "^pcx-([0-9a-f]{8}|[0-9a-f]{17})$"]),
+    ("destination with host bits", platform(network={"routes": [{"cidr": "10.100.0.1/16", "transitGatewayId": TGW}]}),
+     ['ai-platform:network.routes[0].cidr = "10.100.0.1/16": must be an IPv4 CIDR block such as 203.0.113.0/24']),
+    ("destination routed twice", platform(network={"routes": [{"cidr": CI, "transitGatewayId": TGW},
+                                                              {"cidr": CI, "vpnGatewayId": "vgw-01234567"}]}),
+     [f'ai-platform:network.routes = [{{"cidr": "{CI}", "transitGatewayId": "{TGW}"}}, {{"cidr": "{CI}", '
+      f'"vpnGatewayId": "vgw-01234567"}}]: each destination may be routed once; repeated: {CI}']),
+    ("destination inside the VPC", platform(network={"routes": [{"cidr": "10.64.8.0/24", "transitGatewayId": TGW}]}),
+     ['ai-platform:network.routes = [{"cidr": "10.64.8.0/24", "transitGatewayId": "' + TGW + '"}]: must route '
+      "networks beyond the VPC; inside it (10.64.0.0/16), which its local route serves: 10.64.8.0/24"]),
+]
+
+
+@pytest.mark.parametrize(("values", "expected"), [c[1:] for c in UNREACHABLE_CONFIGS],
+                         ids=[c[0] for c in UNREACHABLE_CONFIGS])
+def test_unreachable_endpoint_is_a_config_error(values, expected):
+    assert problems(values) == expected
+
+
+REACHABLE_CONFIGS = [
+    ("a network inside the VPC", platform(cluster={"privateAccessCidrs": [BASTIONS]})),
+    ("a network beyond the VPC, routed", platform(cluster={"privateAccessCidrs": [CI]},
+                                                 network={"routes": [{"cidr": CI, "transitGatewayId": TGW}]})),
+    ("covered by a broader route", platform(cluster={"privateAccessCidrs": [CI, "10.200.0.0/24"]},
+                                           network={"routes": [{"cidr": "10.0.0.0/8",
+                                                                "vpcPeeringConnectionId": "pcx-0123456789abcdef0"}]})),
+    ("through a VPN gateway",
+     platform(cluster={"privateAccessCidrs": ["172.20.0.0/22"]},
+              network={"routes": [{"cidr": "172.20.0.0/22", "vpnGatewayId": "vgw-01234567"}]})),
+    ("an existing VPC routes for itself", platform(cluster={"privateAccessCidrs": [CI]}, network=OWN_VPC)),
+    ("a public endpoint to an allowlist", platform(cluster={"endpointPublicAccess": True,
+                                                           "publicAccessCidrs": ["203.0.113.0/24"]})),
+]
+
+
+@pytest.mark.parametrize("values", [c[1] for c in REACHABLE_CONFIGS], ids=[c[0] for c in REACHABLE_CONFIGS])
+def test_reachable_endpoints_are_accepted(values):
+    config = parse_stack_config(values, project="ai-platform", stack="dev")
+    assert isinstance(config, PlatformConfig)
+
+
+def test_routes_are_parsed_with_their_one_target():
+    config = parse_stack_config(platform(cluster={"privateAccessCidrs": [CI]},
+                                         network={"routes": [{"cidr": CI, "transitGatewayId": TGW}]}),
+                                project="ai-platform", stack="dev")
+    assert isinstance(config, PlatformConfig)
+    (route,) = config.network.routes
+    assert (route.cidr, route.transit_gateway_id, route.vpc_peering_connection_id, route.vpn_gateway_id) == \
+        (CI, TGW, None, None)

@@ -64,7 +64,14 @@ def test_dedicated_pool_adds_team_taint_and_label():
 def test_labels_name_accelerator_gpu_and_pool():
     assert gpu_labels(pool(capacityType="SPOT")) == {
         "ai-platform.io/accelerator": "nvidia", "ai-platform.io/gpu-type": "nvidia-l4",
-        "ai-platform.io/gpu-pool": "l4", "ai-platform.io/capacity-type": "spot"}
+        "ai-platform.io/gpu-pool": "l4", "ai-platform.io/capacity-type": "spot",
+        "k8s.amazonaws.com/accelerator": "nvidia-l4"}
+
+
+def test_gpu_nodes_carry_the_label_the_cluster_autoscaler_waits_on():
+    # Without it the autoscaler counts a GPU node whose device plugin has not started as ready without GPUs,
+    # and launches another one.
+    assert gpu_labels(pool())["k8s.amazonaws.com/accelerator"] == "nvidia-l4"
 
 
 def test_tolerations_match_taints_exactly():

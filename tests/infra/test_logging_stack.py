@@ -555,7 +555,8 @@ def test_egress_to_elasticsearch_selects_exactly_eck_service_selector():
 
 def test_archive_never_expires_current_objects():
     rules = archive_lifecycle_rules()
-    assert all("expiration" not in rule for rule in rules)
+    # An expiration without days or a date removes expired delete markers only.
+    assert all(set(rule.get("expiration", {})) <= {"expired_object_delete_marker"} for rule in rules)
     assert rules[0]["noncurrent_version_expiration"] == {"noncurrent_days": NONCURRENT_VERSION_DAYS}
 
 
@@ -605,7 +606,7 @@ def test_log_archive_is_encrypted_versioned_private_logged_and_protected(run_com
     assert logging_["targetPrefix"] == "snapshots/"
     lifecycle = {r.name: r.inputs["rules"][0] for r in
                  result.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")}
-    assert "expiration" not in lifecycle["la-snapshots"]
+    assert lifecycle["la-snapshots"].get("expiration", {}) in ({}, {"expiredObjectDeleteMarker": True})
     trust = policy_of(only(result, "aws:iam/role:Role"), "assumeRolePolicy")["Statement"][0]
     assert trust["Condition"]["StringEquals"] == {
         "oidc.eks.us-east-1.amazonaws.com/id/X:sub": "system:serviceaccount:logging:aip-logs-elasticsearch",

@@ -22,6 +22,7 @@ from infra.components.team_workspace import MONITORING_NAMESPACE, network_polici
 from infra.config import GpuPoolConfig
 from infra.config.observability import ENVIRONMENT_DEFAULTS, MetricsConfig
 from infra.config.serving import ModelDeployment
+from infra.graph_checks.helm_values import helm_merge
 from infra.observability.dashboards import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, dashboard_config_maps
 from infra.observability.rules import prometheus_rule_specs
 from infra.preview.render import SECRET, kubernetes_objects, plain, to_document
@@ -143,7 +144,7 @@ def test_grafana_lets_no_anonymous_user_or_sign_up_in_and_only_reads_its_namespa
     assert ini["auth"]["disable_login_form"] is False
     dashboards = grafana["sidecar"]["dashboards"]
     assert (dashboards["label"], dashboards["labelValue"]) == (DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE)
-    assert dashboards["searchNamespace"] == [MONITORING_NAMESPACE]
+    assert dashboards["searchNamespace"] == MONITORING_NAMESPACE
     assert grafana["rbac"]["namespaced"] is True
     assert grafana["persistence"]["enabled"] is False and grafana["initChownData"]["enabled"] is False
 
@@ -217,12 +218,22 @@ def test_dcgm_exporter_is_non_root_without_capabilities_or_profiling_fields():
     chart = gpu_metrics.dcgm_exporter_values()
     context = chart["securityContext"]
     assert context["runAsNonRoot"] is True and context["runAsUser"] != 0
-    assert context["capabilities"] == {"drop": ["ALL"]} and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"add": [], "drop": ["ALL"]} and context["allowPrivilegeEscalation"] is False
     assert chart["serviceMonitor"] == {"enabled": False}
     rows = [line.split(",", 2) for line in chart["customMetrics"].splitlines()]
     assert [r[0] for r in rows] == [field for field, _, _ in gpu_metrics.GPU_COUNTERS]
     assert {r[1].strip() for r in rows} <= {"gauge", "counter", "label"}
     assert not [name for name in gpu_metrics.exported_metrics() if name.startswith("DCGM_FI_PROF_")]
+
+
+def test_dcgm_exporter_values_override_upstreams_root_and_sys_admin():
+    # dcgm-exporter 4.8.2's container context; Helm merges ours into it key by key.
+    # https://github.com/NVIDIA/dcgm-exporter/blob/4.5.3-4.8.2/deployment/values.yaml
+    upstream = {"securityContext": {"runAsNonRoot": False, "runAsUser": 0, "allowPrivilegeEscalation": False,
+                                    "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]}}}
+    context = helm_merge(upstream, gpu_metrics.dcgm_exporter_values())["securityContext"]
+    assert context["capabilities"] == {"add": [], "drop": ["ALL"]}
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == gpu_metrics.EXPORTER_UID
 
 
 def test_every_gpu_metric_the_rules_and_dashboards_read_is_exported():

@@ -11,7 +11,7 @@ import pytest
 from infra.gpu_catalog import gpu_family
 from infra.platform_outputs import PLATFORM_OUTPUT_KEYS
 from infra.platform_stack import KEY_PURPOSES
-from infra.preview.render import SECRET, kubernetes_objects, plain
+from infra.preview.render import SECRET, kubernetes_objects, plain, to_manifests
 from tests.conftest import only, policy_of
 from tests.crd_schemas import is_custom_resource, validate_custom_resource
 
@@ -69,9 +69,21 @@ def test_every_kubernetes_resource_uses_the_explicit_provider_and_carries_labels
 def test_manifests_are_valid_kubernetes_objects(preview, stack):
     for manifest in kubernetes_objects(preview(stack)):
         if not is_custom_resource(manifest):
-            # pulumi-kubernetes always marks a Secret's data secret, so a preview shows it redacted.
-            checked = {key: value for key, value in manifest.items() if value != SECRET}
-            kubernetes_validate.validate(checked, K8S_VERSION, strict=True)
+            # Secrets too, whole: their values are masked, their keys kept.
+            kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("stack", PLATFORM_STACKS)
+def test_manifests_show_the_keys_of_secrets_but_never_their_values(preview, stack):
+    result = preview(stack)
+    passwords = [str(r.output_struct["result"]) for r in result.of_type("random:index/randomPassword:RandomPassword")]
+    assert passwords
+    text = to_manifests(result)
+    assert [p for p in passwords if p in text] == []
+    secrets = [m for m in kubernetes_objects(result) if m["kind"] == "Secret"]
+    assert secrets
+    for manifest in secrets:
+        assert manifest["stringData"] and set(manifest["stringData"].values()) == {SECRET}, manifest["metadata"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -120,11 +132,8 @@ def test_prod_has_a_nat_gateway_per_az_and_protected_buckets(preview):
     assert all(b.options["protect"] for b in result.of_type("aws:s3/bucket:Bucket"))
 
 
-# What a team stack may create: its own namespace-scoped objects and its own IAM role.
-TEAM_TYPES = {"ai-platform:team:TeamWorkspace", "pulumi:pulumi:StackReference", "pulumi:providers:kubernetes",
-              "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ServiceAccount", "aws:iam/role:Role",
-              "aws:iam/rolePolicy:RolePolicy", "kubernetes:networking.k8s.io/v1:NetworkPolicy",
-              "kubernetes:core/v1:ResourceQuota", "kubernetes:core/v1:LimitRange",
+# What a team stack may create: what a team decides (models, canaries, PodMonitors), nothing that guards it.
+TEAM_TYPES = {"pulumi:pulumi:StackReference", "pulumi:providers:kubernetes",
               "ai-platform:serving:ModelService", "aws:s3/bucketObjectv2:BucketObjectv2",
               "kubernetes:serving.kserve.io/v1beta1:InferenceService", "ai-platform:team:TeamMonitoring",
               "kubernetes:monitoring.coreos.com/v1:PodMonitor"}
@@ -136,18 +145,28 @@ def test_team_stack_touches_only_its_own_resources(preview, stack):
     result = preview(stack)
     assert {r.type for r in result.resources} <= TEAM_TYPES
     for record in result.resources:
-        if record.type == "kubernetes:core/v1:Namespace":
-            assert record.inputs["metadata"]["name"] == team
-        elif record.type.startswith("kubernetes:"):
+        if record.type.startswith("kubernetes:"):
             assert record.inputs["metadata"]["namespace"] == team
         elif record.type == "pulumi:pulumi:StackReference":
             assert record.options["read"] is True
-    trust = policy_of(only(result, "aws:iam/role:Role"), "assumeRolePolicy")
+        elif record.type == "aws:s3/bucketObjectv2:BucketObjectv2":
+            assert record.inputs["key"].startswith(f"teams/{team}/")
+
+
+@pytest.mark.parametrize("stack", TEAM_STACKS)
+def test_the_platform_onboards_each_team_stack(preview, stack):
+    team, environment = stack.split("-")
+    platform = preview(environment)
+    namespaces = [r.inputs["metadata"]["name"] for r in platform.of_type("kubernetes:core/v1:Namespace")]
+    assert team in namespaces
+    quotas = {r.inputs["metadata"]["namespace"] for r in platform.of_type("kubernetes:core/v1:ResourceQuota")}
+    assert team in quotas
+    reader = next(r for r in platform.of_type("aws:iam/role:Role") if r.name.endswith(f"team-{team}-model-reader"))
+    trust = policy_of(reader, "assumeRolePolicy")
     subject = next(iter(trust["Statement"][0]["Condition"]["StringEquals"].values()))
     assert subject == f"system:serviceaccount:{team}:model-serving"
-    statements = policy_of(only(result, "aws:iam/rolePolicy:RolePolicy"))["Statement"]
-    reads = next(s["Resource"] for s in statements if s["Sid"] == "ReadTeamObjects")
-    assert reads.endswith(f"/teams/{team}/*")
+    onboarded = plain(platform.outputs)["teams"][team]
+    assert plain(preview(stack).outputs)["servingRoleArn"] == onboarded["servingRoleArn"]
 
 
 @pytest.mark.parametrize("stack", TEAM_STACKS)

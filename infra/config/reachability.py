@@ -1,0 +1,24 @@
+"""Whether the networks allowed to reach a private cluster endpoint get their replies back.
+
+The endpoint's network interfaces sit in the cluster's private subnets. A reply to a caller inside the VPC
+follows the VPC's local route; a reply to any other network follows the subnets' route tables, whose default
+route is the NAT gateway, which carries no traffic back to a private network. So every allowed network
+outside the VPC needs a route of its own (transit gateway, peering connection or VPN gateway).
+https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html#private-access
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+
+def covers(outer: str, inner: str) -> bool:
+    """Whether IPv4 CIDR ``outer`` contains all of ``inner``."""
+    return ipaddress.IPv4Network(inner).subnet_of(ipaddress.IPv4Network(outer))
+
+
+def unrouted_networks(cidrs: Iterable[str], vpc_cidr: str, route_cidrs: Iterable[str]) -> list[str]:
+    """The ``cidrs`` that lie (even partly) outside ``vpc_cidr`` and that no route destination covers."""
+    routes = list(route_cidrs)
+    return [c for c in cidrs if not covers(vpc_cidr, c) and not any(covers(r, c) for r in routes)]

@@ -1,0 +1,154 @@
+"""Team onboarding belongs to the platform: its config, its errors, and what a team stack may still decide."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.components.cluster_access import access_policy_arn, access_scope, entry_suffix
+from infra.config import ConfigError, parse_stack_config
+from infra.config.teams import AccessEntryConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CI = "arn:aws:iam::123456789012:role/vision-ci"
+
+
+def platform(**overrides: Any) -> dict[str, str]:
+    values: dict[str, Any] = {
+        "aws:region": "us-east-1", "ai-platform:environment": "dev", "ai-platform:costCenter": "cc-1",
+        "ai-platform:dataClassification": "internal",
+        "ai-platform:cluster": {"privateAccessCidrs": ["10.64.0.0/16"]},
+        "ai-platform:gpuPools": [{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2}],
+        "ai-platform:teams": [{"name": "vision", "costCenter": "vision-ml", "ciPrincipalArn": CI}],
+    }
+    values.update({k if ":" in k else f"ai-platform:{k}": v for k, v in overrides.items()})
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None}
+
+
+def problems(values: dict[str, str], stack: str = "dev") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(values, project="ai-platform", stack=stack)
+    return [p.render() for p in caught.value.problems]
+
+
+def test_teams_default_their_quota():
+    config = parse_stack_config(platform(), project="ai-platform", stack="dev")
+    assert config.teams[0].name == "vision" and config.teams[0].quota.gpu == 4
+    assert config.teams[0].ci_principal_arn == CI
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"teams": [{"name": "vision", "costCenter": "v", "ciPrincipalArn": "vision-ci"}]},
+     ['ai-platform:teams[0].ciPrincipalArn = "vision-ci": must be an IAM role or user ARN such as '
+      "arn:aws:iam::111122223333:role/ci-deployer"]),
+    ({"teams": [{"name": "vision", "costCenter": "v"}]},
+     ["ai-platform:teams[0].ciPrincipalArn = (not set): required key is not set"]),
+    ({"teams": [{"name": "vision", "costCenter": "v", "ciPrincipalArn": CI},
+                {"name": "vision", "costCenter": "w", "ciPrincipalArn": CI + "-2"}]},
+     ["ai-platform:teams = [...]: team names must be unique; repeated: vision"]),
+    ({"teams": [{"name": "vision", "costCenter": "v", "ciPrincipalArn": CI},
+                {"name": "search", "costCenter": "w", "ciPrincipalArn": CI}]},
+     ["ai-platform:teams = [...]: each team needs its own CI principal (its access is confined to its namespace); "
+      f"shared: {CI}"]),
+    ({"teams": [{"name": "kube-system", "costCenter": "v", "ciPrincipalArn": CI}]},
+     ['ai-platform:teams[0].name = "kube-system": is reserved (kube-*, default, kserve, cert-manager, monitoring, '
+      "logging, platform); pick the team's own name"]),
+    ({"gpuPools": [{"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 1, "dedicatedTeam": "search"}]},
+     ["ai-platform:gpuPools = [...]: dedicate pools to onboarded teams only; not in `teams`: h100 (dedicatedTeam "
+      "'search'); onboarded: vision"]),
+], ids=["bad principal", "no principal", "duplicate team", "shared principal", "reserved name", "stranger pool"])
+def test_team_onboarding_mistakes_are_config_errors(overrides, expected):
+    found = [line if len(line) < 400 and "= [{" not in line else _shorten(line)
+             for line in problems(platform(**overrides))]
+    assert found == expected
+
+
+def _shorten(line: str) -> str:
+    key, _, rest = line.partition(" = ")
+    return f"{key} = [...]: {rest.split(']: ', 1)[1]}"
+
+
+@pytest.mark.parametrize(("entries", "expected"), [
+    ([{"principalArn": CI, "accessPolicy": "clusterAdmin", "namespaces": ["vision"]}],
+     'ai-platform:cluster.accessEntries[0].namespaces = ["vision"]: cannot scope clusterAdmin to namespaces; use '
+     "admin or edit for namespaced access"),
+    ([{"principalArn": CI, "accessPolicy": "root"}],
+     'ai-platform:cluster.accessEntries[0].accessPolicy = "root": must be one of: clusterAdmin, admin, edit, view'),
+    ([{"principalArn": CI, "accessPolicy": "view"}, {"principalArn": CI, "accessPolicy": "edit"}],
+     f"each principal may have one access entry; repeated: {CI}"),
+], ids=["scoped cluster admin", "unknown policy", "duplicate principal"])
+def test_access_entry_mistakes_are_config_errors(entries, expected):
+    found = problems(platform(cluster={"privateAccessCidrs": ["10.64.0.0/16"], "accessEntries": entries}))
+    assert len(found) == 1 and found[0].endswith(expected.split(" = ", 1)[-1] if " = " in expected else expected)
+
+
+def test_access_entries_map_to_eks_access_policies():
+    viewer = AccessEntryConfig(principal_arn="arn:aws:iam::123456789012:role/ops/auditor", access_policy="view",
+                               namespaces=("vision",))
+    assert access_policy_arn("aws", "view") == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+    assert access_policy_arn("aws-us-gov", "clusterAdmin") == \
+        "arn:aws-us-gov:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    assert access_scope(viewer) == {"type": "namespace", "namespaces": ["vision"]}
+    assert access_scope(AccessEntryConfig(principal_arn=CI, access_policy="admin")) == {"type": "cluster"}
+    assert entry_suffix(viewer.principal_arn) == "role-ops-auditor"
+
+
+def test_quota_in_a_team_stack_points_to_its_new_home():
+    values = {"aws:region": "us-east-1", "ai-platform:environment": "dev", "ai-platform:costCenter": "v",
+              "ai-platform:dataClassification": "internal", "ai-platform:team": "vision",
+              "ai-platform:platformStack": "acme/ai-platform/dev",
+              "ai-platform:quota": json.dumps({"gpu": 8})}
+    assert problems(values, "vision-dev") == [
+        'ai-platform:quota = {"gpu": 8}: moved to the platform stack: set it as teams[].quota there (the platform '
+        "owns every team's guardrails; see docs/team-onboarding.md)"]
+
+
+# -- a team stack on a platform that did not onboard the team, or gave it too few GPUs -------------------------
+
+def aip(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def scratch_project(tmp_path: Path) -> Path:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["main"] = str(ROOT / "infra")
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    (tmp_path / "stacks").mkdir()
+    for stack in ("dev", "vision-dev"):
+        name = f"Pulumi.{stack}.yaml"
+        (tmp_path / "stacks" / name).write_text((ROOT / "stacks" / name).read_text())
+    return tmp_path
+
+
+def _edit_platform(project: Path, edit) -> None:
+    path = project / "stacks" / "Pulumi.dev.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data["config"])
+    path.write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.integration
+def test_team_stack_of_a_team_the_platform_never_onboarded_is_a_config_error(scratch_project: Path):
+    _edit_platform(scratch_project, lambda config: config.pop("ai-platform:teams"))
+    run = aip("preview", "--stack", "vision-dev", "--no-package", cwd=scratch_project)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().endswith('ai-platform:team = "vision": is not onboarded on acme/ai-platform/dev: add it '
+                                       "to that stack's `teams` (onboarded: none)")
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.integration
+def test_models_beyond_the_team_quota_on_the_platform_are_a_config_error(scratch_project: Path):
+    _edit_platform(scratch_project, lambda config: config["ai-platform:teams"][0]["quota"].update(gpu=1))
+    run = aip("preview", "--stack", "vision-dev", "--no-package", cwd=scratch_project)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().endswith('ai-platform:models = ["digits"]: need up to 2 GPUs at maxReplicas, more '
+                                       "than the team's GPU quota on acme/ai-platform/dev (1)")
