@@ -126,7 +126,7 @@ def _package_for(project: Any, stack: str, err: Console) -> None:
 
 def _preview(args: argparse.Namespace, err: Console) -> int:
     from infra.preview import ProgramError, Project, ProjectError, run_preview
-    from infra.preview.policy_render import print_policy_report, to_sarif
+    from infra.preview.policy_render import deploy_checks_run, print_policy_report, to_sarif
     from infra.preview.render import print_summary, to_document, to_manifests
     from infra.serving.problems import ServingError
 
@@ -164,7 +164,7 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
         except (ValueError, OSError) as exc:
             _error(err, f"policy gate: {exc}")
             return EXIT_USAGE
-    findings = _deploy_checks(project, args.stack, result, previews) if args.deploy_checks else None
+    findings = _deploy_checks(project, args.stack, result, previews, err) if args.deploy_checks else None
     if args.format == "json":
         document = to_document(result)
         if gate is not None:
@@ -179,7 +179,10 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
             _error(err, "--format sarif reports the policy gate; drop --no-policy")
             return EXIT_USAGE
         report, policies = gate
-        sys.stdout.write(json.dumps(to_sarif(report, policies, _stack_file(project, args.stack)), indent=2) + "\n")
+        log = to_sarif(report, policies, _stack_file(project, args.stack))
+        if findings is not None:
+            log["runs"].append(deploy_checks_run(findings, _stack_file(project, args.stack)))
+        sys.stdout.write(json.dumps(log, indent=2) + "\n")
     else:
         console = Console()
         print_summary(result, console)
@@ -193,15 +196,16 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
         _error(err, f"{len(gate[0].blocking)} mandatory policy violation(s): {', '.join(names)}")
         failed = True
     if findings:
-        if args.format in ("manifests", "sarif"):
-            # Those documents have no place for them; stderr still says what fails the preview.
+        if args.format == "manifests":
+            # Manifests have no place for them; stderr still says what fails the preview.
             _print_deploy_checks(findings, err)
         _error(err, f"{len(findings)} deploy check finding(s): {', '.join(sorted({f.check for f in findings}))}")
         failed = True
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _deploy_checks(project: Any, stack: str, result: Any, previews: dict[str, Any]) -> list[Any] | None:
+def _deploy_checks(project: Any, stack: str, result: Any, previews: dict[str, Any],
+                   err: Console) -> list[Any] | None:
     """The checks over the whole previewed graph (infra/graph_checks) with the stack's parsed config.
 
     A team stack's platform was previewed with it (its StackReference), so identity reads that preview.
@@ -209,7 +213,7 @@ def _deploy_checks(project: Any, stack: str, result: Any, previews: dict[str, An
     """
     from infra.config import ConfigError, TeamConfig, parse_stack_config
     from infra.graph_checks import run_deploy_checks
-    from infra.graph_checks.chart_values import upstream_charts_dir
+    from infra.graph_checks.chart_values import UPSTREAM_CHARTS_ENV, upstream_charts_dir
 
     try:
         config = parse_stack_config(project.stack_config(stack).values, project=project.name, stack=stack)
@@ -218,7 +222,11 @@ def _deploy_checks(project: Any, stack: str, result: Any, previews: dict[str, An
         # program): the checks read this platform's config and have nothing to say about it.
         return None
     platform = previews.get(config.platform_stack.rsplit("/", 1)[-1]) if isinstance(config, TeamConfig) else None
-    return run_deploy_checks(result, config, platform=platform, charts_dir=upstream_charts_dir())
+    charts_dir = upstream_charts_dir()
+    if charts_dir is None:
+        err.print(Text(f"note: chart values not checked: {UPSTREAM_CHARTS_ENV} does not name the pinned charts' "
+                       "upstream values (see README, Deploy checks)", style="dim"), soft_wrap=True)
+    return run_deploy_checks(result, config, platform=platform, charts_dir=charts_dir)
 
 
 def _print_deploy_checks(findings: Sequence[Any], console: Console) -> None:

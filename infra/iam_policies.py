@@ -158,10 +158,13 @@ def team_deploy_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) 
     """What a team's CI needs in AWS to run the team's stack: write and read its own models, nothing else.
 
     A team stack uploads packaged model archives (S3 objects under the team's prefix, encrypted with the
-    model store's key and tagged) and reads them back on refresh. Kubernetes rights come from the team's
-    access entry and namespaced Role, not from IAM.
+    model store's key and tagged) and reads them back after each write and on refresh. Reading an SSE-KMS
+    object back, the AWS provider looks up S3's default key (`alias/aws/s3`) to tell it from the object's
+    own key, hence DescribeKey on that alias only. Kubernetes rights come from the team's access entry and
+    namespaced Role, not from IAM.
     """
     prefix = prefix.rstrip("/") + "/"
+    _, partition, _, key_region, account, _ = key_arn.split(":", 5)
     return _doc(
         {"Sid": "ListTeamPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
          "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}},
@@ -171,6 +174,9 @@ def team_deploy_policy(bucket_arn: str, prefix: str, key_arn: str, region: str) 
          "Resource": f"{bucket_arn}/{prefix}*"},
         {"Sid": "EncryptThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
          "Resource": key_arn, "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+        {"Sid": "DescribeS3DefaultKey", "Effect": "Allow", "Action": "kms:DescribeKey",
+         "Resource": f"arn:{partition}:kms:{key_region}:{account}:key/*",
+         "Condition": {"StringEquals": {"kms:RequestAlias": "alias/aws/s3"}}},
     )
 
 

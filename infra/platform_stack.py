@@ -39,7 +39,8 @@ def team_contract(team: TeamEntry, workspace: TeamWorkspace) -> dict[str, Any]:
     """What a team stack needs to know about its onboarding (exported by the platform stack)."""
     return {"namespace": workspace.namespace, "modelPrefix": workspace.model_prefix,
             "servingRoleArn": workspace.role_arn, "deployPolicyArn": workspace.deploy_policy_arn,
-            "ciPrincipalArn": team.ci_principal_arn, "quota": team.quota.model_dump(by_alias=True)}
+            "ciPrincipalArn": team.ci_principal_arn, "costCenter": team.cost_center,
+            "quota": team.quota.model_dump(by_alias=True)}
 
 
 def cluster_name(config: PlatformConfig) -> str:
@@ -108,7 +109,9 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         team.name: TeamWorkspace(f"{prefix}-team-{team.name}", TeamWorkspaceArgs(
             team=team, region=config.region, cluster_name=cluster.name, oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer_url=cluster.oidc_issuer_url, bucket_arn=store.bucket_arn, kms_key_arn=keys["models"].arn,
-            boundary_arn=store.team_boundary_arn, provider=cluster.provider))
+            boundary_arn=store.team_boundary_arn, provider=cluster.provider,
+            # Deleting a namespace deletes the team's models with it; dev may lose them, the others may not.
+            protect_namespace=config.environment != "dev"))
         for team in config.teams
     }
     return {

@@ -46,6 +46,11 @@ def onboarding(config: TeamConfig, teams: dict[str, Any]) -> dict[str, Any]:
             "ai-platform:team", f"is not onboarded on {config.platform_stack}: add it to that stack's `teams` "
                                 f"(onboarded: {onboarded})", config.team)])
     team = teams[config.team]
+    if team.get("costCenter", config.cost_center) != config.cost_center:
+        raise ConfigError(stack_file(config.stack), [Problem(
+            "ai-platform:costCenter", f"differs from the cost center {config.platform_stack} onboarded the team with "
+                                      f"({team['costCenter']}): the team's namespace and its models would be charged "
+                                      "to two cost centers", config.cost_center)])
     quota = int(team["quota"]["gpu"])
     if config.gpus_at_max_replicas > quota:
         raise ConfigError(stack_file(config.stack), [Problem(

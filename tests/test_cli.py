@@ -190,3 +190,31 @@ def test_deploy_check_findings_fail_the_preview(stray_alias_project: Path):
     skipped = aip("preview", "--stack", "dev", "--no-policy", "--no-deploy-checks", cwd=stray_alias_project)
     assert skipped.returncode == 0, skipped.stderr
     assert "Deploy checks" not in skipped.stdout
+
+
+def test_two_resources_with_one_urn_fail_the_preview_as_the_engine_would(tmp_path: Path):
+    program = tmp_path / "program"
+    program.mkdir()
+    (program / "__main__.py").write_text("import pulumi_aws as aws\n\naws.s3.Bucket('logs')\naws.s3.Bucket('logs')\n")
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump({"name": "ai-platform", "runtime": "python",
+                                                          "main": str(program), "stackConfigDir": "stacks"}))
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": {"aws:region": "us-east-1"}}))
+    run = aip("preview", "--stack", "dev", "--no-policy", "--no-package", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "Duplicate resource URN" in run.stderr
+
+
+
+def test_sarif_reports_each_deploy_check_finding_as_an_error():
+    from infra.graph_checks import Finding
+    from infra.preview.policy_render import deploy_checks_run
+
+    finding = Finding("recreate", "urn:pulumi:dev::ai-platform::aws:kms/alias:Alias::a", "is retained on delete")
+    run = deploy_checks_run([finding], "stacks/Pulumi.dev.yaml")
+    assert [rule["id"] for rule in run["tool"]["driver"]["rules"]] == [
+        "reachability", "ordering", "identity", "recreate", "chart-values"]
+    [result] = run["results"]
+    assert (result["ruleId"], result["ruleIndex"], result["level"]) == ("recreate", 3, "error")
+    assert result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == finding.subject
+    assert result["message"]["text"] == "is retained on delete"

@@ -147,8 +147,9 @@ STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (R
 def test_every_shipped_stack_passes_the_gate_as_ci_runs_it(stack):
     run = aip("preview", "--stack", stack, "--format", "sarif")
     assert run.returncode == 0, run.stderr
-    results = json.loads(run.stdout)["runs"][0]["results"]
-    assert [r for r in results if r["level"] == "error"] == []
+    runs = json.loads(run.stdout)["runs"]
+    assert [run["tool"]["driver"]["name"] for run in runs] == ["ai-platform-guardrails", "ai-platform-deploy-checks"]
+    assert [r for run in runs for r in run["results"] if r["level"] == "error"] == []
 
 
 def test_the_workflow_runs_make_test_and_the_gate_for_every_stack():

@@ -78,7 +78,8 @@ class BlockStorage(pulumi.ComponentResource):
             service_account_role_arn=role.arn,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[managed, kms]),
+            # An add-on is identified by its name in the cluster: a replacement must remove the old one first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[managed, kms], delete_before_replace=True),
         )
         self.storage_class_name = DEFAULT_STORAGE_CLASS
         k8s.storage.v1.StorageClass(

@@ -113,12 +113,15 @@ class Cluster(pulumi.ComponentResource):
             upgrade_policy={"support_type": "STANDARD"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, log_group], delete_before_replace=True),
         )
-        for i, cidr in enumerate(cfg.private_access_cidrs):
+        # Identified by what they allow, so a replacement must remove the old rule first (AWS rejects a duplicate).
+        # Named by CIDR, so editing the list never turns one network's rule into another's.
+        identity = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        for cidr in cfg.private_access_cidrs:
             # Deploys (and kubectl) reach the private endpoint only from these networks.
             aws.ec2.SecurityGroupRule(
-                f"{name}-api-from-{i}", type="ingress", protocol="tcp", from_port=443, to_port=443,
-                cidr_blocks=[cidr], description="Kubernetes API from an allowed private network",
-                security_group_id=cluster.vpc_config.cluster_security_group_id, opts=child)
+                f"{name}-api-from-{cidr.replace('/', '-')}", type="ingress", protocol="tcp", from_port=443,
+                to_port=443, cidr_blocks=[cidr], description="Kubernetes API from an allowed private network",
+                security_group_id=cluster.vpc_config.cluster_security_group_id, opts=identity)
         issuer = cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
         oidc = aws.iam.OpenIdConnectProvider(f"{name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],
                                              opts=child)
@@ -157,7 +160,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-vpc-cni", cluster_name=cluster.name, addon_name=VPC_CNI.name, addon_version=VPC_CNI.version,
             service_account_role_arn=role.arn, configuration_values=json.dumps(vpc_cni_configuration()),
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment], delete_before_replace=True))
 
     def _node_role(self, name: str, partition: pulumi.Output[str]) -> pulumi.Output[str]:
         """The role of every node; its ARN resolves only once the policies are attached."""
@@ -202,8 +205,9 @@ class Cluster(pulumi.ComponentResource):
         CoreDNS becomes active only once its pods run, so it waits for the system nodes.
         https://docs.aws.amazon.com/eks/latest/userguide/eks-add-ons.html
         """
-        child = pulumi.ResourceOptions(parent=self)
-        after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[system_nodes])
+        # An add-on is identified by its name in the cluster: a replacement must remove the old one first.
+        child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        after_nodes = pulumi.ResourceOptions(parent=self, depends_on=[system_nodes], delete_before_replace=True)
         return [
             aws.eks.Addon(f"{name}-{addon.name}", cluster_name=cluster.name, addon_name=addon.name,
                           addon_version=addon.version, resolve_conflicts_on_create="OVERWRITE",

@@ -8,6 +8,7 @@ https://docs.aws.amazon.com/eks/latest/userguide/access-entries.html
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +32,10 @@ def access_scope(entry: AccessEntryConfig) -> dict[str, Any]:
 
 
 def entry_suffix(principal_arn: str) -> str:
-    """A stable, readable resource-name suffix for a principal (``role/ops/admin`` -> ``role-ops-admin``)."""
-    return re.sub(r"[^a-z0-9]+", "-", principal_arn.split(":", 5)[-1].lower()).strip("-")
+    """A stable resource-name suffix for a principal: readable, and unique (``role/ops.admin`` and
+    ``role/ops-admin`` read the same, so a digest of the whole ARN follows)."""
+    readable = re.sub(r"[^a-z0-9]+", "-", principal_arn.split(":", 5)[-1].lower()).strip("-")
+    return f"{readable}-{hashlib.sha256(principal_arn.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ class ClusterAccess(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:cluster:ClusterAccess", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # An entry and its policy association are identified by principal (and policy): a replacement must
+        # remove the old one first, or deleting it afterwards takes the principal's new access away.
+        child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         for entry in args.entries:
             suffix = entry_suffix(entry.principal_arn)
             created = aws.eks.AccessEntry(f"{name}-{suffix}", cluster_name=args.cluster_name,

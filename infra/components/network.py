@@ -46,8 +46,6 @@ def route_target(route: RouteConfig) -> dict[str, str]:
     """The `aws.ec2.Route` argument that sends ``route`` to its target (a VPN gateway is a ``gateway_id``)."""
     if route.transit_gateway_id:
         return {"transit_gateway_id": route.transit_gateway_id}
-    if route.vpc_peering_connection_id:
-        return {"vpc_peering_connection_id": route.vpc_peering_connection_id}
     return {"gateway_id": str(route.vpn_gateway_id)}
 
 
@@ -105,6 +103,18 @@ class Network(pulumi.ComponentResource):
     (`pulumi import aws:ec2/route:Route <name> <rtb-id>_0.0.0.0/0`) before the first update.
     https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html
     https://www.pulumi.com/registry/packages/aws/api-docs/ec2/routetable/ (inline routes and Route resources)
+
+    Each gateway that `network.routes` names gets one attachment of this VPC, and the routes through it wait for
+    it: EC2 refuses a route to a gateway the VPC is not attached to. What the gateway's owner must do first:
+
+    - Transit gateway: share it with this account through AWS RAM and accept the share (automatic within an
+      organization that enabled sharing); accept the attachment unless the transit gateway auto-accepts shared
+      attachments; and route the VPC's CIDR back to this attachment in the transit gateway's route table
+      (automatic with default route table association and propagation).
+      https://docs.aws.amazon.com/vpc/latest/tgw/transit-gateway-share.html
+      https://docs.aws.amazon.com/vpc/latest/tgw/tgw-vpc-attachments.html
+    - Virtual private gateway: it belongs to this account and to no other VPC (it attaches to one VPC at a time).
+      https://docs.aws.amazon.com/vpn/latest/s2svpn/SetUpVPNConnections.html
     """
 
     vpc_id: pulumi.Output[str]
@@ -156,20 +166,46 @@ class Network(pulumi.ComponentResource):
             private_rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id, opts=child)
             aws.ec2.Route(f"{name}-private-{i}-default", route_table_id=private_rt.id,
                           destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
-            for route in cfg.routes:
-                # Other private networks (CI, VPN) and the replies to them: never through the NAT gateway.
-                aws.ec2.Route(route_name(f"{name}-private-{i}", route.cidr), route_table_id=private_rt.id,
-                              destination_cidr_block=route.cidr, **route_target(route), opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=private.id,
                                           route_table_id=private_rt.id, opts=child)
             private_ids.append(private.id)
             private_tables.append(private_rt.id)
+        attachments = self._attachments(name, vpc, private_ids, cfg.routes)
+        for i, table_id in enumerate(private_tables):
+            for route in cfg.routes:
+                # Other private networks (CI, VPN) and the replies to them: never through the NAT gateway.
+                aws.ec2.Route(route_name(f"{name}-private-{i}", route.cidr), route_table_id=table_id,
+                              destination_cidr_block=route.cidr, **route_target(route),
+                              opts=pulumi.ResourceOptions(parent=self, depends_on=[attachments[route.gateway_id]]))
         # Model pulls and log snapshots reach S3 through the endpoint: no NAT data-processing charge, no internet.
         aws.ec2.VpcEndpoint(f"{name}-s3", vpc_id=vpc.id, service_name=s3_gateway_service(args.aws.region),
                             vpc_endpoint_type="Gateway", route_table_ids=private_tables, opts=child)
         self._flow_logs(name, vpc, args)
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*private_ids)
+
+    def _attachments(self, name: str, vpc: aws.ec2.Vpc, private_subnet_ids: list[pulumi.Output[str]],
+                     routes: tuple[RouteConfig, ...]) -> dict[str, pulumi.Resource]:
+        """One attachment of the VPC to each gateway the routes go through, by gateway id."""
+        child = pulumi.ResourceOptions(parent=self)
+        attachments: dict[str, pulumi.Resource] = {}
+        for route in routes:
+            gateway = route.gateway_id
+            if gateway in attachments:
+                continue
+            if route.transit_gateway_id:
+                # One subnet per AZ, as AWS requires: traffic from an AZ without one cannot reach the transit
+                # gateway, and the private subnets hold the cluster endpoint's network interfaces. Default route
+                # table association and propagation are left to the owner: they cannot be set on a shared one.
+                # https://docs.aws.amazon.com/vpc/latest/tgw/tgw-vpc-attachments.html
+                attachments[gateway] = aws.ec2transitgateway.VpcAttachment(
+                    f"{name}-{gateway}", transit_gateway_id=gateway, vpc_id=vpc.id, subnet_ids=private_subnet_ids,
+                    dns_support="enable", tags={"Name": f"{name}-{gateway}"}, opts=child)
+            else:
+                # https://docs.aws.amazon.com/vpn/latest/s2svpn/SetUpVPNConnections.html
+                attachments[gateway] = aws.ec2.VpnGatewayAttachment(
+                    f"{name}-{gateway}", vpc_id=vpc.id, vpn_gateway_id=gateway, opts=child)
+        return attachments
 
     def _flow_logs(self, name: str, vpc: aws.ec2.Vpc, args: NetworkArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)

@@ -150,6 +150,8 @@ class TeamWorkspaceArgs:
         kms_key_arn: The model store's customer key.
         boundary_arn: Permissions boundary of every team role.
         provider: Kubernetes provider of the cluster.
+        protect_namespace: Refuse to delete the namespace (and with it every model of the team) when the team
+            leaves `teams`; offboarding then unprotects it on purpose.
     """
 
     team: TeamEntry
@@ -161,6 +163,7 @@ class TeamWorkspaceArgs:
     kms_key_arn: pulumi.Input[str]
     boundary_arn: pulumi.Input[str]
     provider: k8s.Provider
+    protect_namespace: bool = True
 
 
 class TeamWorkspace(pulumi.ComponentResource):
@@ -181,7 +184,7 @@ class TeamWorkspace(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": team, "labels": {**namespace_labels(team), **labels}},
-            opts=k8s_opts)
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(protect=args.protect_namespace)))
         in_namespace = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace])
 
         def meta(object_name: str, **extra: Any) -> dict[str, Any]:
@@ -244,7 +247,8 @@ class TeamWorkspace(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(in_namespace, pulumi.ResourceOptions(depends_on=[role])))
         aws.eks.AccessEntry(f"{name}-ci", cluster_name=args.cluster_name, principal_arn=args.team.ci_principal_arn,
                             type="STANDARD", kubernetes_groups=[group], tags=tags,
-                            opts=pulumi.ResourceOptions(parent=self))
+                            # One entry per principal: a replacement must remove the old one first.
+                            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
         document = pulumi.Output.all(args.bucket_arn, args.kms_key_arn).apply(
             lambda v: json.dumps(team_deploy_policy(v[0], model_prefix(team), v[1], args.region)))
         return aws.iam.Policy(f"{name}-deploy", description=f"What team {team}'s CI needs to run its stacks.",

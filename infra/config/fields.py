@@ -83,7 +83,7 @@ def _region(value: str) -> str:
 
 
 # Namespaces the platform or Kubernetes own; a team stack must never label or bind them.
-RESERVED_NAMESPACES = ("default", "kserve", "cert-manager", "monitoring", "logging", "platform")
+RESERVED_NAMESPACES = ("default", "kserve", "cert-manager", "monitoring", "logging", "elastic-system", "platform")
 
 
 def _team(value: str) -> str:
@@ -102,6 +102,13 @@ def _tag_value(value: str) -> str:
     return value
 
 
+def _namespace(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError("must be a namespace name: a lowercase DNS label of at most 63 characters")
+    return value
+
+
+NamespaceName = Annotated[StrictStr, AfterValidator(_namespace)]
 TeamName = Annotated[StrictStr, AfterValidator(_dns_label(30)), AfterValidator(_team)]
 TagValue = Annotated[StrictStr, AfterValidator(_tag_value)]
 PoolName = Annotated[StrictStr, AfterValidator(_dns_label(24))]
@@ -115,7 +122,6 @@ IamPrincipalArn = Annotated[StrictStr, AfterValidator(_iam_principal)]
 VpcId = Annotated[StrictStr, Field(pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")]
 SubnetId = Annotated[StrictStr, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")]
 TransitGatewayId = Annotated[StrictStr, Field(pattern=r"^tgw-([0-9a-f]{8}|[0-9a-f]{17})$")]
-VpcPeeringConnectionId = Annotated[StrictStr, Field(pattern=r"^pcx-([0-9a-f]{8}|[0-9a-f]{17})$")]
 VpnGatewayId = Annotated[StrictStr, Field(pattern=r"^vgw-([0-9a-f]{8}|[0-9a-f]{17})$")]
 NodeCount = Annotated[StrictInt, Field(ge=0, le=1000)]
 
@@ -125,6 +131,7 @@ __all__ = [
     "GpuInstanceType",
     "IamPrincipalArn",
     "InstanceType",
+    "NamespaceName",
     "NodeCount",
     "PoolName",
     "Region",
@@ -137,6 +144,5 @@ __all__ = [
     "TeamName",
     "TransitGatewayId",
     "VpcId",
-    "VpcPeeringConnectionId",
     "VpnGatewayId",
 ]

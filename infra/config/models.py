@@ -31,7 +31,6 @@ from infra.config.fields import (
     TeamName,
     TransitGatewayId,
     VpcId,
-    VpcPeeringConnectionId,
     VpnGatewayId,
 )
 from infra.config.observability import ObservabilityConfig, with_environment_defaults
@@ -81,22 +80,41 @@ class _Scaling(FrozenModel):
 class RouteConfig(FrozenModel):
     """A route from the private subnets to a network beyond the VPC, through exactly one target.
 
+    The stack attaches its VPC to each target (a transit gateway or virtual private gateway), so the route works on
+    the first deploy. A VPC peering connection is not offered: it can only be created once this VPC exists.
     https://docs.aws.amazon.com/vpc/latest/userguide/route-table-options.html
     """
 
     cidr: Cidr = Field(description="Destination network (e.g. the CI runners' VPC or the VPN's client range).")
-    transit_gateway_id: TransitGatewayId | None = Field(default=None, description="Through this transit gateway.")
-    vpc_peering_connection_id: VpcPeeringConnectionId | None = Field(
-        default=None, description="Through this VPC peering connection.")
-    vpn_gateway_id: VpnGatewayId | None = Field(default=None, description="Through this virtual private gateway.")
+    transit_gateway_id: TransitGatewayId | None = Field(
+        default=None, description="Through this transit gateway; the stack attaches the VPC to it (share it with the "
+                                  "account through RAM first).")
+    vpn_gateway_id: VpnGatewayId | None = Field(
+        default=None, description="Through this virtual private gateway (of this account, attached to no other VPC); "
+                                  "the stack attaches the VPC to it.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_peering(cls, data: Any) -> Any:
+        # Named here rather than left to "unknown key": stack files written for earlier releases may use it.
+        if isinstance(data, dict) and "vpcPeeringConnectionId" in data:
+            raise ValueError(f"{SUBKEY_MARK}vpcPeeringConnectionId: a VPC peering connection needs this stack's VPC "
+                             "to exist before it can be created, so a route through one fails on the first deploy; "
+                             "route through transitGatewayId or vpnGatewayId instead, or bring your own VPC "
+                             "(existingVpcId) and manage its routes there")
+        return data
 
     @model_validator(mode="after")
     def _one_target(self) -> RouteConfig:
-        targets = [t for t in (self.transit_gateway_id, self.vpc_peering_connection_id, self.vpn_gateway_id) if t]
+        targets = [t for t in (self.transit_gateway_id, self.vpn_gateway_id) if t]
         if len(targets) != 1:
-            raise ValueError(f"needs exactly one of transitGatewayId, vpcPeeringConnectionId, vpnGatewayId "
-                             f"(found {len(targets)})")
+            raise ValueError(f"needs exactly one of transitGatewayId, vpnGatewayId (found {len(targets)})")
         return self
+
+    @property
+    def gateway_id(self) -> str:
+        """The transit gateway or virtual private gateway the route goes through."""
+        return str(self.transit_gateway_id or self.vpn_gateway_id)
 
 
 class NetworkConfig(FrozenModel):
@@ -147,6 +165,11 @@ class NetworkConfig(FrozenModel):
         repeated = sorted({c for c in cidrs if cidrs.count(c) > 1})
         if repeated:
             raise ValueError(f"each destination may be routed once; repeated: {', '.join(repeated)}")
+        # https://docs.aws.amazon.com/vpn/latest/s2svpn/SetUpVPNConnections.html
+        vpn_gateways = sorted({route.vpn_gateway_id for route in value if route.vpn_gateway_id})
+        if len(vpn_gateways) > 1:
+            raise ValueError(f"a VPC attaches to one virtual private gateway at a time; found {len(vpn_gateways)}: "
+                             f"{', '.join(vpn_gateways)}")
         vpc = info.data.get("vpc_cidr")
         # A broader destination (10.0.0.0/8 to a transit gateway) is fine: the VPC's local route is more specific.
         inside = [c for c in cidrs if vpc and covers(vpc, c)]
@@ -335,6 +358,12 @@ class PlatformConfig(_Common):
         if shared:
             raise ValueError(f"each team needs its own CI principal (its access is confined to its namespace); "
                              f"shared: {', '.join(shared)}")
+        cluster = info.data.get("cluster")
+        admitted = {entry.principal_arn for entry in cluster.access_entries} if cluster else set()
+        twice = sorted(set(principals) & admitted)
+        if twice:
+            raise ValueError(f"a team's CI principal gets its access entry from the team; remove it from "
+                             f"cluster.accessEntries: {', '.join(twice)}")
         return value
 
     @field_validator("network")
@@ -363,8 +392,8 @@ class PlatformConfig(_Common):
             lies, them = ("lies", "it") if len(unrouted) == 1 else ("lie", "them")
             raise ValueError(f"{SUBKEY_MARK}privateAccessCidrs: {', '.join(unrouted)} {lies} outside the VPC "
                              f"({network.vpc_cidr}) and no network.routes entry covers {them}: the API's replies would "
-                             f"go to the NAT gateway; add a route through the transit gateway, peering connection or "
-                             f"VPN gateway that reaches {them}")
+                             f"go to the NAT gateway; add a route through the transit gateway or VPN gateway that "
+                             f"reaches {them}")
         return value
 
 

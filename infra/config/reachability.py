@@ -3,7 +3,7 @@
 The endpoint's network interfaces sit in the cluster's private subnets. A reply to a caller inside the VPC
 follows the VPC's local route; a reply to any other network follows the subnets' route tables, whose default
 route is the NAT gateway, which carries no traffic back to a private network. So every allowed network
-outside the VPC needs a route of its own (transit gateway, peering connection or VPN gateway).
+outside the VPC needs a route of its own (through a transit gateway or VPN gateway the VPC is attached to).
 https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html#private-access
 """
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from infra.config.base import FrozenModel
-from infra.config.fields import IamPrincipalArn, TagValue, TeamName
+from infra.config.fields import IamPrincipalArn, NamespaceName, TagValue, TeamName
 from infra.config.serving import QuotaConfig
 
 
@@ -38,7 +38,7 @@ class AccessEntryConfig(FrozenModel):
     principal_arn: IamPrincipalArn = Field(description="IAM role or user ARN.")
     access_policy: Literal["clusterAdmin", "admin", "edit", "view"] = Field(
         description="EKS access policy: `clusterAdmin` (runs the platform stack), `admin`, `edit` or `view`.")
-    namespaces: tuple[TeamName | Literal["default"], ...] = Field(
+    namespaces: tuple[NamespaceName, ...] = Field(
         default=(), description="Limit the policy to these namespaces; empty means the whole cluster.")
 
     @field_validator("namespaces")

@@ -35,10 +35,18 @@ GUARDRAILS = {("", "resourcequotas"), ("", "limitranges"), ("networking.k8s.io",
               ("", "namespaces"), ("rbac.authorization.k8s.io", "roles"),
               ("rbac.authorization.k8s.io", "rolebindings"), ("", "secrets"), ("", "serviceaccounts")}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*", "escalate", "bind", "impersonate"}
-# What creating each AWS resource type a team stack may hold costs in IAM: (action, resource ARN template).
+# What creating, reading back and refreshing each AWS resource type a team stack may hold costs in IAM:
+# (action, resource ARN template). The object's KMS key fills in partition, region and account.
 AWS_ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "aws:s3/bucketObjectv2:BucketObjectv2": (("s3:PutObject", "arn:{partition}:s3:::{bucket}/{key}"),
-                                              ("s3:PutObjectTagging", "arn:{partition}:s3:::{bucket}/{key}")),
+    "aws:s3/bucketObjectv2:BucketObjectv2": (
+        ("s3:PutObject", "arn:{partition}:s3:::{bucket}/{key}"),
+        ("s3:PutObjectTagging", "arn:{partition}:s3:::{bucket}/{key}"),
+        ("s3:GetObject", "arn:{partition}:s3:::{bucket}/{key}"),
+        ("s3:GetObjectTagging", "arn:{partition}:s3:::{bucket}/{key}"),
+        ("kms:GenerateDataKey", "{kmsKeyId}"),
+        # The provider compares the object's key with S3's default key (alias/aws/s3) on every read.
+        ("kms:DescribeKey", "arn:{partition}:kms:{region}:{account}:key/s3-default-key"),
+    ),
 }
 
 
@@ -168,11 +176,11 @@ def _aws_findings(record: ResourceRecord, team: str, platform: ResourceGraph,
     policy = _deploy_policy(platform, onboarded.get("deployPolicyArn", ""))
     if policy is None:
         return [_finding(record.urn, f"team {team}'s deploy policy is not in the platform's preview")]
-    partition = str(onboarded.get("deployPolicyArn", "arn:aws:")).split(":")[1]
-    values = {**record.inputs, "partition": partition}
+    key = str(record.inputs.get("kmsKeyId", "arn:aws:kms:region:account:key/none")).split(":")
+    values = {**record.inputs, "partition": key[1], "region": key[3], "account": key[4]}
     denied = [action for action, arn in needed if not iam_allows(policy, action, arn.format(**values))]
     if denied:
-        return [_finding(record.urn, f"team {team}'s deploy policy denies {', '.join(denied)} on "
+        return [_finding(record.urn, f"team {team}'s deploy policy denies {', '.join(denied)} for "
                                      f"s3://{record.inputs.get('bucket')}/{record.inputs.get('key')}")]
     return []
 

@@ -12,7 +12,7 @@ from fnmatch import fnmatch
 
 from infra.config import StackConfig
 from infra.graph_checks.findings import Finding
-from infra.graph_checks.graph import NODE_GROUP, STACK_REFERENCE, KubeObject, ResourceGraph, chart_name
+from infra.graph_checks.graph import NODE_GROUP, STACK_REFERENCE, KubeObject, ResourceGraph, chart_name, lookup
 from infra.preview.runner import ResourceRecord
 
 CHECK = "ordering"
@@ -59,10 +59,14 @@ def check(graph: ResourceGraph, config: StackConfig) -> list[Finding]:
 
 
 def _node_sources(graph: ResourceGraph) -> tuple[list[ResourceRecord], str]:
-    """What provides nodes: the stack's node groups, or (a team stack) the platform it builds on."""
+    """What provides nodes: the stack's node groups that always have one, or (a team stack) its platform.
+
+    A group that may scale to zero (a GPU pool with minSize 0) gives no schedulable node to wait for.
+    """
     node_groups = graph.of_type(NODE_GROUP)
     if node_groups:
-        return node_groups, "any node group"
+        return [g for g in node_groups if (lookup(g.inputs, "scalingConfig.minSize") or 0) >= 1], \
+            "a node group with at least one node"
     return graph.of_type(STACK_REFERENCE), "the platform stack reference"
 
 

@@ -6,13 +6,21 @@ the subnets holding the endpoint's network interfaces route replies back to that
 transport (a transit gateway, VPC peering or a VPN gateway; a NAT or internet gateway does not carry
 private traffic back).
 
+Such a route is created only once the VPC is connected to its target: EC2 refuses a route to a transit gateway
+or virtual private gateway the VPC is not attached to, and to a peering connection that does not exist yet. In a
+VPC the stack creates, a route counts only when the stack also creates that connection (the VPC's attachment, or
+the peering connection) and the route waits for it.
+
 https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html#private-access
+https://docs.aws.amazon.com/vpc/latest/tgw/tgw-vpc-attachments.html
+https://docs.aws.amazon.com/vpn/latest/s2svpn/SetUpVPNConnections.html
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from infra.config import PlatformConfig, StackConfig
@@ -31,7 +39,44 @@ ROUTE_TABLE_ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
 # Route targets that carry traffic to another private network, by the input (engine name) that holds them.
 # A VPN gateway is given as a route's gatewayId, which it shares with internet gateways: only vgw- ids count.
 PRIVATE_TARGETS = {"transitGatewayId": "", "vpcPeeringConnectionId": "", "gatewayId": "vgw-"}
+TGW_ATTACHMENT = "aws:ec2transitgateway/vpcAttachment:VpcAttachment"
+VPN_GATEWAY_ATTACHMENT = "aws:ec2/vpnGatewayAttachment:VpnGatewayAttachment"
+PEERING_CONNECTION = "aws:ec2/vpcPeeringConnection:VpcPeeringConnection"
 _ALL_PROTOCOLS = ("-1", "all")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What connects a VPC to one kind of route target, so that routes to it can be created.
+
+    Attributes:
+        key: The route input that names the target.
+        kind: The target's kind, in findings.
+        resource_type: The resource type that connects the VPC to it.
+        missing: What the stack does not do when no such resource exists, in findings.
+        connects: Whether a connection's inputs connect VPC ``vpc`` (its id, None when unknown) to target ``target``.
+    """
+
+    key: str
+    kind: str
+    resource_type: str
+    missing: str
+    connects: Callable[[Mapping[str, Any], str, str | None], bool]
+
+
+def _same_vpc(inputs: Mapping[str, Any], vpc: str | None) -> bool:
+    return vpc is None or inputs.get("vpcId") == vpc
+
+
+CONNECTIONS = (
+    Connection("transitGatewayId", "transit gateway", TGW_ATTACHMENT, "attach this VPC to it",
+               lambda c, target, vpc: c.get("transitGatewayId") == target and _same_vpc(c, vpc)),
+    Connection("gatewayId", "virtual private gateway", VPN_GATEWAY_ATTACHMENT, "attach this VPC to it",
+               lambda c, target, vpc: c.get("vpnGatewayId") == target and _same_vpc(c, vpc)),
+    # A peering connection's id exists only once it is created: the route's dependency on it is what ties them.
+    Connection("vpcPeeringConnectionId", "VPC peering connection", PEERING_CONNECTION, "create it with this VPC",
+               lambda c, _, vpc: vpc is None or vpc in (c.get("vpcId"), c.get("peerVpcId"))),
+)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -74,6 +119,15 @@ def route_back(route: Mapping[str, Any], cidr: str) -> bool:
         return False
     return any(isinstance(route.get(key), str) and route[key].startswith(prefix)
                for key, prefix in PRIVATE_TARGETS.items())
+
+
+def connection_of(route: Mapping[str, Any]) -> tuple[Connection, str] | None:
+    """The kind of connection a route's private target needs, and the target's id (None for other targets)."""
+    for connection in CONNECTIONS:
+        target = route.get(connection.key)
+        if isinstance(target, str) and target.startswith(PRIVATE_TARGETS[connection.key]):
+            return connection, target
+    return None
 
 
 def check(graph: ResourceGraph, config: StackConfig) -> list[Finding]:
@@ -130,13 +184,42 @@ def _missing_routes(graph: ResourceGraph, cluster: ResourceRecord, cidrs: Iterab
         for association in tables:
             table = _route_table(graph, association)
             table_id = association.inputs.get("routeTableId")
-            routes = [r.inputs for r in graph.of_type(ROUTE) if r.inputs.get("routeTableId") == table_id]
-            routes += list(table.inputs.get("routes") or []) if table is not None else []
-            findings += [Finding(CHECK, table.urn if table is not None else str(table_id),
-                                 f"no route sends replies to {cidr} (cluster.privateAccessCidrs) through a transit "
-                                 f"gateway, VPC peering connection or VPN gateway: add one in network.routes")
-                         for cidr in outside if not any(route_back(route, cidr) for route in routes)]
+            # Each route with the record that creates it: an inline route is created with its table.
+            routes = [(r.inputs, r) for r in graph.of_type(ROUTE) if r.inputs.get("routeTableId") == table_id]
+            routes += [(inline, table) for inline in table.inputs.get("routes") or []] if table is not None else []
+            vpc = table.inputs.get("vpcId") if table is not None else None
+            for cidr in outside:
+                back = [(route, creator) for route, creator in routes if route_back(route, cidr)]
+                if not back:
+                    findings.append(Finding(
+                        CHECK, table.urn if table is not None else str(table_id),
+                        f"no route sends replies to {cidr} (cluster.privateAccessCidrs) through a transit gateway, "
+                        f"VPC peering connection or VPN gateway: add one in network.routes"))
+                    continue
+                unconnected = [_unconnected(graph, route, creator, cidr, vpc) for route, creator in back]
+                if all(unconnected):
+                    findings += [Finding(CHECK, creator.urn, str(problem))
+                                 for (_, creator), problem in zip(back, unconnected, strict=True)]
     return list(dict.fromkeys(findings))
+
+
+def _unconnected(graph: ResourceGraph, route: Mapping[str, Any], creator: ResourceRecord, cidr: str,
+                 vpc: str | None) -> str | None:
+    """Why a route back to ``cidr`` cannot be created (its target is not connected to the VPC), or None."""
+    found = connection_of(route)
+    if found is None:
+        return None
+    connection, target = found
+    connections = [c for c in graph.of_type(connection.resource_type)
+                   if connection.connects(c.inputs, target, vpc)]
+    if not connections:
+        return (f"the route to {cidr} goes through {connection.kind} {target}, but the stack does not "
+                f"{connection.missing} (no {connection.resource_type}): EC2 refuses the route on the first deploy")
+    if not graph.waits_for_any(creator, connections):
+        return (f"the route to {cidr} through {connection.kind} {target} does not wait for "
+                f"{', '.join(c.name for c in connections)} ({connection.resource_type}): `pulumi up` may create "
+                f"the route first, and EC2 refuses it until the VPC is connected")
+    return None
 
 
 def _route_table(graph: ResourceGraph, association: ResourceRecord) -> ResourceRecord | None:

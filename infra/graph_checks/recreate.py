@@ -35,11 +35,28 @@ FIXED_NAME_INPUTS = {
 }
 
 
+# Types identified by what they connect rather than by a name, whose replacement can keep that identity: an
+# access entry whose type changes (same principal), a policy association whose scope changes (same principal
+# and policy: deleting the old one afterwards removes the new one's access), a security group rule whose
+# description changes (same rule). AWS rejects the duplicate unless the old one goes first. (A route or an
+# add-on is replaced only when its table, destination, cluster or name changes: a new identity.)
+IDENTITY_INPUTS = {
+    "aws:eks/accessEntry:AccessEntry": ("clusterName", "principalArn"),
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": ("clusterName", "principalArn", "policyArn"),
+    "aws:ec2/securityGroupRule:SecurityGroupRule": ("securityGroupId", "type", "cidrBlocks", "fromPort", "toPort"),
+}
+
+
 def fixed_name(record: ResourceRecord) -> str | None:
-    """The explicit account-unique name a record sets, or None (auto-named, or not such a type)."""
+    """The explicit account-unique name (or identity) a record sets, or None (auto-named, or not such a type)."""
     key = FIXED_NAME_INPUTS.get(record.type)
-    value = record.inputs.get(key) if key else None
-    return str(value) if value else None
+    if key:
+        value = record.inputs.get(key)
+        return str(value) if value else None
+    keys = IDENTITY_INPUTS.get(record.type)
+    if keys:
+        return "/".join(str(record.inputs.get(k, "")) for k in keys)
+    return None
 
 
 def problems(record: ResourceRecord) -> list[str]:
@@ -48,7 +65,7 @@ def problems(record: ResourceRecord) -> list[str]:
     if name is None or record.options.get("protect") or record.options.get("read"):
         return []
     found = []
-    if record.options.get("retainOnDelete"):
+    if record.options.get("retainOnDelete") and record.type in FIXED_NAME_INPUTS:
         found.append(f"is retained on delete with the fixed name {name!r}: it outlives `pulumi destroy` and the "
                      f"next `pulumi up` fails to create it again; drop retainOnDelete (or protect it)")
     if not record.options.get("deleteBeforeReplace"):

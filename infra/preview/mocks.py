@@ -94,6 +94,10 @@ class PreviewMocks(pulumi.runtime.Mocks):
             if short == "Eip":
                 outputs["publicIp"] = f"198.51.100.{int(_hex(seed, 2), 16) % 250 + 1}"
             return rid, outputs
+        if args.typ == "aws:ec2transitgateway/vpcAttachment:VpcAttachment":
+            rid = f"tgw-attach-{_hex(seed, 17)}"
+            outputs.setdefault("arn", f"arn:{partition}:ec2:{region}:{account}:transit-gateway-attachment/{rid}")
+            return rid, outputs
         if args.typ == "aws:eks/cluster:Cluster":
             name = outputs.get("name") or auto_name
             # EKS creates the cluster security group; rules the program adds to it refer to this id.

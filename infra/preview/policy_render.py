@@ -52,6 +52,33 @@ def _result(violation: Violation, rule_index: int, artifact: str) -> dict[str, A
     }
 
 
+# What each deploy check (infra/graph_checks) proves, as SARIF rules.
+DEPLOY_CHECK_RULES = {
+    "reachability": "A private API endpoint admits, and routes back to, every network that deploys to it.",
+    "ordering": "Releases and workloads wait for schedulable nodes, custom resources for their CRDs.",
+    "identity": "Every principal that runs a stack may do exactly what the stack creates.",
+    "recreate": "Nothing with an account-unique name outlives a destroy or collides with its replacement.",
+    "chart-values": "Chart values exist in the pinned chart, with its types; no risky default is inherited.",
+}
+DEPLOY_CHECKS_TOOL = "ai-platform-deploy-checks"
+
+
+def deploy_checks_run(findings: Sequence[Any], artifact: str) -> dict[str, Any]:
+    """A SARIF run of the deploy checks' findings (each an error: it would break or weaken a real deploy)."""
+    names = list(DEPLOY_CHECK_RULES)
+    return {
+        "tool": {"driver": {"name": DEPLOY_CHECKS_TOOL, "rules": [
+            {"id": name, "name": name, "shortDescription": {"text": text}}
+            for name, text in DEPLOY_CHECK_RULES.items()]}},
+        "results": [{
+            "ruleId": f.check, "ruleIndex": names.index(f.check), "level": "error",
+            "message": {"text": f.message},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": artifact}},
+                           "logicalLocations": [{"fullyQualifiedName": f.subject, "kind": "resource"}]}],
+        } for f in findings],
+    }
+
+
 def to_sarif(report: PolicyReport, policies: Sequence[Policy], artifact: str) -> dict[str, Any]:
     """A SARIF 2.1.0 log: one rule per policy, one result per violation (waived ones as suppressed)."""
     rules = [{

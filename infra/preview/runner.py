@@ -71,6 +71,7 @@ class _RecordingMonitor(MockMonitor):
     def __init__(self, mocks: PreviewMocks, on_resource: Callable[[ResourceRecord], None] | None):
         super().__init__(mocks)
         self.records: list[ResourceRecord] = []
+        self._urns: set[str] = set()
         self.stack_outputs: dict[str, Any] = {}
         self._on_resource = on_resource
 
@@ -90,11 +91,15 @@ class _RecordingMonitor(MockMonitor):
                                 custom=bool(getattr(request, "custom", True)), inputs=inputs, options=options,
                                 input_struct=raw, output_struct=outputs)
         self.records.append(record)
+        self._urns.add(urn)
         if self._on_resource:
             self._on_resource(record)
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
+        if response.urn in self._urns:
+            # The engine refuses a second resource with the same URN; the mocks alone would accept it.
+            raise ValueError(f"Duplicate resource URN {response.urn!r}: give the resource a unique name")
         if request.type != "pulumi:pulumi:Stack":
             self._record(request, response, read=False)
         return response

@@ -83,7 +83,22 @@ def test_an_upload_outside_the_team_prefix_is_caught(preview, stack_config):
     stray = with_inputs(renamed(upload, "stray"), key="teams/search/models/x")
     found = check_identity(seeded(team, add=[stray]), stack_config("vision-dev"), preview("dev"))
     assert len(found) == 1 and found[0].message.startswith("team vision's deploy policy denies s3:PutObject, "
-                                                           "s3:PutObjectTagging on s3://")
+                                                           "s3:PutObjectTagging, s3:GetObject, s3:GetObjectTagging "
+                                                           "for s3://")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("sid", "denied"), [
+    ("EncryptThroughS3", "kms:GenerateDataKey"), ("DescribeS3DefaultKey", "kms:DescribeKey"),
+    ("WriteTeamModels", "s3:PutObject, s3:PutObjectTagging, s3:GetObject, s3:GetObjectTagging")])
+def test_a_deploy_policy_missing_what_uploads_and_refreshes_need_is_caught(preview, stack_config, sid, denied):
+    platform = preview("dev")
+    policy = next(r for r in platform.resources if r.type == "aws:iam/policy:Policy" and r.name.endswith("-deploy"))
+    document = json.loads(policy.inputs["policy"])
+    document["Statement"] = [s for s in document["Statement"] if s["Sid"] != sid]
+    narrower = seeded(platform, replace=[with_inputs(policy, policy=json.dumps(document))])
+    found = check_identity(preview("vision-dev"), stack_config("vision-dev"), narrower)
+    assert found and {f.message.split(" denies ")[1].split(" for ")[0] for f in found} == {denied}
 
 
 @pytest.mark.integration

@@ -62,11 +62,18 @@ def test_custom_resource_of_an_unmapped_group_is_found():
 
 def test_waiting_through_the_parent_counts():
     # The SDK registers a child only once its parent's URN is known, which waits for the parent's depends_on.
-    nodes = record(NODE_GROUP, "system")
+    nodes = record(NODE_GROUP, "system", inputs={"scalingConfig": {"minSize": 2}})
     component = record("ai-platform:serving:KServe", "kserve", depends_on=[nodes.urn])
     release = record(HELM_RELEASE, "cert-manager", parent=component.urn, inputs={"chart": "cert-manager",
                                                                                    "timeout": 900})
     assert check(ResourceGraph(result_of(nodes, component, release)), None) == []
+
+
+def test_waiting_for_a_pool_that_may_be_empty_does_not_count():
+    # A GPU pool with minSize 0 may have no node at all when the release is installed.
+    pool = record(NODE_GROUP, "gpu", inputs={"scalingConfig": {"minSize": 0}})
+    release = record(HELM_RELEASE, "device-plugin", depends_on=[pool.urn], inputs={"chart": "x", "timeout": 900})
+    assert [f.subject for f in check(ResourceGraph(result_of(pool, release)), None)] == [release.urn]
 
 
 def test_crd_charts_are_chart_names_not_references():
@@ -101,7 +108,8 @@ def test_release_that_does_not_wait_for_nodes_is_found(preview, stack_config):
         release, provider=reference(early),
         dependsOn=[u for u in release.options["dependsOn"] if u not in node_groups])])
     assert set(check(ResourceGraph(broken), config)) - baseline == {Finding(
-        "ordering", release.urn, NO_NODES.format(what="Helm release cert-manager", source="any node group"))}
+        "ordering", release.urn, NO_NODES.format(what="Helm release cert-manager",
+                                                 source="a node group with at least one node"))}
 
 
 def test_custom_resource_that_does_not_wait_for_its_crd_chart_is_found(preview, stack_config):

@@ -8,22 +8,32 @@ from infra.graph_checks import Finding, ResourceGraph
 from infra.graph_checks.graph import EKS_CLUSTER
 from infra.graph_checks.reachability import (
     INGRESS_RULE,
+    PEERING_CONNECTION,
     ROUTE,
     ROUTE_TABLE,
     ROUTE_TABLE_ASSOCIATION,
     SECURITY_GROUP_RULE,
+    TGW_ATTACHMENT,
     VPC,
+    VPN_GATEWAY_ATTACHMENT,
     admits_api_traffic,
     check,
+    connection_of,
     covers,
     route_back,
 )
-from tests.graph_checks.conftest import STACKS, TEAM_STACKS, named, seeded, with_inputs
+from tests.graph_checks.conftest import STACKS, TEAM_STACKS, named, record, seeded, with_inputs, with_options
 
 NO_RULE = ("no ingress rule on the cluster security group admits TCP 443 from {cidr} (cluster.privateAccessCidrs): "
            "its deploys cannot reach the private endpoint")
 NO_ROUTE = ("no route sends replies to {cidr} (cluster.privateAccessCidrs) through a transit gateway, VPC peering "
             "connection or VPN gateway: add one in network.routes")
+NOT_CONNECTED = ("the route to {cidr} goes through {kind} {target}, but the stack does not {missing} (no {type}): EC2 "
+                 "refuses the route on the first deploy")
+NOT_WAITING = ("the route to {cidr} through {kind} {target} does not wait for {names} ({type}): `pulumi up` may "
+               "create the route first, and EC2 refuses it until the VPC is connected")
+TGW = "tgw-0a1b2c3d4e5f60718"
+VGW = "vgw-0a1b2c3d4e5f60718"
 
 
 # -- pure functions ------------------------------------------------------------------------------------------
@@ -77,6 +87,18 @@ def test_admits_api_traffic(rule_type, rule, expected):
 ])
 def test_route_back(route, expected):
     assert route_back(route, "10.100.0.0/16") is expected
+
+
+@pytest.mark.parametrize(("route", "expected"), [
+    ({"transitGatewayId": TGW}, (TGW_ATTACHMENT, TGW)),
+    ({"gatewayId": VGW}, (VPN_GATEWAY_ATTACHMENT, VGW)),
+    ({"vpcPeeringConnectionId": "pcx-0a1b2c3d4e5f60718"}, (PEERING_CONNECTION, "pcx-0a1b2c3d4e5f60718")),
+    ({"gatewayId": "igw-0a1b2c3d4e5f60718"}, None),  # needs no connection, and carries no private traffic
+    ({"natGatewayId": "nat-0a1b2c3d4e5f60718"}, None),
+])
+def test_each_private_target_needs_its_connection(route, expected):
+    found = connection_of(route)
+    assert (found if found is None else (found[0].resource_type, found[1])) == expected
 
 
 # -- shipped stacks -------------------------------------------------------------------------------------------
@@ -202,3 +224,80 @@ def test_routes_of_an_existing_vpc_are_its_owners(dev):
     # No VPC of our own and none of its routes: the security group rules still count, the routes do not.
     without = seeded(result, drop=[r.urn for r in result.resources if r.type in (VPC, ROUTE)])
     assert set(check(ResourceGraph(without), config)) - baseline == set()
+
+
+# -- seeded defects: a route to a target the VPC is not connected to --------------------------------------------
+
+def _transit_routes(result, config):
+    """The dev routes back to networks outside the VPC, all through the transit gateway."""
+    outside = [c for c in config.cluster.private_access_cidrs if not covers(config.network.vpc_cidr, c)]
+    routes = [r for r in result.resources if r.type == ROUTE and r.inputs.get("destinationCidrBlock") in outside]
+    assert routes and all(r.inputs.get("transitGatewayId") == TGW for r in routes)
+    return routes
+
+
+@pytest.mark.parametrize("defect", ["dropped", "other-vpc", "other-gateway"])
+def test_route_to_a_transit_gateway_the_vpc_is_not_attached_to_is_found(dev, defect):
+    result, config, _, baseline = dev
+    attachment = next(r for r in result.resources if r.type == TGW_ATTACHMENT)
+    broken = seeded(result, drop=[attachment.urn]) if defect == "dropped" else seeded(result, replace=[with_inputs(
+        attachment, **({"vpcId": "vpc-00000000000000000"} if defect == "other-vpc"
+                       else {"transitGatewayId": "tgw-00000000000000000"}))])
+    assert set(check(ResourceGraph(broken), config)) - baseline == {
+        Finding("reachability", r.urn, NOT_CONNECTED.format(
+            cidr=r.inputs["destinationCidrBlock"], kind="transit gateway", target=TGW,
+            missing="attach this VPC to it", type=TGW_ATTACHMENT))
+        for r in _transit_routes(result, config)}
+
+
+def test_route_that_does_not_wait_for_its_attachment_is_found(dev):
+    result, config, _, baseline = dev
+    attachment = next(r for r in result.resources if r.type == TGW_ATTACHMENT)
+    route = _transit_routes(result, config)[0]
+    assert attachment.urn in route.options["dependsOn"]
+    hasty = with_options(route, dependsOn=[u for u in route.options["dependsOn"] if u != attachment.urn])
+    assert set(check(ResourceGraph(seeded(result, replace=[hasty])), config)) - baseline == {
+        Finding("reachability", route.urn, NOT_WAITING.format(
+            cidr=route.inputs["destinationCidrBlock"], kind="transit gateway", target=TGW, names=attachment.name,
+            type=TGW_ATTACHMENT))}
+
+
+def _through_vgw(result, config):
+    """The dev routes back, moved to a virtual private gateway, and the VPC they belong to."""
+    vpc = _private_table(result).inputs["vpcId"]
+    return [with_inputs(r, transitGatewayId=None, gatewayId=VGW) for r in _transit_routes(result, config)], vpc
+
+
+def test_route_to_a_vpn_gateway_the_vpc_is_not_attached_to_is_found(dev):
+    result, config, _, baseline = dev
+    routes, _ = _through_vgw(result, config)
+    assert set(check(ResourceGraph(seeded(result, replace=routes)), config)) - baseline == {
+        Finding("reachability", r.urn, NOT_CONNECTED.format(
+            cidr=r.inputs["destinationCidrBlock"], kind="virtual private gateway", target=VGW,
+            missing="attach this VPC to it", type=VPN_GATEWAY_ATTACHMENT))
+        for r in routes}
+
+
+def test_route_to_an_attached_vpn_gateway_counts_once_it_waits_for_the_attachment(dev):
+    result, config, _, baseline = dev
+    routes, vpc = _through_vgw(result, config)
+    attachment = record(VPN_GATEWAY_ATTACHMENT, "aip-dev-network-vgw", inputs={"vpcId": vpc, "vpnGatewayId": VGW})
+    waiting = [with_options(r, dependsOn=[*r.options["dependsOn"], attachment.urn]) for r in routes]
+    assert set(check(ResourceGraph(seeded(result, replace=waiting, add=[attachment])), config)) - baseline == set()
+    hasty = seeded(result, replace=[*waiting[1:], routes[0]], add=[attachment])
+    assert set(check(ResourceGraph(hasty), config)) - baseline == {
+        Finding("reachability", routes[0].urn, NOT_WAITING.format(
+            cidr=routes[0].inputs["destinationCidrBlock"], kind="virtual private gateway", target=VGW,
+            names=attachment.name, type=VPN_GATEWAY_ATTACHMENT))}
+
+
+def test_route_to_a_peering_connection_the_stack_does_not_create_is_found(dev):
+    result, config, _, baseline = dev
+    pcx = "pcx-0a1b2c3d4e5f60718"
+    routes = [with_inputs(r, transitGatewayId=None, vpcPeeringConnectionId=pcx)
+              for r in _transit_routes(result, config)]
+    assert set(check(ResourceGraph(seeded(result, replace=routes)), config)) - baseline == {
+        Finding("reachability", r.urn, NOT_CONNECTED.format(
+            cidr=r.inputs["destinationCidrBlock"], kind="VPC peering connection", target=pcx,
+            missing="create it with this VPC", type=PEERING_CONNECTION))
+        for r in routes}

@@ -104,3 +104,15 @@ def test_protected_retained_alias_is_fine(dev):
     guarded = seeded(result, replace=[with_options(alias, protect=True, retainOnDelete=True,
                                                    deleteBeforeReplace=False)])
     assert set(check(ResourceGraph(guarded), config)) - set(baseline) == set()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("type_token", [
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "aws:eks/accessEntry:AccessEntry",
+    "aws:ec2/securityGroupRule:SecurityGroupRule"])
+def test_replacing_an_identity_without_deleting_it_first_is_found(preview, type_token):
+    # A new access scope, entry type or rule description replaces the resource under the same identity.
+    record = next(r for r in preview("prod").resources if r.type == type_token)
+    assert problems(record) == []
+    [problem] = problems(with_options(record, deleteBeforeReplace=False))
+    assert problem.startswith("has the fixed name") and "not deleteBeforeReplace" in problem

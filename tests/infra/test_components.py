@@ -88,6 +88,31 @@ def test_network_routes_are_resources_of_their_own_and_s3_bypasses_nat(run_compo
                                     "ArnLike": {"aws:SourceArn": "arn:aws:ec2:us-east-1:123456789012:vpc-flow-log/*"}}}]
 
 
+def test_network_attaches_the_vpc_to_each_gateway_its_routes_use(run_component):
+    tgw, vgw = "tgw-0a1b2c3d4e5f60718", "vgw-01234567"
+    config = NetworkConfig.model_validate({"availabilityZones": 3, "routes": [
+        {"cidr": "10.100.0.0/16", "transitGatewayId": tgw}, {"cidr": "172.20.0.0/22", "transitGatewayId": tgw},
+        {"cidr": "192.168.0.0/24", "vpnGatewayId": vgw}]})
+    result = run_component(lambda: Network("net", NetworkArgs(config, "aip-dev", KEY, 30, ctx())))
+    (vpc,) = {s.inputs["vpcId"] for s in result.of_type("aws:ec2/subnet:Subnet")}
+    associations = result.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
+    private_subnets = [a.inputs["subnetId"] for a in associations if a.name.startswith("net-private-")]
+    # One attachment per gateway however many routes use it; a transit gateway one gets a subnet in every AZ.
+    attachment = only(result, "aws:ec2transitgateway/vpcAttachment:VpcAttachment")
+    assert (attachment.inputs["transitGatewayId"], attachment.inputs["vpcId"], sorted(attachment.inputs["subnetIds"]),
+            attachment.inputs["dnsSupport"], attachment.inputs["tags"]) == \
+        (tgw, vpc, sorted(private_subnets), "enable", {"Name": f"net-{tgw}"})
+    assert len(private_subnets) == 3
+    vpn = only(result, "aws:ec2/vpnGatewayAttachment:VpnGatewayAttachment")
+    assert (vpn.inputs["vpnGatewayId"], vpn.inputs["vpcId"]) == (vgw, vpc)
+    # EC2 refuses a route to a gateway the VPC is not attached to yet: every route waits for its attachment.
+    routes = [r for r in result.of_type("aws:ec2/route:Route") if "-to-" in r.name]
+    assert len(routes) == 9
+    for route in routes:
+        needed = attachment if route.inputs.get("transitGatewayId") == tgw else vpn
+        assert needed.urn in route.options["dependsOn"], route.name
+
+
 def test_network_brings_your_own_vpc_without_creating_one(run_component):
     config = NetworkConfig.model_validate({"existingVpcId": "vpc-0123456789abcdef0",
                                            "existingPrivateSubnetIds": ["subnet-01234567", "subnet-89abcdef"]})

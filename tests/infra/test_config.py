@@ -108,7 +108,7 @@ BAD_CONFIGS = [
       "networks that need access"]),
     ("reserved team name", team(team="kube-system"), "kube-system-dev",
      ['ai-platform:team = "kube-system": is reserved (kube-*, default, kserve, cert-manager, monitoring, logging, '
-      "platform); pick the team's own name"]),
+      "elastic-system, platform); pick the team's own name"]),
     ("cost center that is no tag value", platform(costCenter="R&D"), "dev",
      ['ai-platform:costCenter = "R&D": may contain only letters, digits, spaces and _ . : / = + - @ '
       "(it becomes a tag)"]),
@@ -167,10 +167,14 @@ def test_message_names_the_stack_file():
 
 CI = "10.100.0.0/16"
 TGW = "tgw-0a1b2c3d4e5f60718"
+VPN_CLIENTS = "172.20.0.0/22"
 OWN_VPC = {"existingVpcId": "vpc-0123456789abcdef0", "existingPrivateSubnetIds": ["subnet-01234567", "subnet-89abcdef"]}
 NOBODY = ("must list the private networks that deploy to the cluster (CI runners, VPN) when endpointPublicAccess is "
           "false: the endpoint is private and nothing outside the cluster could reach it")
-EXACTLY_ONE = "needs exactly one of transitGatewayId, vpcPeeringConnectionId, vpnGatewayId"
+EXACTLY_ONE = "needs exactly one of transitGatewayId, vpnGatewayId"
+NO_PEERING = ("a VPC peering connection needs this stack's VPC to exist before it can be created, so a route "
+              "through one fails on the first deploy; route through transitGatewayId or vpnGatewayId instead, "
+              "or bring your own VPC (existingVpcId) and manage its routes there")
 
 UNREACHABLE_CONFIGS = [
     ("private endpoint, no networks", platform(cluster={}),
@@ -182,13 +186,13 @@ UNREACHABLE_CONFIGS = [
     ("network beyond the VPC without a route", platform(cluster={"privateAccessCidrs": [BASTIONS, CI]}),
      [f'ai-platform:cluster.privateAccessCidrs = ["{BASTIONS}", "{CI}"]: {CI} lies outside the VPC (10.64.0.0/16) '
       "and no network.routes entry covers it: the API's replies would go to the NAT gateway; add a route through "
-      "the transit gateway, peering connection or VPN gateway that reaches it"]),
+      "the transit gateway or VPN gateway that reaches it"]),
     ("route to another network only",
      platform(cluster={"privateAccessCidrs": [CI]},
               network={"routes": [{"cidr": "10.101.0.0/16", "transitGatewayId": TGW}]}),
      [f'ai-platform:cluster.privateAccessCidrs = ["{CI}"]: {CI} lies outside the VPC (10.64.0.0/16) and no '
       "network.routes entry covers it: the API's replies would go to the NAT gateway; add a route through the "
-      "transit gateway, peering connection or VPN gateway that reaches it"]),
+      "transit gateway or VPN gateway that reaches it"]),
     ("routes in a VPC the stack does not own",
      platform(network={**OWN_VPC, "routes": [{"cidr": CI, "transitGatewayId": TGW}]}),
      [f'ai-platform:network.routes = [{{"cidr": "{CI}", "transitGatewayId": "{TGW}"}}]: only with a VPC the stack '
@@ -199,15 +203,25 @@ UNREACHABLE_CONFIGS = [
       f'"vgw-01234567"}}: {EXACTLY_ONE} (found 2)']),
     ("route without a target", platform(network={"routes": [{"cidr": CI}]}),
      [f'ai-platform:network.routes[0] = {{"cidr": "{CI}"}}: {EXACTLY_ONE} (found 0)']),
-    ("target of the wrong kind", platform(network={"routes": [{"cidr": CI, "vpcPeeringConnectionId": TGW}]}),
-     [f'ai-platform:network.routes[0].vpcPeeringConnectionId = "{TGW}": must match '
-      "^pcx-([0-9a-f]{8}|[0-9a-f]{17})$"]),
+    ("target of the wrong kind", platform(network={"routes": [{"cidr": CI, "vpnGatewayId": TGW}]}),
+     [f'ai-platform:network.routes[0].vpnGatewayId = "{TGW}": must match ^vgw-([0-9a-f]{{8}}|[0-9a-f]{{17}})$']),
+    # The peering connection could only be created after the VPC it peers, so the route fails on the first deploy.
+    ("peering connection of a VPC the stack creates",
+     platform(cluster={"privateAccessCidrs": [CI]},
+              network={"routes": [{"cidr": CI, "vpcPeeringConnectionId": "pcx-0123456789abcdef0"}]}),
+     [f'ai-platform:network.routes[0].vpcPeeringConnectionId = "pcx-0123456789abcdef0": {NO_PEERING}']),
     ("destination with host bits", platform(network={"routes": [{"cidr": "10.100.0.1/16", "transitGatewayId": TGW}]}),
      ['ai-platform:network.routes[0].cidr = "10.100.0.1/16": must be an IPv4 CIDR block such as 203.0.113.0/24']),
     ("destination routed twice", platform(network={"routes": [{"cidr": CI, "transitGatewayId": TGW},
                                                               {"cidr": CI, "vpnGatewayId": "vgw-01234567"}]}),
      [f'ai-platform:network.routes = [{{"cidr": "{CI}", "transitGatewayId": "{TGW}"}}, {{"cidr": "{CI}", '
       f'"vpnGatewayId": "vgw-01234567"}}]: each destination may be routed once; repeated: {CI}']),
+    ("two virtual private gateways",
+     platform(network={"routes": [{"cidr": CI, "vpnGatewayId": "vgw-01234567"},
+                                  {"cidr": VPN_CLIENTS, "vpnGatewayId": "vgw-89abcdef"}]}),
+     [f'ai-platform:network.routes = [{{"cidr": "{CI}", "vpnGatewayId": "vgw-01234567"}}, {{"cidr": "{VPN_CLIENTS}", '
+      '"vpnGatewayId": "vgw-89abcdef"}]: a VPC attaches to one virtual private gateway at a time; found 2: '
+      "vgw-01234567, vgw-89abcdef"]),
     ("destination inside the VPC", platform(network={"routes": [{"cidr": "10.64.8.0/24", "transitGatewayId": TGW}]}),
      ['ai-platform:network.routes = [{"cidr": "10.64.8.0/24", "transitGatewayId": "' + TGW + '"}]: must route '
       "networks beyond the VPC; inside it (10.64.0.0/16), which its local route serves: 10.64.8.0/24"]),
@@ -225,8 +239,7 @@ REACHABLE_CONFIGS = [
     ("a network beyond the VPC, routed", platform(cluster={"privateAccessCidrs": [CI]},
                                                  network={"routes": [{"cidr": CI, "transitGatewayId": TGW}]})),
     ("covered by a broader route", platform(cluster={"privateAccessCidrs": [CI, "10.200.0.0/24"]},
-                                           network={"routes": [{"cidr": "10.0.0.0/8",
-                                                                "vpcPeeringConnectionId": "pcx-0123456789abcdef0"}]})),
+                                           network={"routes": [{"cidr": "10.0.0.0/8", "transitGatewayId": TGW}]})),
     ("through a VPN gateway",
      platform(cluster={"privateAccessCidrs": ["172.20.0.0/22"]},
               network={"routes": [{"cidr": "172.20.0.0/22", "vpnGatewayId": "vgw-01234567"}]})),
@@ -248,5 +261,4 @@ def test_routes_are_parsed_with_their_one_target():
                                 project="ai-platform", stack="dev")
     assert isinstance(config, PlatformConfig)
     (route,) = config.network.routes
-    assert (route.cidr, route.transit_gateway_id, route.vpc_peering_connection_id, route.vpn_gateway_id) == \
-        (CI, TGW, None, None)
+    assert (route.cidr, route.transit_gateway_id, route.vpn_gateway_id, route.gateway_id) == (CI, TGW, None, TGW)

@@ -12,7 +12,6 @@ from infra.config.reachability import unrouted_networks
 
 @pytest.mark.parametrize(("target", "expected"), [
     ({"transitGatewayId": "tgw-0a1b2c3d4e5f60718"}, {"transit_gateway_id": "tgw-0a1b2c3d4e5f60718"}),
-    ({"vpcPeeringConnectionId": "pcx-01234567"}, {"vpc_peering_connection_id": "pcx-01234567"}),
     # EC2 takes a virtual private gateway as a route's gateway id.
     ({"vpnGatewayId": "vgw-01234567"}, {"gateway_id": "vgw-01234567"}),
 ])

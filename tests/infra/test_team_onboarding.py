@@ -14,6 +14,7 @@ import yaml
 from infra.components.cluster_access import access_policy_arn, access_scope, entry_suffix
 from infra.config import ConfigError, parse_stack_config
 from infra.config.teams import AccessEntryConfig
+from infra.preview.render import plain
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = "arn:aws:iam::123456789012:role/vision-ci"
@@ -58,7 +59,7 @@ def test_teams_default_their_quota():
       f"shared: {CI}"]),
     ({"teams": [{"name": "kube-system", "costCenter": "v", "ciPrincipalArn": CI}]},
      ['ai-platform:teams[0].name = "kube-system": is reserved (kube-*, default, kserve, cert-manager, monitoring, '
-      "logging, platform); pick the team's own name"]),
+      "logging, elastic-system, platform); pick the team's own name"]),
     ({"gpuPools": [{"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 1, "dedicatedTeam": "search"}]},
      ["ai-platform:gpuPools = [...]: dedicate pools to onboarded teams only; not in `teams`: h100 (dedicatedTeam "
       "'search'); onboarded: vision"]),
@@ -96,7 +97,9 @@ def test_access_entries_map_to_eks_access_policies():
         "arn:aws-us-gov:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
     assert access_scope(viewer) == {"type": "namespace", "namespaces": ["vision"]}
     assert access_scope(AccessEntryConfig(principal_arn=CI, access_policy="admin")) == {"type": "cluster"}
-    assert entry_suffix(viewer.principal_arn) == "role-ops-auditor"
+    assert entry_suffix(viewer.principal_arn).startswith("role-ops-auditor-")
+    # Principals that read the same still get resources of their own.
+    assert entry_suffix(f"{CI}.a") != entry_suffix(f"{CI}-a")
 
 
 def test_quota_in_a_team_stack_points_to_its_new_home():
@@ -152,3 +155,53 @@ def test_models_beyond_the_team_quota_on_the_platform_are_a_config_error(scratch
     assert run.returncode == 2, run.stderr
     assert run.stderr.strip().endswith('ai-platform:models = ["digits"]: need up to 2 GPUs at maxReplicas, more '
                                        "than the team's GPU quota on acme/ai-platform/dev (1)")
+
+
+def test_a_team_ci_principal_is_not_also_a_cluster_access_entry():
+    found = problems(platform(cluster={"privateAccessCidrs": ["10.64.0.0/16"],
+                                       "accessEntries": [{"principalArn": CI, "accessPolicy": "view"}]}))
+    assert [line.rsplit("}]: ", 1)[1] for line in found] == [
+        f"a team's CI principal gets its access entry from the team; remove it from cluster.accessEntries: {CI}"]
+
+
+def test_a_bad_access_entry_namespace_names_what_is_allowed():
+    found = problems(platform(cluster={"privateAccessCidrs": ["10.64.0.0/16"], "accessEntries": [
+        {"principalArn": CI + "-ops", "accessPolicy": "view", "namespaces": ["monitoring", "Vision!"]}]}))
+    assert found == ['ai-platform:cluster.accessEntries[0].namespaces[1] = "Vision!": must be a namespace name: a '
+                     "lowercase DNS label of at most 63 characters"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_namespace_the_platform_runs_in_is_reserved_from_team_names(preview, stack):
+    from infra.config.fields import RESERVED_NAMESPACES
+
+    result = preview(stack)
+    teams = set(plain(result.outputs)["teams"])
+    used = {r.inputs.get("namespace") for r in result.of_type("kubernetes:helm.sh/v3:Release")}
+    used |= {(r.inputs.get("metadata") or {}).get("namespace") for r in result.resources
+             if r.type.startswith("kubernetes:") and not r.type.startswith("kubernetes:helm.sh/")}
+    used |= {(r.inputs.get("metadata") or {}).get("name") for r in result.of_type("kubernetes:core/v1:Namespace")}
+    platform_namespaces = {n for n in used if n} - teams
+    assert platform_namespaces
+    assert {n for n in platform_namespaces if not n.startswith("kube-")} <= set(RESERVED_NAMESPACES)
+
+
+@pytest.mark.integration
+def test_team_namespaces_are_protected_outside_dev(preview):
+    def protected(stack: str) -> bool:
+        namespace = next(r for r in preview(stack).of_type("kubernetes:core/v1:Namespace")
+                         if r.inputs["metadata"]["name"] == "vision")
+        return namespace.options["protect"]
+
+    assert (protected("dev"), protected("prod")) == (False, True)
+
+
+@pytest.mark.integration
+def test_a_team_stack_charging_another_cost_center_than_its_onboarding_is_a_config_error(scratch_project: Path):
+    _edit_platform(scratch_project, lambda config: config["ai-platform:teams"][0].update(costCenter="vision-rd"))
+    run = aip("preview", "--stack", "vision-dev", "--no-package", cwd=scratch_project)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().endswith('ai-platform:costCenter = "vision-ml": differs from the cost center '
+                                       "acme/ai-platform/dev onboarded the team with (vision-rd): the team's namespace "
+                                       "and its models would be charged to two cost centers")
