@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.preview import PreviewResult, Project, run_preview
 from infra.preview.project import StackConfig
@@ -52,6 +56,22 @@ def run_component() -> Callable[..., PreviewResult]:
                            config=StackConfig(values={"aws:region": region}), stack_outputs=stack_outputs)
 
     return run
+
+
+def aip(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`aip` as a user runs it: a real process in ``cwd``, its exit code and both streams."""
+    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def scratch_project(tmp_path: Path) -> Path:
+    """A copy of the project's stack files, with the real program, to break on purpose."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project["main"] = str(ROOT / "infra")
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    return tmp_path
 
 
 def only(result: PreviewResult, type_token: str) -> ResourceRecord:

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def aip(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
-
-
-@pytest.fixture
-def scratch_project(tmp_path: Path) -> Path:
-    """A copy of the project's stack files, with the real program, to break on purpose."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    project["main"] = str(ROOT / "infra")
-    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
-    return tmp_path
+from tests.conftest import ROOT, aip
 
 
 def test_json_lists_cluster_gpu_pool_key_and_bucket():

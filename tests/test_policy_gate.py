@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,15 +15,10 @@ from infra.preview.project import StackConfig
 from infra.preview.runner import run_program
 from policies.registry import ALL_POLICIES, PACK_NAME
 from policies.waivers import Waiver, find_waiver
+from tests.conftest import ROOT, aip
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "programs"
 pytestmark = pytest.mark.integration
-
-
-def aip(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
 
 
 def program_project(tmp_path: Path, program: str) -> Path:

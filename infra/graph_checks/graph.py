@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from infra.graph_checks import helm_values
 from infra.preview.runner import PreviewResult, ResourceRecord
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -78,7 +79,7 @@ def kube_object(record: ResourceRecord) -> KubeObject | None:
 
 def chart_name(release: ResourceRecord) -> str:
     """The chart a Helm release installs, without repository or OCI registry (``oci://…/kserve-crd``)."""
-    return str(release.inputs.get("chart") or "").rstrip("/").rsplit("/", 1)[-1]
+    return helm_values.chart_name(str(release.inputs.get("chart") or ""))
 
 
 class ResourceGraph:

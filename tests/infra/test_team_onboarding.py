@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from infra.components.cluster_access import access_policy_arn, access_scope, ent
 from infra.config import ConfigError, parse_stack_config
 from infra.config.teams import AccessEntryConfig
 from infra.preview.render import plain
+from tests.conftest import aip
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = "arn:aws:iam::123456789012:role/vision-ci"
@@ -113,23 +112,6 @@ def test_quota_in_a_team_stack_points_to_its_new_home():
 
 
 # -- a team stack on a platform that did not onboard the team, or gave it too few GPUs -------------------------
-
-def aip(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
-
-
-@pytest.fixture
-def scratch_project(tmp_path: Path) -> Path:
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    project["main"] = str(ROOT / "infra")
-    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project))
-    (tmp_path / "stacks").mkdir()
-    for stack in ("dev", "vision-dev"):
-        name = f"Pulumi.{stack}.yaml"
-        (tmp_path / "stacks" / name).write_text((ROOT / "stacks" / name).read_text())
-    return tmp_path
-
 
 def _edit_platform(project: Path, edit) -> None:
     path = project / "stacks" / "Pulumi.dev.yaml"
