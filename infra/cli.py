@@ -191,6 +191,13 @@ def _preview(args: argparse.Namespace, err: Console) -> int:
         if findings is not None:
             _print_deploy_checks(findings, console)
     failed = False
+    if gate is not None and gate[0].refused_waivers:
+        # On stderr in every format: a refused waiver is easy to miss inside a JSON or SARIF document.
+        refused = gate[0].refused_waivers
+        err.print(Text("warning: ", style="bold yellow") + Text(
+            f"{len(refused)} waiver(s) refused, waiving nothing: "
+            + "; ".join(f"{r.waiver.policy} on {r.waiver.resource} ({r.reason})" for r in refused)),
+            soft_wrap=True, highlight=False)
     if gate is not None and gate[0].blocking:
         names = sorted({v.policy for v in gate[0].blocking})
         _error(err, f"{len(gate[0].blocking)} mandatory policy violation(s): {', '.join(names)}")
@@ -245,19 +252,23 @@ def _policy_gate(project: Any, stack: str, result: Any) -> tuple[Any, list[Any]]
     from infra.preview.policy_gate import evaluate
     from policies import registry
     from policies.registry import ALL_POLICIES, PACK_NAME
-    from policies.waivers import expired_waivers, find_waiver, load_waivers
+    from policies.waivers import DEFAULT_PATH, expired_waivers, find_waiver, load_waivers, vet_waivers
 
     # The pack's own folder holds its per-environment config and the waivers, whichever project runs it.
     pack_dir = Path(registry.__file__).parent
     environment = project.stack_config(stack).values.get(f"{project.name}:environment", "")
     config_file = pack_dir / "config" / f"{environment}.json"
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    waivers_file = pack_dir / "waivers.yaml"
-    waivers = load_waivers(waivers_file) if waivers_file.is_file() else []
+    waivers = load_waivers(DEFAULT_PATH) if DEFAULT_PATH.is_file() else []
     today = datetime.date.today()
+    # Only waivers that meet the rules (time-boxed by the waived policy's severity, a real reason and
+    # approver) may suppress; the refused ones are reported and the violations they name still count.
+    severities = {p.name: p.severity.value if p.severity is not None else "unspecified" for p in ALL_POLICIES}
+    accepted, refused = vet_waivers(waivers, severities, today)
     report = evaluate(result, ALL_POLICIES, pack=PACK_NAME, config=config,
-                      waiver_for=lambda policy, urn: find_waiver(waivers, policy, urn, today))
-    report.expired_waivers = expired_waivers(waivers, today)
+                      waiver_for=lambda policy, urn: find_waiver(accepted, policy, urn, today))
+    report.expired_waivers = expired_waivers(accepted, today)
+    report.refused_waivers = refused
     return report, ALL_POLICIES
 
 

@@ -7,6 +7,8 @@ from pulumi_policy import Policy
 from policies.aws.ec2 import (
     launch_template_ebs_encrypted,
     launch_template_imdsv2,
+    vpc_flow_logs,
+    vpc_nat_per_az,
 )
 from policies.aws.eks import (
     cluster_audit_logging,
@@ -14,6 +16,7 @@ from policies.aws.eks import (
     cluster_secrets_encryption,
     cluster_supported_version,
     nodegroup_gpu_budget,
+    nodegroup_gpu_on_demand,
     nodegroup_gpu_taint,
     nodegroup_instance_types,
     nodegroup_launch_template,
@@ -51,6 +54,7 @@ from policies.kubernetes.kserve import (
     inferenceservice_approved_images,
     inferenceservice_gpu_toleration,
     inferenceservice_metrics_scrape,
+    inferenceservice_pinned_images,
     inferenceservice_resources,
     inferenceservice_service_account,
 )
@@ -71,6 +75,9 @@ ALL_POLICIES: list[Policy] = [
     cluster_secrets_encryption.aws_eks_cluster_secrets_encryption,
     cluster_supported_version.aws_eks_cluster_supported_version,
     nodegroup_gpu_budget.aws_eks_nodegroup_gpu_budget,
+    nodegroup_gpu_on_demand.aws_eks_nodegroup_gpu_on_demand,
+    vpc_flow_logs.aws_ec2_vpc_flow_logs,
+    vpc_nat_per_az.aws_ec2_vpc_nat_per_az,
     nodegroup_gpu_taint.aws_eks_nodegroup_gpu_taint,
     nodegroup_instance_types.aws_eks_nodegroup_instance_types,
     nodegroup_launch_template.aws_eks_nodegroup_launch_template,
@@ -94,6 +101,7 @@ ALL_POLICIES: list[Policy] = [
     inferenceservice_approved_images.kubernetes_kserve_inferenceservice_approved_images,
     inferenceservice_gpu_toleration.kubernetes_kserve_inferenceservice_gpu_toleration,
     inferenceservice_metrics_scrape.kubernetes_kserve_inferenceservice_metrics_scrape,
+    inferenceservice_pinned_images.kubernetes_kserve_inferenceservice_pinned_images,
     inferenceservice_resources.kubernetes_kserve_inferenceservice_resources,
     inferenceservice_service_account.kubernetes_kserve_inferenceservice_service_account,
     pod_no_added_capabilities.kubernetes_core_pod_no_added_capabilities,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,56 @@ def test_the_workflow_runs_make_test_and_the_gate_for_every_stack():
     assert sorted(m["stack"] for m in matrix) == STACKS
     for entry in matrix:
         assert (ROOT / "policies" / "config" / f"{entry['environment']}.json").is_file()
+
+
+def aip_with_waivers(waivers: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`aip` in a real process whose pack reads ``waivers`` instead of the shipped policies/waivers.yaml."""
+    code = ("import pathlib, sys; import policies.waivers as w; w.DEFAULT_PATH = pathlib.Path(sys.argv[1]); "
+            "from infra.cli import main; raise SystemExit(main(sys.argv[2:]))")
+    return subprocess.run([sys.executable, "-c", code, str(waivers), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_refused_waiver_waives_nothing_and_is_reported(tmp_path):
+    (tmp_path / "project").mkdir()
+    project = program_project(tmp_path / "project", "unencrypted_bucket")
+    today = datetime.date.today()
+    entry = {"name": "unencrypted", "reason": "Fixture bucket of the policy gate test, never deployed anywhere.",
+             "approvedBy": "security@example.com", "expires": str(today + datetime.timedelta(days=30))}
+    # Every policy the bucket breaks is waived properly but two: a placeholder reason, and one day too long.
+    waived = ["aws-s3-bucket-tls-only", "aws-s3-bucket-access-logging", "aws-s3-bucket-deletion-protection",
+              "aws-s3-bucket-versioning"]
+    too_long = str(today + datetime.timedelta(days=31))
+    waivers = [{**entry, "policy": p} for p in waived] + [
+        {**entry, "policy": "aws-s3-bucket-sse-kms", "reason": "tbd"},
+        {**entry, "policy": "aws-s3-bucket-public-access-block", "expires": too_long}]
+    waivers_file = tmp_path / "waivers.yaml"
+    waivers_file.write_text(yaml.safe_dump(waivers))
+
+    run = aip_with_waivers(waivers_file, "preview", "--stack", "prod", "--format", "json", cwd=project)
+    assert run.returncode == 1, run.stderr
+    report = json.loads(run.stdout)["policies"]
+    assert sorted(w["policy"] for w in report["waived"]) == sorted(waived)
+    blocking = sorted(v["policy"] for v in report["violations"] if v["enforcement"] == "mandatory")
+    assert blocking == ["aws-s3-bucket-public-access-block", "aws-s3-bucket-sse-kms"]
+    assert report["refusedWaivers"] == [
+        {"policy": "aws-s3-bucket-sse-kms", "resource": "unencrypted",
+         "reason": "reason 'tbd' is a placeholder, not a reason"},
+        {"policy": "aws-s3-bucket-public-access-block", "resource": "unencrypted",
+         "reason": f"expires {too_long} is 31 days after {today}; a waiver of a critical policy lasts at most "
+                   f"30 days (until {today + datetime.timedelta(days=30)})"}]
+    assert "2 waiver(s) refused" in run.stderr and "2 mandatory policy violation(s)" in run.stderr
+
+    text = aip_with_waivers(waivers_file, "preview", "--stack", "prod", cwd=project)
+    assert text.returncode == 1
+    assert "refused waiver: aws-s3-bucket-sse-kms on unencrypted: reason 'tbd' is a placeholder" in text.stdout
+
+    sarif = aip_with_waivers(waivers_file, "preview", "--stack", "prod", "--format", "sarif", cwd=project)
+    assert sarif.returncode == 1
+    run_log = json.loads(sarif.stdout)["runs"][0]
+    (result,) = [r for r in run_log["results"] if r["ruleId"] == "aws-s3-bucket-sse-kms"]
+    assert "suppressions" not in result and result["level"] == "error"
+    assert result["properties"]["refusedWaivers"] == ["reason 'tbd' is a placeholder, not a reason"]
+    notifications = run_log["invocations"][0]["toolConfigurationNotifications"]
+    assert [n["message"]["text"].split(" refused:")[0] for n in notifications] == [
+        "waiver of aws-s3-bucket-sse-kms on unencrypted", "waiver of aws-s3-bucket-public-access-block on unencrypted"]

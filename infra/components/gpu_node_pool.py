@@ -63,6 +63,8 @@ def pool_contract(pool: GpuPoolConfig) -> dict[str, Any]:
         "instanceTypes": list(pool.instance_types),
         "capacityType": pool.capacity_type,
         "maxSize": pool.max_size,
+        "gpusPerNode": pool.gpus_per_node,
+        "maxGpus": pool.max_gpus,
         "dedicatedTeam": pool.dedicated_team or "",
         "taints": taints,
         "tolerations": tolerations_for(taints),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, StrictStr
 
-from infra import gpu_catalog
+from infra import ec2_catalog, gpu_catalog
 from infra.versions import SUPPORTED_EKS_VERSIONS
+from policies.images import normalise_prefix, prefix_problem
 
 _DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -45,14 +47,28 @@ def _cidr(value: str) -> str:
 def _instance_type(value: str) -> str:
     if not _INSTANCE_TYPE.match(value):
         raise ValueError("must be an EC2 instance type such as m7i.large")
+    if value not in ec2_catalog.instance_types():
+        close = ec2_catalog.closest(value)
+        hint = f" (did you mean {close}?)" if close else ""
+        raise ValueError(f"is not an EC2 instance type{hint}; see "
+                         "https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-types.html")
     return value
 
 
 def _gpu_instance_type(value: str) -> str:
+    if gpu_catalog.gpu_family(value) is None and value not in ec2_catalog.instance_types():
+        close = ec2_catalog.closest(value, frozenset(gpu_catalog.gpu_instance_types()))
+        if close:
+            raise ValueError(f"is not an EC2 instance type (did you mean {close}?)")
     if gpu_catalog.gpu_family(value) is None:
-        raise ValueError(
-            f"is not a supported GPU instance type; allowed families: {gpu_catalog.allowed_families()}"
-        )
+        family = gpu_catalog.GPU_FAMILIES.get(gpu_catalog.family_of(value))
+        if family is None:
+            raise ValueError(
+                f"is not a supported GPU instance type; allowed families: {gpu_catalog.allowed_families()}")
+        close = difflib.get_close_matches(value, gpu_catalog.gpu_instance_types(), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        sizes = ", ".join(f"{family.family}.{size}" for size in family.sizes)
+        raise ValueError(f"is not an instance type of the {family.family} family{hint}; its types: {sizes}")
     return value
 
 
@@ -102,6 +118,13 @@ def _tag_value(value: str) -> str:
     return value
 
 
+def _registry_prefix(value: str) -> str:
+    problem = prefix_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return normalise_prefix(value)
+
+
 def _namespace(value: str) -> str:
     if len(value) > 63 or not _DNS_LABEL.match(value):
         raise ValueError("must be a namespace name: a lowercase DNS label of at most 63 characters")
@@ -119,6 +142,8 @@ EksVersion = Annotated[StrictStr, BeforeValidator(_eks_version)]
 StackReferenceName = Annotated[StrictStr, AfterValidator(_stack_reference)]
 Region = Annotated[StrictStr, AfterValidator(_region)]
 IamPrincipalArn = Annotated[StrictStr, AfterValidator(_iam_principal)]
+# Stored as the runtime reads it (pytorch/ -> docker.io/pytorch/), the form the pack and the cluster match.
+RegistryPrefix = Annotated[StrictStr, AfterValidator(_registry_prefix)]
 VpcId = Annotated[StrictStr, Field(pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")]
 SubnetId = Annotated[StrictStr, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")]
 TransitGatewayId = Annotated[StrictStr, Field(pattern=r"^tgw-([0-9a-f]{8}|[0-9a-f]{17})$")]
@@ -135,6 +160,7 @@ __all__ = [
     "NodeCount",
     "PoolName",
     "Region",
+    "RegistryPrefix",
     "StackReferenceName",
     "StrictBool",
     "StrictInt",

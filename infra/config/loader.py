@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -142,7 +143,7 @@ def _problem(error: dict[str, Any], model: type[BaseModel], data: Mapping[str, A
     message = describe_error(error, _allowed_keys(model, loc[:-1]))
     if message.startswith(SUBKEY_MARK):
         sub, _, message = message[1:].partition(": ")
-        loc.append(sub)
+        loc += [int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", sub)]
     head = loc[0] if loc else ""
     key = "aws:region" if head == "region" else prefix + str(head)
     value = NOT_SET if error["type"] == "missing" else _lookup(data, loc)

@@ -22,6 +22,7 @@ from infra.config.fields import (
     NodeCount,
     PoolName,
     Region,
+    RegistryPrefix,
     StackReferenceName,
     StrictBool,
     StrictInt,
@@ -38,6 +39,8 @@ from infra.config.reachability import covers, unrouted_networks
 from infra.config.serving import ModelDeployment, unique_names
 from infra.config.teams import AccessEntryConfig, TeamEntry, unique_principals
 from infra.versions import DEFAULT_EKS_VERSION
+from policies.defaults import DEFAULT_APPROVED_REGISTRIES
+from policies.images import duplicate_problem
 
 Environment = Literal["dev", "staging", "prod"]
 DataClassification = Literal["public", "internal", "confidential", "restricted"]
@@ -206,10 +209,11 @@ class ClusterConfig(FrozenModel):
                                 "required while the endpoint is private; those outside the VPC need a `network.routes` "
                                 "entry.")
     log_retention_days: StrictInt = Field(default=90, description="Retention of control-plane logs (days).")
-    approved_registries: tuple[StrictStr, ...] = Field(
-        default=("docker.io/pytorch/", "pytorch/", "docker.io/kserve/", "kserve/", "ghcr.io/kserve/",
-                 "public.ecr.aws/", "nvcr.io/nvidia/", "registry.k8s.io/"), min_length=1,
-        description="Image prefixes pods in team namespaces may use (the account's ECR is always allowed).")
+    approved_registries: tuple[RegistryPrefix, ...] = Field(
+        default=DEFAULT_APPROVED_REGISTRIES, min_length=1,
+        description="Image prefixes pods in team namespaces may use, each a registry host and repository path ending "
+                    "in `/` (`pytorch/` reads as `docker.io/pytorch/`); the ECR of the stack's own account is always "
+                    "allowed. Keep the pack's `approvedRegistries` in step.")
     system_nodes: SystemNodesConfig = Field(default_factory=SystemNodesConfig, description="System node group.")
     access_entries: tuple[AccessEntryConfig, ...] = Field(
         default=(), description="IAM principals admitted to the cluster besides its creator and the teams' CI "
@@ -219,6 +223,14 @@ class ClusterConfig(FrozenModel):
     @classmethod
     def _one_entry_per_principal(cls, value: tuple[AccessEntryConfig, ...]) -> tuple[AccessEntryConfig, ...]:
         return unique_principals(value)
+
+    @field_validator("approved_registries")
+    @classmethod
+    def _each_prefix_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problem = duplicate_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -269,6 +281,16 @@ class GpuPoolConfig(_Scaling):
     def gpu(self) -> gpu_catalog.GpuFamily:
         return gpu_catalog.GPU_FAMILIES[gpu_catalog.family_of(self.instance_types[0])]
 
+    @property
+    def gpus_per_node(self) -> int:
+        """GPUs a node of the pool brings, counting its largest instance type (what a budget must allow for)."""
+        return max(gpu_catalog.gpus_per_instance(t) for t in self.instance_types)
+
+    @property
+    def max_gpus(self) -> int:
+        """GPUs the pool holds at maxSize."""
+        return self.max_size * self.gpus_per_node
+
 
 class ModelStoreConfig(FrozenModel):
     """The S3 bucket that holds model artifacts."""
@@ -305,6 +327,29 @@ class _Common(FrozenModel):
         }
 
 
+def _teams_fit_the_pools(teams: tuple[TeamEntry, ...], pools: tuple[GpuPoolConfig, ...]) -> None:
+    """Dedicated pools name onboarded teams; no team's GPU quota exceeds what the pools it may use can hold."""
+    onboarded = {team.name for team in teams}
+    strangers = [f"{pool.name} (dedicatedTeam {pool.dedicated_team!r})" for pool in pools
+                 if pool.dedicated_team and pool.dedicated_team not in onboarded]
+    if strangers:
+        raise ValueError(f"dedicate pools to onboarded teams only; not in `teams`: {', '.join(strangers)}; "
+                         f"onboarded: {', '.join(sorted(onboarded)) or 'none'}")
+    oversized = []
+    for index, team in enumerate(teams):
+        usable = [pool for pool in pools if pool.dedicated_team in (None, team.name)]
+        capacity = sum(pool.max_gpus for pool in usable)
+        if team.quota.gpu > capacity:
+            where = ", ".join(f"{pool.name} {pool.max_gpus}" for pool in usable) or "none"
+            oversized.append((index, f"{team.quota.gpu} GPUs is more than the pools team {team.name} may use can "
+                                     f"hold at maxSize ({capacity}: {where})"))
+    if len(oversized) == 1:
+        index, message = oversized[0]
+        raise ValueError(f"{SUBKEY_MARK}[{index}].quota.gpu: {message}")
+    if oversized:
+        raise ValueError("; ".join(f"teams[{index}].quota.gpu: {message}" for index, message in oversized))
+
+
 class PlatformConfig(_Common):
     """A platform stack: one per environment, owns the cluster and shared services."""
 
@@ -312,11 +357,12 @@ class PlatformConfig(_Common):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     # Validated even when left out: the default (a private endpoint and no allowed networks) reaches no one.
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, validate_default=True)
-    # Before gpuPools: a dedicated pool must name an onboarded team.
-    teams: tuple[TeamEntry, ...] = Field(
-        default=(), description="Teams onboarded onto the platform; each gets a namespace, guardrails, a serving "
-                                "role and namespace-scoped access for its CI.")
     gpu_pools: tuple[GpuPoolConfig, ...] = Field(min_length=1)
+    # After gpuPools: a team's quota is checked against the pools it may use.
+    teams: tuple[TeamEntry, ...] = Field(
+        default=(), validate_default=True,
+        description="Teams onboarded onto the platform; each gets a namespace, guardrails, a serving role and "
+                    "namespace-scoped access for its CI.")
     model_store: ModelStoreConfig = Field(default_factory=ModelStoreConfig)
     observability: ObservabilityConfig = Field(
         description="Metrics and logs; every key defaults per environment (see ENVIRONMENT_DEFAULTS).")
@@ -331,18 +377,11 @@ class PlatformConfig(_Common):
 
     @field_validator("gpu_pools")
     @classmethod
-    def _unique_pool_names(cls, value: tuple[GpuPoolConfig, ...], info: ValidationInfo) -> tuple[GpuPoolConfig, ...]:
+    def _unique_pool_names(cls, value: tuple[GpuPoolConfig, ...]) -> tuple[GpuPoolConfig, ...]:
         names = [pool.name for pool in value]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(duplicates)}")
-        if "teams" in info.data:
-            onboarded = {team.name for team in info.data["teams"]}
-            strangers = [f"{pool.name} (dedicatedTeam {pool.dedicated_team!r})" for pool in value
-                         if pool.dedicated_team and pool.dedicated_team not in onboarded]
-            if strangers:
-                raise ValueError(f"dedicate pools to onboarded teams only; not in `teams`: {', '.join(strangers)}; "
-                                 f"onboarded: {', '.join(sorted(onboarded)) or 'none'}")
         return value
 
     @field_validator("teams")
@@ -364,6 +403,8 @@ class PlatformConfig(_Common):
         if twice:
             raise ValueError(f"a team's CI principal gets its access entry from the team; remove it from "
                              f"cluster.accessEntries: {', '.join(twice)}")
+        if "gpu_pools" in info.data:
+            _teams_fit_the_pools(value, info.data["gpu_pools"])
         return value
 
     @field_validator("network")

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationInfo
 from infra.config.base import FrozenModel
 from infra.serving.catalog import MODEL_HANDLERS, Catalog
 from infra.serving.config_properties import TORCHSERVE_PROTOCOLS
+from policies.images import pin_problem
 
 _CPU = re.compile(r"^([1-9]\d*m|\d+(\.\d+)?)$")
 _MEMORY = re.compile(r"^[1-9]\d*(Ki|Mi|Gi|Ti)$")
@@ -40,9 +41,10 @@ def _model_folder(value: str) -> str:
 
 
 def _pinned_image(value: str) -> str:
-    name, _, tag = value.rpartition(":")
-    if "@sha256:" not in value and (not name or "/" in tag or tag == "latest"):
-        raise ValueError("must be pinned to an exact tag or a digest (registry/name:1.2.3 or name@sha256:...)")
+    # The pack's own rule (version tag or digest); prod's digest requirement is the pack's requireDigest.
+    problem = pin_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -81,7 +83,8 @@ class ModelDeployment(FrozenModel):
     protocol: Literal["v1", "v2"] = Field(default="v1", description="KServe inference protocol.")
     image: Annotated[StrictStr, AfterValidator(_pinned_image)] | None = Field(
         default=None, validate_default=True,
-        description="Predictor image for the `kserve` runtime, pinned by tag or digest.")
+        description="Predictor image for the `kserve` runtime, pinned by version tag (`1.2.3`, `v2.1`) or digest "
+                    "(`@sha256:`); prod requires the digest.")
     resources: ModelResources = Field(default_factory=ModelResources, description="Per-replica resources.")
     gpu_pool: StrictStr | None = Field(default=None, validate_default=True,
                                        description="GPU pool of the platform to run on.")

@@ -58,12 +58,17 @@ class Violation:
 
 @dataclass
 class PolicyReport:
-    """What the gate found: violations that count, and those a valid waiver suppresses."""
+    """What the gate found: violations that count, and those a valid waiver suppresses.
+
+    ``refused_waivers`` (``policies.waivers.RefusedWaiver``) broke a waiver rule and suppressed nothing:
+    the violations they name stay in ``violations``, so a mandatory one still blocks.
+    """
 
     pack: str
     violations: list[Violation] = field(default_factory=list)
     waived: list[tuple[Violation, Waiver]] = field(default_factory=list)
     expired_waivers: list[Any] = field(default_factory=list)
+    refused_waivers: list[Any] = field(default_factory=list)
 
     @property
     def blocking(self) -> list[Violation]:
@@ -74,7 +79,9 @@ class PolicyReport:
                 "violations": [v.to_json() for v in self.violations],
                 "waived": [{**v.to_json(), "reason": w.reason, "expires": str(w.expires)} for v, w in self.waived],
                 "expiredWaivers": [{"policy": w.policy, "resource": w.urn or w.name, "expires": str(w.expires)}
-                                   for w in self.expired_waivers]}
+                                   for w in self.expired_waivers],
+                "refusedWaivers": [{"policy": r.waiver.policy, "resource": r.waiver.urn or r.waiver.name,
+                                    "reason": r.reason} for r in self.refused_waivers]}
 
 
 def frameworks_of(policy: Policy) -> tuple[str, ...]:

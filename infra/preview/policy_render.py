@@ -33,6 +33,12 @@ def print_policy_report(report: PolicyReport, console: Console) -> None:
     for violation, waiver in report.waived:
         console.print(Text(f"  waived until {waiver.expires}: {violation.policy} on {violation.urn} "
                            f"({waiver.reason})", style="dim"), soft_wrap=True)
+    for waiver in report.expired_waivers:
+        console.print(Text(f"  expired waiver ({waiver.expires}): {waiver.policy} on {waiver.resource}: "
+                           "remove it or renew it with a new approval", style="yellow"), soft_wrap=True)
+    for refused in report.refused_waivers:
+        console.print(Text(f"  refused waiver: {refused.waiver.policy} on {refused.waiver.resource}: {refused.reason}",
+                           style="red"), soft_wrap=True)
 
 
 def _level(violation: Violation) -> str:
@@ -92,12 +98,21 @@ def to_sarif(report: PolicyReport, policies: Sequence[Policy], artifact: str) ->
     } for p in policies]
     index = {p.name: i for i, p in enumerate(policies)}
     results = [_result(v, index[v.policy], artifact) for v in report.violations]
+    # A refused waiver suppresses nothing: its violation stays an open result, which says why.
+    for violation, result in zip(report.violations, results, strict=True):
+        refused = [r.reason for r in report.refused_waivers if r.waiver.covers(violation.policy, violation.urn)]
+        if refused:
+            result["properties"] = {"refusedWaivers": refused}
     for violation, waiver in report.waived:
         result = _result(violation, index[violation.policy], artifact)
         result["suppressions"] = [{"kind": "external", "status": "accepted",
                                    "justification": f"{waiver.reason} (until {waiver.expires})"}]
         results.append(result)
-    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
-        "tool": {"driver": {"name": report.pack, "rules": rules}},
-        "results": results,
-    }]}
+    run: dict[str, Any] = {"tool": {"driver": {"name": report.pack, "rules": rules}}, "results": results}
+    if report.refused_waivers:
+        # SARIF's place for a problem with the tool's own configuration, which the waivers file is.
+        run["invocations"] = [{"executionSuccessful": True, "toolConfigurationNotifications": [{
+            "level": "error", "descriptor": {"id": "refused-waiver"},
+            "message": {"text": f"waiver of {r.waiver.policy} on {r.waiver.resource} refused: {r.reason}"},
+        } for r in report.refused_waivers]}]
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}

@@ -24,7 +24,7 @@ def platform(**overrides: Any) -> dict[str, str]:
         "aws:region": "us-east-1", "ai-platform:environment": "dev", "ai-platform:costCenter": "cc-1",
         "ai-platform:dataClassification": "internal",
         "ai-platform:cluster": {"privateAccessCidrs": ["10.64.0.0/16"]},
-        "ai-platform:gpuPools": [{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2}],
+        "ai-platform:gpuPools": [{"name": "l4", "instanceTypes": ["g6.xlarge", "g6.12xlarge"], "maxSize": 2}],
         "ai-platform:teams": [{"name": "vision", "costCenter": "vision-ml", "ciPrincipalArn": CI}],
     }
     values.update({k if ":" in k else f"ai-platform:{k}": v for k, v in overrides.items()})
@@ -59,8 +59,9 @@ def test_teams_default_their_quota():
     ({"teams": [{"name": "kube-system", "costCenter": "v", "ciPrincipalArn": CI}]},
      ['ai-platform:teams[0].name = "kube-system": is reserved (kube-*, default, kserve, cert-manager, monitoring, '
       "logging, elastic-system, platform); pick the team's own name"]),
-    ({"gpuPools": [{"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 1, "dedicatedTeam": "search"}]},
-     ["ai-platform:gpuPools = [...]: dedicate pools to onboarded teams only; not in `teams`: h100 (dedicatedTeam "
+    ({"gpuPools": [{"name": "l4", "instanceTypes": ["g6.12xlarge"], "maxSize": 1},
+                   {"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 1, "dedicatedTeam": "search"}]},
+     ["ai-platform:teams = [...]: dedicate pools to onboarded teams only; not in `teams`: h100 (dedicatedTeam "
       "'search'); onboarded: vision"]),
 ], ids=["bad principal", "no principal", "duplicate team", "shared principal", "reserved name", "stranger pool"])
 def test_team_onboarding_mistakes_are_config_errors(overrides, expected):
@@ -187,3 +188,39 @@ def test_a_team_stack_charging_another_cost_center_than_its_onboarding_is_a_conf
     assert run.stderr.strip().endswith('ai-platform:costCenter = "vision-ml": differs from the cost center '
                                        "acme/ai-platform/dev onboarded the team with (vision-rd): the team's namespace "
                                        "and its models would be charged to two cost centers")
+
+
+@pytest.mark.parametrize(("pools", "teams", "expected"), [
+    # One 8-GPU node shared, nothing dedicated: a quota of 512 cannot be met.
+    ([{"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 1}],
+     [{"name": "vision", "costCenter": "v", "ciPrincipalArn": CI, "quota": {"gpu": 512}}],
+     ["ai-platform:teams[0].quota.gpu = 512: 512 GPUs is more than the pools team vision may use can hold at "
+      "maxSize (8: h100 8)"]),
+    # A pool dedicated to another team does not count for this one.
+    ([{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2},
+      {"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 2, "dedicatedTeam": "search"}],
+     [{"name": "vision", "costCenter": "v", "ciPrincipalArn": CI, "quota": {"gpu": 3}},
+      {"name": "search", "costCenter": "s", "ciPrincipalArn": CI + "-search", "quota": {"gpu": 20}}],
+     ["ai-platform:teams = [...]: teams[0].quota.gpu: 3 GPUs is more than the pools team vision may use can hold "
+      "at maxSize (2: l4 2); teams[1].quota.gpu: 20 GPUs is more than the pools team search may use can hold at "
+      "maxSize (18: l4 2, h100 16)"]),
+], ids=["one team", "two teams"])
+def test_a_team_quota_beyond_the_gpus_its_pools_hold_is_a_config_error(pools, teams, expected):
+    found = [line if "= [{" not in line else _shorten(line) for line in problems(platform(gpuPools=pools,
+                                                                                             teams=teams))]
+    assert found == expected
+
+
+def test_a_quota_the_pools_can_hold_passes():
+    pools = [{"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 2, "dedicatedTeam": "vision"}]
+    teams = [{"name": "vision", "costCenter": "v", "ciPrincipalArn": CI, "quota": {"gpu": 16}}]
+    config = parse_stack_config(platform(gpuPools=pools, teams=teams), project="ai-platform", stack="dev")
+    assert config.gpu_pools[0].max_gpus == 16
+
+
+def test_a_pool_dedicated_to_a_team_is_checked_when_no_team_is_listed():
+    values = platform(gpuPools=[{"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 1,
+                                 "dedicatedTeam": "search"}])
+    values.pop("ai-platform:teams")
+    assert problems(values) == ["ai-platform:teams = (not set): dedicate pools to onboarded teams only; not in "
+                                "`teams`: h100 (dedicatedTeam 'search'); onboarded: none"]

@@ -160,12 +160,27 @@ def gpu_fleet(*max_sizes: float) -> list:
 
 
 def test_gpu_budget_baseline_passes() -> None:
-    # Engine numbers arrive as floats (protobuf Struct); system nodes do not count.
+    # Engine numbers arrive as floats (protobuf Struct); system nodes do not count. 2 x 8 nodes of 1 GPU each.
     assert validate_stack(aws_eks_nodegroup_gpu_budget, gpu_fleet(8.0, 8.0)) == []
 
 
 def test_gpu_budget_exceeded() -> None:
-    assert validate_stack(aws_eks_nodegroup_gpu_budget, gpu_fleet(8.0, 9.0)) == [
-        "GPU node groups can scale to 17 nodes (gpu-0=8, gpu-1=9); the budget is 16."]
-    assert validate_stack(aws_eks_nodegroup_gpu_budget, gpu_fleet(3.0), config={"maxGpuNodes": 2}) == [
-        "GPU node groups can scale to 3 nodes (gpu-0=3); the budget is 2."]
+    assert validate_stack(aws_eks_nodegroup_gpu_budget, gpu_fleet(16.0, 17.0)) == [
+        "GPU node groups can scale to 33 GPUs (gpu-0=16, gpu-1=17); the budget is 32 GPUs."]
+    assert validate_stack(aws_eks_nodegroup_gpu_budget, gpu_fleet(3.0), config={"maxGpus": 2}) == [
+        "GPU node groups can scale to 3 GPUs (gpu-0=3); the budget is 2 GPUs."]
+
+
+def test_gpu_budget_counts_gpus_not_nodes() -> None:
+    # The same 10 nodes, switched to 8-GPU instances: 80 GPUs, not 10.
+    eight = resource(NODE_GROUP, "gpu-0", mutate(mutate(GPU_NODE_GROUP, "scalingConfig.maxSize", 10.0),
+                                                 "instanceTypes", ["g6e.2xlarge", "g6e.48xlarge"]))
+    assert validate_stack(aws_eks_nodegroup_gpu_budget, [eight]) == [
+        "GPU node groups can scale to 80 GPUs (gpu-0=80); the budget is 32 GPUs."]
+
+
+def test_gpu_budget_refuses_instance_types_it_cannot_count() -> None:
+    odd = resource(NODE_GROUP, "gpu-0", mutate(GPU_NODE_GROUP, "instanceTypes", ["g6.2xlarg"]))
+    assert validate_stack(aws_eks_nodegroup_gpu_budget, [odd]) == [
+        "GPU node group 'gpu-0' uses instance types whose GPUs are not known (g6.2xlarg); its GPUs cannot be "
+        "counted against the budget."]

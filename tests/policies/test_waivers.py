@@ -16,7 +16,10 @@ from policies.waivers import (
     find_waiver,
     is_waived,
     load_waivers,
+    max_expiry,
+    refusals,
     unknown_policies,
+    vet_waivers,
 )
 
 URN = "urn:pulumi:dev::ai-platform::ai-platform:cluster:Cluster$aws:eks/cluster:Cluster::aip-dev-cluster-eks"
@@ -61,3 +64,142 @@ def test_an_empty_file_has_no_waivers(tmp_path: Path) -> None:
     path = tmp_path / "waivers.yaml"
     path.write_text("# nothing waived\n")
     assert load_waivers(path) == []
+
+
+# --- The rules a waiver must meet (refusals): a compliant baseline, then one mutation per rule. ---
+
+SEVERITIES = {"aws-s3-bucket-public-access-block": "critical", "aws-s3-bucket-sse-kms": "high",
+              "aws-s3-bucket-versioning": "medium", "aws-all-resource-required-tags": "low"}
+BASELINE = {"policy": "aws-s3-bucket-sse-kms", "name": "aip-prod-model-store",
+            "reason": "Objects are re-encrypted with the platform key by the migration job before July.",
+            "expires": "2026-08-30", "approvedBy": "security@example.com"}
+
+
+def waivers_file(tmp_path: Path, **changes: str) -> Path:
+    """A one-entry waivers file: the baseline with ``changes`` written verbatim, as YAML a person types."""
+    entry = {**BASELINE, **changes}
+    lines = [f"{'- ' if i == 0 else '  '}{key}: {value}" for i, (key, value) in enumerate(entry.items())]
+    path = tmp_path / "waivers.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def refused_reasons(path: Path, today: dt.date = TODAY) -> list[str]:
+    accepted, refused = vet_waivers(load_waivers(path), SEVERITIES, today)
+    assert len(accepted) + len(refused) == 1
+    return [r.reason for r in refused]
+
+
+def test_the_compliant_baseline_is_accepted(tmp_path: Path) -> None:
+    path = waivers_file(tmp_path, reason=f'"{BASELINE["reason"]}"')
+    accepted, refused = vet_waivers(load_waivers(path), SEVERITIES, TODAY)
+    assert refused == [] and [w.policy for w in accepted] == ["aws-s3-bucket-sse-kms"]
+
+
+NOT_AN_IDENTITY = "is not an accountable identity (an email address or an IAM user or role ARN)"
+
+
+@pytest.mark.parametrize(("key", "value", "reason"), [
+    ("reason", "", "reason is blank"),
+    ("reason", '""', "reason is blank"),
+    ("reason", '"   \\t "', "reason is blank"),
+    ("reason", "~", "reason '~' is a placeholder, not a reason"),
+    ("reason", "null", "reason 'null' is a placeholder, not a reason"),
+    ("reason", "n/a", "reason 'n/a' is a placeholder, not a reason"),
+    ("reason", "TBD", "reason 'TBD' is a placeholder, not a reason"),
+    ("reason", "temp", "reason 'temp' is a placeholder, not a reason"),
+    ("reason", '"-"', "reason '-' is a placeholder, not a reason"),
+    ("reason", "TODO write the reason once the ticket is triaged",
+     "reason contains the placeholder 'TODO'"),
+    ("reason", "vendor demo", "reason 'vendor demo' is 11 characters; a reason is a sentence of at least 20"),
+    ("reason", "aaaaaaaaaaaaaaaaaaaaaaaaa",
+     "reason 'aaaaaaaaaaaaaaaaaaaaaaaaa' is not a sentence: it needs at least 4 different words"),
+    ("reason", "aws-s3-bucket-sse-kms-and-tls", None),  # five words: a reason, however thin
+    ("reason", "aip-prod-model-store-eu-west", None),
+    ("approvedBy", "null", f"approvedBy 'null' {NOT_AN_IDENTITY}"),
+    ("approvedBy", "~", f"approvedBy '~' {NOT_AN_IDENTITY}"),
+    ("approvedBy", "", f"approvedBy '' {NOT_AN_IDENTITY}"),
+    ("approvedBy", "security", f"approvedBy 'security' {NOT_AN_IDENTITY}"),
+    ("approvedBy", "nobody@example.com", f"approvedBy 'nobody@example.com' {NOT_AN_IDENTITY}"),
+    ("approvedBy", '"alice@example.com, bob@example.com"',
+     f"approvedBy 'alice@example.com, bob@example.com' {NOT_AN_IDENTITY}"),
+    ("approvedBy", "arn:aws:iam::123456789012:role/security-approver", None),
+    ("approvedBy", "arn:aws:sts::123456789012:assumed-role/SecurityApprover/alice", None),
+    ("expires", "2999-12-31", "expires 2999-12-31 is 355594 days after 2026-06-01; "
+                              "a waiver of a high policy lasts at most 90 days (until 2026-08-30)"),
+    ("expires", "2026-08-31", "expires 2026-08-31 is 91 days after 2026-06-01; "
+                              "a waiver of a high policy lasts at most 90 days (until 2026-08-30)"),
+    ("expires", "2026-08-30", None),  # exactly the maximum is accepted
+    ("policy", "aws-s3-bucket-sse", "policy 'aws-s3-bucket-sse' is not in the pack; expires 2026-08-30 is 90 days "
+                                    "after 2026-06-01; a waiver of a policy of unknown severity lasts at most 30 "
+                                    "days (until 2026-07-01)"),
+])
+def test_each_mutation_is_refused_with_its_reason(tmp_path: Path, key: str, value: str, reason: str | None) -> None:
+    assert refused_reasons(waivers_file(tmp_path, **{key: value})) == ([reason] if reason else [])
+
+
+def test_a_reason_that_only_repeats_another_field_is_refused(tmp_path: Path) -> None:
+    path = waivers_file(tmp_path, name="aip-prod-model-store-eu-west-1", reason="aip-prod-model-store-eu-west-1")
+    assert refused_reasons(path) == ["reason only repeats the resource"]
+
+
+@pytest.mark.parametrize(("severity", "days", "policy"), [
+    ("critical", 30, "a critical policy"), ("high", 90, "a high policy"), ("medium", 180, "a medium policy"),
+    ("low", 365, "a low policy"), ("unspecified", 30, "a policy of unknown severity"),
+])
+def test_the_longest_waiver_depends_on_the_severity_of_its_policy(severity: str, days: int, policy: str) -> None:
+    at_most = Waiver("p", BASELINE["reason"], TODAY + dt.timedelta(days=days), "security@example.com", name="n")
+    assert max_expiry(severity, TODAY) == at_most.expires
+    assert refusals(at_most, severity, TODAY) == []
+    yesterday = TODAY - dt.timedelta(days=1)
+    assert refusals(at_most, severity, yesterday) == [
+        f"expires {at_most.expires} is {days + 1} days after {yesterday}; "
+        f"a waiver of {policy} lasts at most {days} days (until {at_most.expires - dt.timedelta(days=1)})"]
+
+
+def test_every_broken_rule_is_reported_together() -> None:
+    waiver = Waiver("aws-s3-bucket-versioning", "~", dt.date(2999, 1, 1), "null", urn="aip-prod-model-store")
+    assert refusals(waiver, "medium", TODAY) == [
+        "urn 'aip-prod-model-store' is not a Pulumi URN (urn:pulumi:<stack>::<project>::<type>::<name>)",
+        "reason '~' is a placeholder, not a reason",
+        f"approvedBy 'null' {NOT_AN_IDENTITY}",
+        "expires 2999-01-01 is 355230 days after 2026-06-01; a waiver of a medium policy lasts at most 180 days "
+        "(until 2026-11-28)",
+    ]
+
+
+def test_refused_waivers_are_kept_apart_and_waive_nothing() -> None:
+    good = Waiver("aws-s3-bucket-sse-kms", BASELINE["reason"], TODAY, "security@example.com", urn=URN)
+    forever = Waiver("aws-s3-bucket-versioning", BASELINE["reason"], dt.date(2999, 12, 31), "security@example.com",
+                     urn=URN)
+    accepted, refused = vet_waivers([good, forever], SEVERITIES, TODAY)
+    assert accepted == [good]
+    assert [(r.waiver, r.reason.split(";")[0]) for r in refused] == [(forever, "expires 2999-12-31 is 355594 days "
+                                                                               "after 2026-06-01")]
+    assert not is_waived(accepted, "aws-s3-bucket-versioning", URN, TODAY)
+
+
+def test_a_null_urn_beside_a_name_is_no_urn(tmp_path: Path) -> None:
+    (waiver,) = load_waivers(waivers_file(tmp_path, urn="~"))
+    assert (waiver.urn, waiver.name) == (None, "aip-prod-model-store")
+    with pytest.raises(WaiverError) as caught:
+        load_waivers(waivers_file(tmp_path, name="null"))
+    assert caught.value.problems == ["entry 0: give exactly one of urn or name"]
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("expires", "20260830", "entry 0: expires '20260830' is not YYYY-MM-DD"),
+    ("expires", "2026-W35-1", "entry 0: expires '2026-W35-1' is not YYYY-MM-DD"),
+    ("expires", "~", "entry 0: expires '~' is not YYYY-MM-DD"),
+    ("reason", "[a, b]", "entry 0: reason must be a single value, not a list or mapping"),
+])
+def test_a_file_that_cannot_be_read_as_intended_is_still_an_error(tmp_path: Path, key: str, value: str,
+                                                                  problem: str) -> None:
+    with pytest.raises(WaiverError) as caught:
+        load_waivers(waivers_file(tmp_path, **{key: value}))
+    assert caught.value.problems == [problem]
+
+
+def test_the_shipped_file_meets_the_rules() -> None:
+    severities = {p.name: p.severity.value for p in ALL_POLICIES if p.severity is not None}
+    assert vet_waivers(load_waivers(DEFAULT_PATH), severities, dt.date.today())[1] == []

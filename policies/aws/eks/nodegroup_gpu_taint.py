@@ -26,6 +26,6 @@ aws_eks_nodegroup_gpu_taint = ResourceValidationPolicy(
     framework=platform_baseline("gpu-placement"),
     tags=["aws", "eks", "gpu", "cost", CIS_EKS, SOC2, ISO27001],
     remediation_steps="Add taints=[{key: 'nvidia.com/gpu', value: 'true', effect: 'NO_SCHEDULE'}] to the "
-                      "node group (infra/gpu_catalog.py decides GPU pool taints).",
+                      "node group (infra/components/gpu_node_pool.py decides GPU pool taints).",
     url="https://docs.aws.amazon.com/eks/latest/userguide/node-taints-managed-node-groups.html",
 )

@@ -10,11 +10,12 @@ from pulumi_policy import (
     Severity,
 )
 
+from policies import gpu_catalog
 from policies.aws.eks.nodegroups import NODE_GROUP
 from policies.frameworks import CIS_EKS, ISO27001, SOC2, platform_baseline
 from policies.props import config_value, get, items
 
-GPU_FAMILIES = ["g4dn", "g5", "g6", "g6e", "p4d", "p4de", "p5", "p5e", "p5en"]
+GPU_FAMILIES = sorted(gpu_catalog.GPU_FAMILIES)
 SYSTEM_FAMILIES = ["m5", "m6i", "m7i", "m7g", "c5", "c6i", "c7i", "c7g", "r5", "r6i", "r7i"]
 DEFAULT_ALLOWED_FAMILIES = GPU_FAMILIES + SYSTEM_FAMILIES
 
@@ -44,7 +45,7 @@ aws_eks_nodegroup_instance_types = ResourceValidationPolicy(
     severity=Severity.MEDIUM,
     framework=platform_baseline("instance-families"),
     tags=["aws", "eks", "cost", CIS_EKS, SOC2, ISO27001],
-    remediation_steps="Pick an instance type from infra/gpu_catalog.py, or have the platform team add the "
+    remediation_steps="Pick an instance type from policies/gpu_catalog.py, or have the platform team add the "
                       "family to allowedInstanceFamilies in policies/config/<env>.json.",
     url="https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-types.html",
 )

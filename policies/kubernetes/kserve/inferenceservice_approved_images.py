@@ -1,71 +1,107 @@
-"""kubernetes-kserve-inferenceservice-approved-images: serving images come from approved registries, pinned."""
+"""kubernetes-kserve-inferenceservice-approved-images: serving images come from approved registries."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from typing import Any
+
 from pulumi_policy import (
     PolicyConfigSchema,
+    PolicyResource,
     ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
     Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
+from policies.defaults import DEFAULT_APPROVED_REGISTRIES
 from policies.frameworks import ISO27001, SOC2, cis_eks
+from policies.images import (
+    approved_patterns,
+    describe_approved,
+    duplicate_problem,
+    image_approved,
+    prefix_problem,
+)
 from policies.kubernetes.workloads.pods import INFERENCE_SERVICE, SERVING_RUNTIMES, all_containers, resource_label
-from policies.props import config_value, get
+from policies.props import config_value, get, items
 
-DEFAULT_APPROVED_REGISTRIES = ["docker.io/pytorch/", "public.ecr.aws/", "123456789012.dkr.ecr."]
-
-
-def normalise(image: str) -> str:
-    """Docker Hub short names as the runtime resolves them: ``pytorch/x`` -> ``docker.io/pytorch/x``."""
-    first = image.split("/", 1)[0]
-    if "/" not in image:
-        return f"docker.io/library/{image}"
-    if "." not in first and ":" not in first and first != "localhost":
-        return f"docker.io/{image}"
-    return image
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+# Platform outputs that are ARNs of resources the platform stack holds (infra/platform_outputs.py).
+PLATFORM_ARN_OUTPUTS = ("modelStoreKmsKeyArn", "oidcProviderArn", "teamRoleBoundaryArn")
+_ARN_ACCOUNT = re.compile(r"^arn:aws(?:-cn|-us-gov)?:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12}):")
 
 
-def pin_problem(image: str) -> str | None:
-    if "@sha256:" in image:
+def _known(props: Any, *path: str) -> Any:
+    """``get``, or None where the value is unknown during preview (a resource not created yet)."""
+    try:
+        return get(props, *path)
+    except UnknownValueError:
         return None
-    tag = image.rsplit("/", 1)[-1].partition(":")[2]
-    if not tag:
-        return "has no tag or digest"
-    if tag == "latest":
-        return "uses the 'latest' tag"
-    return None
 
 
-def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != INFERENCE_SERVICE and args.resource_type not in SERVING_RUNTIMES:
-        return
-    approved = [str(r) for r in config_value(args, "approvedRegistries", DEFAULT_APPROVED_REGISTRIES)]
-    for path, container in all_containers(args.resource_type, args.props):
-        image = get(container, "image")
-        if image is None:
-            continue  # the runtime's image (checked on the ServingRuntime itself)
-        label = resource_label(args.resource_type, args.name)
-        if not any(normalise(str(image)).startswith(prefix) for prefix in approved):
-            report_violation(f"{label} container at {path} uses image '{image}' from an unapproved registry.")
-        problem = pin_problem(str(image))
+def _own_arns(resource: PolicyResource) -> Iterator[Any]:
+    if resource.resource_type.startswith("aws:"):
+        yield _known(resource.props, "arn")
+    elif resource.resource_type == STACK_REFERENCE:
+        for key in PLATFORM_ARN_OUTPUTS:
+            yield _known(resource.props, "outputs", key)
+
+
+def stack_accounts(resources: list[PolicyResource]) -> tuple[str, ...]:
+    """The AWS accounts the stack's own resources (or its platform stack's) live in, from their ARNs.
+
+    Only ARNs of resources the stack holds count, never ARNs it merely references (a CI principal of
+    another account), so "the account's own ECR" is exactly the account the stack deploys into.
+    """
+    found = {m.group(1) for r in resources for arn in _own_arns(r)
+             if isinstance(arn, str) and (m := _ARN_ACCOUNT.match(arn))}
+    return tuple(sorted(found))
+
+
+def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    configured = [str(e) for e in items(config_value(args, "approvedRegistries", list(DEFAULT_APPROVED_REGISTRIES)))]
+    # An allowlist entry that is too broad is itself a finding, and is left out rather than trusted.
+    for entry in configured:
+        problem = prefix_problem(entry)
         if problem:
-            report_violation(f"{label} container at {path} image '{image}' {problem}; pin an exact tag or digest.")
+            report_violation(f"Pack config approvedRegistries entry '{entry}' {problem}.")
+    repeated = duplicate_problem(configured)
+    if repeated:
+        report_violation(f"Pack config approvedRegistries {repeated}.")
+    accounts = stack_accounts(args.resources)
+    patterns = approved_patterns(configured, accounts)
+    for resource in args.resources:
+        if resource.resource_type != INFERENCE_SERVICE and resource.resource_type not in SERVING_RUNTIMES:
+            continue
+        for path, container in all_containers(resource.resource_type, resource.props):
+            image = get(container, "image")
+            if image is None:
+                continue  # the runtime's image (checked on the ServingRuntime itself)
+            if not image_approved(str(image), patterns):
+                report_violation(f"{resource_label(resource.resource_type, resource.name)} container at {path} uses "
+                                 f"image '{image}' from an unapproved registry (allowed: "
+                                 f"{describe_approved(configured, accounts)}).", resource.urn)
 
 
-kubernetes_kserve_inferenceservice_approved_images = ResourceValidationPolicy(
+kubernetes_kserve_inferenceservice_approved_images = StackValidationPolicy(
     name="kubernetes-kserve-inferenceservice-approved-images",
-    description="InferenceService and ServingRuntime images come from approved registries (config "
-                "approvedRegistries, prefixes) and are pinned by digest or exact tag, never 'latest'.",
+    description="InferenceService and ServingRuntime images come from approved registry prefixes (config "
+                "approvedRegistries, each a registry host and repository path ending in '/') or the ECR of the "
+                "account the stack deploys into.",
     validate=validate,
     config_schema=PolicyConfigSchema(properties={
-        "approvedRegistries": {"type": "array", "items": {"type": "string"}, "default": DEFAULT_APPROVED_REGISTRIES},
+        "approvedRegistries": {"type": "array", "items": {"type": "string"},
+                               "default": list(DEFAULT_APPROVED_REGISTRIES)},
     }),
     severity=Severity.HIGH,
     framework=cis_eks("5.1.4"),
     tags=["kubernetes", "kserve", "supply-chain", SOC2, ISO27001],
-    remediation_steps="Push the image to the platform ECR registry and reference it by digest "
-                      "(image: <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:...).",
+    remediation_steps="Push the image to the stack account's ECR registry and reference it by digest "
+                      "(image: <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:...), or add a narrow prefix "
+                      "(registry host and repository path ending in '/') to approvedRegistries and "
+                      "cluster.approvedRegistries alike.",
     url="https://docs.aws.amazon.com/eks/latest/best-practices/image-security.html",
 )

@@ -1,0 +1,63 @@
+"""Valid but less safe stack files, previewed through `aip preview` as CI runs the gate: each is caught."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import aip
+
+pytestmark = pytest.mark.integration
+
+
+def gate(project: Path, stack: str, edit) -> tuple[int, dict[str, list[str]]]:
+    """Edit a copy of a shipped stack file, preview it; the exit code and the mandatory violations by policy."""
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data["config"])
+    path.write_text(yaml.safe_dump(data))
+    run = aip("preview", "--stack", stack, "--format", "json", "--no-package", "--no-deploy-checks", cwd=project)
+    assert run.stdout, run.stderr
+    found: dict[str, list[str]] = {}
+    for violation in json.loads(run.stdout)["policies"]["violations"]:
+        if violation["enforcement"] == "mandatory":
+            found.setdefault(violation["policy"], []).append(violation["message"])
+    return run.returncode, found
+
+
+def spot_gpus(config: dict) -> None:
+    config["ai-platform:gpuPools"][0]["capacityType"] = "SPOT"
+
+
+def existing_vpc(config: dict) -> None:
+    config["ai-platform:network"] = {"existingVpcId": "vpc-0123456789abcdef0",
+                                     "existingPrivateSubnetIds": ["subnet-0123456789abcdef0",
+                                                                  "subnet-0123456789abcdef1"]}
+
+
+def test_spot_gpu_capacity_in_prod_fails_the_gate(scratch_project: Path):
+    code, found = gate(scratch_project, "prod", spot_gpus)
+    assert code == 1
+    assert found == {"aws-eks-nodegroup-gpu-on-demand": [
+        "GPU node group 'aip-prod-gpu-inference-l40s-nodes' uses SPOT capacity: EC2 may reclaim its nodes with two "
+        "minutes' notice, taking serving replicas down; use ON_DEMAND here."]}
+
+
+def test_an_existing_vpc_in_prod_is_flagged_for_flow_logs_and_nat(scratch_project: Path):
+    code, found = gate(scratch_project, "prod", existing_vpc)
+    assert code == 1
+    assert sorted(found) == ["aws-ec2-vpc-flow-logs", "aws-ec2-vpc-nat-per-az"]
+
+
+def test_eight_gpu_instances_count_as_eight_gpus_against_the_budget(scratch_project: Path):
+    def bigger(config: dict) -> None:
+        config["ai-platform:gpuPools"][0]["instanceTypes"] = ["g6e.48xlarge"]
+
+    code, found = gate(scratch_project, "prod", bigger)
+    assert code == 1
+    assert found == {"aws-eks-nodegroup-gpu-budget": [
+        "GPU node groups can scale to 80 GPUs (aip-prod-gpu-inference-l40s-nodes=64, "
+        "aip-prod-gpu-search-h100-nodes=16); the budget is 32 GPUs."]}
