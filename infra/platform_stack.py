@@ -100,7 +100,8 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         archive_role_arn=archive.role_arn, region=config.region, provider=cluster.provider, depends_on=(storage,),
         monitoring=(metrics,)))
     AdmissionPolicies(f"{prefix}-admission", AdmissionPoliciesArgs(
-        approved_registries=config.cluster.approved_registries, provider=cluster.provider))
+        approved_registries=config.cluster.approved_registries, account_id=ctx.account_id,
+        provider=cluster.provider))
     store = ModelStore(f"{prefix}-model-store", ModelStoreArgs(
         config=config.model_store, kms_key_arn=keys["models"].arn, aws=ctx))
     ClusterAccess(f"{prefix}-access", ClusterAccessArgs(

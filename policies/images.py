@@ -53,7 +53,9 @@ def prefix_problem(entry: str) -> str | None:
         if not _HOST.match(host):
             reason = f"does not start with a registry host ('{host}')"
         elif not path:
-            reason = f"names the whole registry {host}, which anyone can push to"
+            reason = f"names the whole registry {host}, approving every repository in it"
+        elif bad == "":
+            reason = "has an empty path segment ('//')"
         elif bad is not None:
             reason = f"has '{bad}', which is not a repository path segment (lowercase letters, digits, . _ -)"
         else:
@@ -143,9 +145,9 @@ def is_version_tag(tag: str) -> bool:
 def pin_problem(image: str, require_digest: bool = False) -> str | None:
     """Why ``image`` is not pinned, with what is allowed; None when it is.
 
-    A digest pins the bytes; a version tag (1.2.3, 0.12.0-gpu, v2.1) is by convention never re-pushed,
-    while ``latest`` and branch-like tags (main, stable, nightly) move with every push. With
-    ``require_digest`` only a digest will do.
+    A digest pins the bytes (whatever tag comes with it: the runtime pulls the digest); a version tag
+    (1.2.3, 0.12.0-gpu, v2.1) is by convention never re-pushed, while ``latest`` and branch-like tags
+    (main, stable, nightly) move with every push. With ``require_digest`` only a digest will do.
     """
     reference, at, digest = image.partition("@")
     name, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")

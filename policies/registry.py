@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
+from policies.aws.cloudwatch import loggroup_retention
 from policies.aws.ec2 import (
     launch_template_ebs_encrypted,
     launch_template_imdsv2,
@@ -27,6 +28,8 @@ from policies.aws.kms import (
 from policies.aws.s3 import (
     bucket_access_logging,
     bucket_deletion_protection,
+    bucket_log_retention,
+    bucket_noncurrent_version_retention,
     bucket_object_torchserve_config,
     bucket_public_access_block,
     bucket_sse_kms,
@@ -44,6 +47,7 @@ from policies.kubernetes.core import (
 )
 from policies.kubernetes.elastic import (
     elasticsearch_tls,
+    snapshot_retention,
 )
 from policies.kubernetes.helm import (
     grafana_no_anonymous_access,
@@ -89,12 +93,16 @@ ALL_POLICIES: list[Policy] = [
     bucket_sse_kms.aws_s3_bucket_sse_kms,
     bucket_tls_only.aws_s3_bucket_tls_only,
     bucket_versioning.aws_s3_bucket_versioning,
+    bucket_log_retention.aws_s3_bucket_log_retention,
+    bucket_noncurrent_version_retention.aws_s3_bucket_noncurrent_version_retention,
+    loggroup_retention.aws_cloudwatch_loggroup_retention,
     resource_allowed_region.aws_all_resource_allowed_region,
     resource_required_tags.aws_all_resource_required_tags,
     namespace_pod_security.kubernetes_core_namespace_pod_security_restricted,
     team_namespace_default_deny.kubernetes_networking_namespace_default_deny,
     team_namespace_resource_quota.kubernetes_core_namespace_gpu_resource_quota,
     elasticsearch_tls.kubernetes_elastic_elasticsearch_tls,
+    snapshot_retention.kubernetes_elastic_snapshot_retention,
     grafana_no_anonymous_access.kubernetes_helm_grafana_no_anonymous_access,
     grafana_no_default_password.kubernetes_helm_grafana_no_default_password,
     release_pinned_version.kubernetes_helm_release_pinned_version,

@@ -13,25 +13,35 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from policies.images import approved_patterns, describe_approved
+
 TEAM_LABEL = "ai-platform.io/team"
-# Private ECR registries of any account and region.
-ECR_PATTERN = r"^[0-9]{12}[.]dkr[.]ecr[.][a-z0-9-]+[.]amazonaws[.]com/"
 _ALL_CONTAINERS = ("object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : [])"
                    " + (has(object.spec.ephemeralContainers) ? object.spec.ephemeralContainers : [])")
 
 
-def _cel_list(values: tuple[str, ...]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "\\'") + "'" for v in values) + "]"
+POLICY_NAMES = ("aip-approved-registries", "aip-resource-limits", "aip-no-privileged-pods")
 
 
-def policy_validations(approved_registries: tuple[str, ...]) -> dict[str, list[dict[str, str]]]:
-    """Each policy's CEL checks with the message a rejected user sees."""
-    registries = _cel_list(approved_registries)
+def _cel_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def policy_validations(approved_registries: tuple[str, ...],
+                       accounts: tuple[str, ...]) -> dict[str, list[dict[str, str]]]:
+    """Each policy's CEL checks with the message a rejected user sees.
+
+    Images are matched with the policy pack's own patterns (policies/images.py): the approved prefixes in
+    every spelling the runtime resolves to them, and the ECR of ``accounts`` (the stack's own) only.
+    """
+    # One constant regex per call, so the API server compiles and checks each when the policy is created.
+    matches = " || ".join(f"c.image.matches({_cel_string(p)})"
+                          for p in approved_patterns(approved_registries, accounts)) or "false"
     return {
         "aip-approved-registries": [{
-            "expression": f"({_ALL_CONTAINERS}).all(c, {registries}.exists(r, c.image.startsWith(r)) "
-                          f"|| c.image.matches('{ECR_PATTERN}'))",
-            "message": f"images must come from an approved registry ({', '.join(approved_registries)}, or ECR)"}],
+            "expression": f"({_ALL_CONTAINERS}).all(c, {matches})",
+            "message": "images must come from an approved registry "
+                       f"({describe_approved(approved_registries, accounts)})"}],
         "aip-resource-limits": [{
             "expression": "object.spec.containers.all(c, has(c.resources) && has(c.resources.limits) && "
                           "'cpu' in c.resources.limits && 'memory' in c.resources.limits)",
@@ -72,11 +82,13 @@ class AdmissionPoliciesArgs:
     """Args of :class:`AdmissionPolicies`.
 
     Attributes:
-        approved_registries: Image prefixes team pods may pull from.
+        approved_registries: Image prefixes team pods may pull from (normalised, as the config holds them).
+        account_id: The stack's AWS account, whose ECR team pods may always pull from.
         provider: Kubernetes provider of the cluster.
     """
 
     approved_registries: tuple[str, ...]
+    account_id: pulumi.Input[str]
     provider: k8s.Provider
 
 
@@ -86,9 +98,12 @@ class AdmissionPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, args: AdmissionPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:guardrails:AdmissionPolicies", name, None, opts)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        for policy, validations in policy_validations(args.approved_registries).items():
+        validations = pulumi.Output.from_input(args.account_id).apply(
+            lambda account: policy_validations(args.approved_registries, (account,)))
+        for policy in POLICY_NAMES:
             created = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
-                f"{name}-{policy}", metadata={"name": policy}, spec=policy_spec(validations), opts=k8s_opts)
+                f"{name}-{policy}", metadata={"name": policy},
+                spec=validations.apply(lambda found, p=policy: policy_spec(found[p])), opts=k8s_opts)
             k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
                 f"{name}-{policy}-binding", metadata={"name": policy}, spec=binding_spec(policy),
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[created])))

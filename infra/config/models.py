@@ -34,7 +34,7 @@ from infra.config.fields import (
     VpcId,
     VpnGatewayId,
 )
-from infra.config.observability import ObservabilityConfig, with_environment_defaults
+from infra.config.observability import ObservabilityConfig, prod_minimum, with_environment_defaults
 from infra.config.reachability import covers, unrouted_networks
 from infra.config.serving import ModelDeployment, unique_names
 from infra.config.teams import AccessEntryConfig, TeamEntry, unique_principals
@@ -202,13 +202,16 @@ class ClusterConfig(FrozenModel):
     )
     public_access_cidrs: tuple[Cidr, ...] = Field(
         default=(), validate_default=True,
-        description="CIDRs allowed to reach a public endpoint; required when it is public, none broader than /8.",
+        description="CIDRs allowed to reach a public endpoint; required when it is public, none broader than /8 (the "
+                    "policy pack narrows this per environment and allows no public endpoint in prod).",
     )
     private_access_cidrs: tuple[Cidr, ...] = Field(
         default=(), description="Private networks (VPN, CI runners' VPC) that may reach the private endpoint (443); "
                                 "required while the endpoint is private; those outside the VPC need a `network.routes` "
                                 "entry.")
-    log_retention_days: StrictInt = Field(default=90, description="Retention of control-plane logs (days).")
+    log_retention_days: StrictInt = Field(
+        default=365, description="Days the control-plane (audit) and VPC flow log groups keep events (at least 365 "
+                                 "in prod).")
     approved_registries: tuple[RegistryPrefix, ...] = Field(
         default=DEFAULT_APPROVED_REGISTRIES, min_length=1,
         description="Image prefixes pods in team namespaces may use, each a registry host and repository path ending "
@@ -249,6 +252,8 @@ class ClusterConfig(FrozenModel):
             allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
             raise ValueError(f"must be one of CloudWatch's retention periods: {allowed}")
         return value
+
+    _prod = field_validator("log_retention_days")(prod_minimum)
 
 
 class GpuPoolConfig(_Scaling):
@@ -300,11 +305,14 @@ class ModelStoreConfig(FrozenModel):
         description="`protect` blocks deletes, `retain` keeps buckets when the stack is destroyed, `none` is unsafe.",
     )
     noncurrent_version_expiration_days: StrictInt = Field(
-        default=90, ge=1, le=3650, description="Days before replaced model versions are deleted."
+        default=90, ge=1, le=3650,
+        description="Days replaced or deleted model versions stay recoverable (at least 30 in prod)."
     )
     access_log_expiration_days: StrictInt = Field(
-        default=365, ge=1, le=3650, description="Days the bucket's access logs are kept."
+        default=365, ge=1, le=3650, description="Days the bucket's access logs are kept (at least 365 in prod)."
     )
+
+    _prod = field_validator("noncurrent_version_expiration_days", "access_log_expiration_days")(prod_minimum)
 
 
 class _Common(FrozenModel):

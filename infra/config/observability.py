@@ -12,8 +12,12 @@ from pydantic import Field, ValidationInfo, field_validator
 from infra.config.base import FrozenModel
 from infra.config.fields import StrictInt, StrictStr
 
-# What compliance asks of production; a prod stack asking for less is a config error.
-PROD_MINIMUMS = {"elasticsearch_nodes": 3, "retention_days": 365, "replicas": 2}
+# What compliance asks of production; a prod stack asking for less is a config error. The retention and
+# recovery windows are also the prod minimums of the policy pack (policies/config/prod.json); a test keeps
+# them equal, so a stack the config accepts also passes the gate.
+PROD_MINIMUMS = {"elasticsearch_nodes": 3, "retention_days": 365, "replicas": 2,
+                 "snapshot_retention_days": 365, "log_retention_days": 365,
+                 "access_log_expiration_days": 365, "noncurrent_version_expiration_days": 30}
 
 
 def prod_minimum(value: int, info: ValidationInfo) -> int:
@@ -49,11 +53,12 @@ class LogsConfig(FrozenModel):
         ge=1, le=3650, description="Days logs stay searchable; the index lifecycle policy deletes older ones.")
     snapshot_schedule: StrictStr = Field(
         description="When snapshots go to the archive bucket (Elasticsearch cron: sec min hour day month weekday).")
-    snapshot_retention_days: StrictInt = Field(ge=1, le=3650, description="Days snapshots are kept in the archive.")
+    snapshot_retention_days: StrictInt = Field(
+        ge=1, le=3650, description="Days snapshots are kept in the archive (at least 365 in prod).")
     archive_deletion_protection: Literal["protect", "retain", "none"] = Field(
         description="`protect` blocks deletes of the archive bucket, `retain` keeps it when the stack is destroyed.")
 
-    _prod = field_validator("elasticsearch_nodes", "retention_days")(prod_minimum)
+    _prod = field_validator("elasticsearch_nodes", "retention_days", "snapshot_retention_days")(prod_minimum)
 
     @field_validator("snapshot_schedule")
     @classmethod

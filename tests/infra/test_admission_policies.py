@@ -8,9 +8,10 @@ from typing import Any
 import celpy
 import pytest
 
-from infra.components.admission_policies import binding_spec, policy_validations
+from infra.components.admission_policies import POLICY_NAMES, binding_spec, policy_validations
 
-REGISTRIES = ("docker.io/pytorch/", "kserve/")
+REGISTRIES = ("docker.io/pytorch/", "docker.io/kserve/")
+ACCOUNT = "123456789012"
 COMPLIANT = {"spec": {
     "initContainers": [{"name": "storage-initializer", "image": "kserve/storage-initializer:v0.20.0",
                         "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}],
@@ -22,10 +23,14 @@ COMPLIANT = {"spec": {
     "volumes": [{"name": "models", "emptyDir": {}}]}}
 
 
+UNAPPROVED = ("images must come from an approved registry (docker.io/pytorch/, docker.io/kserve/, "
+              "123456789012.dkr.ecr.<region>.amazonaws.com/)")
+
+
 def failures(pod: dict[str, Any]) -> list[str]:
     env = celpy.Environment()
     found = []
-    for checks in policy_validations(REGISTRIES).values():
+    for checks in policy_validations(REGISTRIES, (ACCOUNT,)).values():
         for check in checks:
             program = env.program(env.compile(check["expression"]))
             if not program.evaluate({"object": celpy.json_to_cel(pod)}):
@@ -48,10 +53,10 @@ def test_a_compliant_pod_is_admitted():
 
 
 @pytest.mark.parametrize(("path", "value", "message"), [
-    ("spec.containers.0.image", "evil.example.com/miner:1", "images must come from an approved registry "
-     "(docker.io/pytorch/, kserve/, or ECR)"),
-    ("spec.initContainers.0.image", "quay.io/x/y:1", "images must come from an approved registry "
-     "(docker.io/pytorch/, kserve/, or ECR)"),
+    ("spec.containers.0.image", "evil.example.com/miner:1", UNAPPROVED),
+    ("spec.initContainers.0.image", "quay.io/x/y:1", UNAPPROVED),
+    ("spec.containers.0.image", "docker.io/pytorchevil/miner:1", UNAPPROVED),
+    ("spec.containers.1.image", "210987654321.dkr.ecr.us-east-1.amazonaws.com/vision/digits:1.0", UNAPPROVED),
     ("spec.containers.1.resources", {}, "every container must set cpu and memory limits"),
     ("spec.containers.0.resources.limits", {"cpu": "1"}, "every container must set cpu and memory limits"),
     ("spec.containers.0.securityContext.privileged", True, "containers may not be privileged or add capabilities"),
@@ -62,6 +67,10 @@ def test_a_compliant_pod_is_admitted():
 ])
 def test_each_violation_is_denied_with_its_message(path, value, message):
     assert failures(mutated(path, value)) == [message]
+
+
+def test_the_component_creates_every_policy():
+    assert tuple(policy_validations(REGISTRIES, (ACCOUNT,))) == POLICY_NAMES
 
 
 def test_bindings_deny_in_team_namespaces_only():

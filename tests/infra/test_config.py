@@ -15,6 +15,8 @@ TOP_KEYS = ("environment, costCenter, dataClassification, team, platformStack, n
             "modelStore, observability, models")
 BASTIONS = "10.64.250.0/24"
 POOL_KEYS = "minSize, maxSize, desiredSize, name, instanceTypes, capacityType, rootVolumeGib, dedicatedTeam"
+PREFIX_RULE = ("allowed: a registry host and at least one repository path segment, ending in '/' "
+               "(docker.io/pytorch/, ghcr.io/acme/models/)")
 
 
 def platform(**overrides: Any) -> dict[str, str]:
@@ -54,6 +56,12 @@ def test_platform_defaults():
     assert config.model_store.deletion_protection == "protect"
     assert config.tags == {"team": "platform", "environment": "dev", "cost-center": "cc-1",
                            "data-classification": "internal", "managed-by": "pulumi"}
+
+
+def test_registry_prefixes_are_kept_as_the_runtime_reads_them():
+    values = platform(cluster={"privateAccessCidrs": [BASTIONS], "approvedRegistries": ["pytorch/", "ghcr.io/acme/"]})
+    config = parse_stack_config(values, project="ai-platform", stack="dev")
+    assert config.cluster.approved_registries == ("docker.io/pytorch/", "ghcr.io/acme/")
 
 
 def test_team_config():
@@ -139,6 +147,19 @@ BAD_CONFIGS = [
      platform(network={"existingVpcId": "vpc-0123456789abcdef0", "existingPrivateSubnetIds": ["subnet-01234567"]}),
      "dev", ['ai-platform:network.existingPrivateSubnetIds = ["subnet-01234567"]: needs at least 2 private subnets '
              "(in different AZs) when existingVpcId is set"]),
+    ("registry allowlist too broad", platform(cluster={"privateAccessCidrs": [BASTIONS], "approvedRegistries": [
+        "", "docker.io/", "ghcr.io/", "docker.io/pytorch"]}), "dev",
+     [f'ai-platform:cluster.approvedRegistries[0] = "": is empty, which matches every image; {PREFIX_RULE}',
+      'ai-platform:cluster.approvedRegistries[1] = "docker.io/": names the whole registry docker.io, approving every '
+      f"repository in it; {PREFIX_RULE}",
+      'ai-platform:cluster.approvedRegistries[2] = "ghcr.io/": names the whole registry ghcr.io, approving every '
+      f"repository in it; {PREFIX_RULE}",
+      'ai-platform:cluster.approvedRegistries[3] = "docker.io/pytorch": does not end with \'/\', so it would also '
+      f"match longer names (docker.io/pytorch matches docker.io/pytorchevil/...); {PREFIX_RULE}"]),
+    ("registry listed twice", platform(cluster={"privateAccessCidrs": [BASTIONS], "approvedRegistries": [
+        "pytorch/", "docker.io/pytorch/"]}), "dev",
+     ['ai-platform:cluster.approvedRegistries = ["pytorch/", "docker.io/pytorch/"]: lists docker.io/pytorch/ more '
+      "than once (Docker Hub short forms such as pytorch/ are docker.io/pytorch/); list each prefix once"]),
 ]
 
 

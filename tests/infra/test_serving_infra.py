@@ -118,6 +118,7 @@ def test_kserve_runs_standard_mode_without_public_ingress():
     assert controller["gateway"]["disableIngressCreation"] is True
 
 
+PIN = "pin a version tag (1.2.3, 0.12.0-gpu, v2.1) or a digest (@sha256: and 64 hex characters)"
 BAD_MODELS = [
     ({"name": "mnist"}, "models[0].name", "is not a model folder under model-handlers/; available: digits, ranker"),
     ({"name": "digits", "resources": {"gpu": 1}}, "models[0].gpuPool",
@@ -127,7 +128,11 @@ BAD_MODELS = [
     ({"name": "digits", "runtime": "kserve"}, "models[0].image",
      "is required for the kserve runtime (the predictor image your CI builds)"),
     ({"name": "digits", "runtime": "kserve", "image": "digits:latest"}, "models[0].image",
-     "must be pinned to an exact tag or a digest (registry/name:1.2.3 or name@sha256:...)"),
+     f"uses the 'latest' tag; {PIN}"),
+    ({"name": "digits", "runtime": "kserve", "image": "acme/digits:main"}, "models[0].image",
+     f"uses the tag 'main', which is not a version and moves with every push; {PIN}"),
+    ({"name": "digits", "runtime": "kserve", "image": "acme/digits@sha256:abc"}, "models[0].image",
+     "has a malformed digest 'sha256:abc'; a digest is sha256: and 64 lowercase hex characters"),
     ({"name": "digits", "resources": {"cpu": "lots"}}, "models[0].resources.cpu",
      "must be a Kubernetes CPU quantity such as 500m or 2"),
     ({"name": "digits", "scaleMetric": "rps"}, "models[0].scaleMetric", "must be one of: cpu, memory"),

@@ -19,15 +19,13 @@ from policies.kubernetes.elastic.elasticsearch_tls import ELASTICSEARCH, kuberne
 from policies.kubernetes.helm.grafana_no_anonymous_access import kubernetes_helm_grafana_no_anonymous_access
 from policies.kubernetes.helm.grafana_no_default_password import kubernetes_helm_grafana_no_default_password
 from policies.kubernetes.helm.release_pinned_version import RELEASE, kubernetes_helm_release_pinned_version
-from policies.kubernetes.kserve.inferenceservice_approved_images import (
-    kubernetes_kserve_inferenceservice_approved_images,
-)
 from policies.kubernetes.kserve.inferenceservice_gpu_toleration import (
     kubernetes_kserve_inferenceservice_gpu_toleration,
 )
 from policies.kubernetes.kserve.inferenceservice_metrics_scrape import (
     kubernetes_kserve_inferenceservice_metrics_scrape,
 )
+from policies.kubernetes.kserve.inferenceservice_pinned_images import kubernetes_kserve_inferenceservice_pinned_images
 from policies.kubernetes.kserve.inferenceservice_resources import kubernetes_kserve_inferenceservice_resources
 from policies.kubernetes.kserve.inferenceservice_service_account import (
     kubernetes_kserve_inferenceservice_service_account,
@@ -95,19 +93,15 @@ CASES: list[tuple[Any, str, dict[str, Any], str, Any, str]] = [
      {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
      "InferenceService 'res' spec.predictor tolerates the nvidia.com/gpu taint without requesting nvidia.com/gpu; "
      "it would occupy GPU nodes without using a GPU."),
-    (kubernetes_kserve_inferenceservice_approved_images, INFERENCE_SERVICE, CUSTOM_ISVC,
-     "spec.predictor.containers.0.image", "ghcr.io/someone/ranker:1.0.0",
-     "InferenceService 'res' container at spec.predictor.containers[0] uses image 'ghcr.io/someone/ranker:1.0.0' "
-     "from an unapproved registry."),
-    (kubernetes_kserve_inferenceservice_approved_images, INFERENCE_SERVICE, CUSTOM_ISVC,
+    (kubernetes_kserve_inferenceservice_pinned_images, INFERENCE_SERVICE, CUSTOM_ISVC,
      "spec.predictor.containers.0.image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/ranker:latest",
      "InferenceService 'res' container at spec.predictor.containers[0] image "
-     "'123456789012.dkr.ecr.us-east-1.amazonaws.com/ranker:latest' uses the 'latest' tag; pin an exact tag or "
-     "digest."),
-    (kubernetes_kserve_inferenceservice_approved_images, RUNTIME, SERVING_RUNTIME, "spec.containers.0.image",
+     "'123456789012.dkr.ecr.us-east-1.amazonaws.com/ranker:latest' uses the 'latest' tag; pin a version tag "
+     "(1.2.3, 0.12.0-gpu, v2.1) or a digest (@sha256: and 64 hex characters)."),
+    (kubernetes_kserve_inferenceservice_pinned_images, RUNTIME, SERVING_RUNTIME, "spec.containers.0.image",
      "pytorch/torchserve-kfs",
      "ClusterServingRuntime 'res' container at spec.containers[0] image 'pytorch/torchserve-kfs' has no tag or "
-     "digest; pin an exact tag or digest."),
+     "digest; pin a version tag (1.2.3, 0.12.0-gpu, v2.1) or a digest (@sha256: and 64 hex characters)."),
     (kubernetes_kserve_inferenceservice_service_account, INFERENCE_SERVICE, ISVC,
      "spec.predictor.serviceAccountName", DELETE,
      "InferenceService 'res' spec.predictor runs as the 'default' service account."),

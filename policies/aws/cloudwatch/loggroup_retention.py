@@ -32,7 +32,7 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         return
     minimum = minimum_days(args, "minRetentionDays", DEFAULT_MIN_RETENTION_DAYS)
     if str(get(args.props, "logGroupClass", default="")).upper() == "DELIVERY":
-        if DELIVERY_CLASS_DAYS < minimum:
+        if minimum > DELIVERY_CLASS_DAYS:
             report_violation(f"CloudWatch log group '{args.name}' is of log class DELIVERY, which keeps events "
                              f"{DELIVERY_CLASS_DAYS} day; this environment requires at least {minimum} days "
                              "(minRetentionDays).")

@@ -118,6 +118,7 @@ aws_eks_cluster_endpoint_private = ResourceValidationPolicy(
     remediation_steps="Set stack config cluster.endpointPublicAccess to false and reach the API through the VPC "
                       "(cluster.privateAccessCidrs). Outside prod, a public endpoint may list the admin networks' "
                       "public egress ranges in cluster.publicAccessCidrs, each /minPublicPrefixLength or narrower "
-                      "(policies/config/<env>.json); in prod a public endpoint needs a waiver in policies/waivers.yaml.",
+                      "(policies/config/<env>.json); in prod a public endpoint needs a waiver "
+                      "(policies/waivers.yaml).",
     url="https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html",
 )

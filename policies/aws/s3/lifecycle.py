@@ -66,9 +66,10 @@ def rules(resource_type: str, props: Any) -> Iterator[Rule]:
     else:
         return
     for index, rule in enumerate(raw):
-        enabled = truthy(get(rule, "enabled")) if inline else \
-            str(get(rule, "status", default="")).strip().lower() == "enabled"
-        if not enabled:
+        # Only a rule that says it is off is skipped: one without a status would be refused by S3, and judging it
+        # costs nothing.
+        switch = get(rule, "enabled") if inline else get(rule, "status")
+        if switch is not None and not (truthy(switch) if inline else str(switch).strip().lower() == "enabled"):
             continue
         label = str(get(rule, "id", default="") or f"#{index}")
         noncurrent = (_first(rule, "noncurrentVersionExpiration", "noncurrentVersionExpirations", field="days")

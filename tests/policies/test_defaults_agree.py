@@ -1,0 +1,34 @@
+"""What config, the pack and the cluster each default to agree: one source, checked here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.config.models import GpuPoolConfig
+from infra.gpu_catalog import GPU_FAMILIES
+from infra.versions import SUPPORTED_EKS_VERSIONS
+from policies.aws.eks.cluster_supported_version import DEFAULT_SUPPORTED_VERSIONS
+from policies.aws.eks.nodegroup_instance_types import GPU_FAMILIES as PACK_GPU_FAMILIES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pack_config(environment: str) -> dict:
+    return json.loads((ROOT / "policies" / "config" / f"{environment}.json").read_text())
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_supported_eks_versions_agree(environment):
+    assert list(SUPPORTED_EKS_VERSIONS) == DEFAULT_SUPPORTED_VERSIONS
+    assert pack_config(environment)["aws-eks-cluster-supported-version"]["supportedVersions"] == \
+        list(SUPPORTED_EKS_VERSIONS)
+
+
+def test_the_pack_allows_every_gpu_family_config_accepts():
+    assert set(PACK_GPU_FAMILIES) == set(GPU_FAMILIES)
+    for family in GPU_FAMILIES.values():
+        size = next(iter(family.sizes))
+        GpuPoolConfig.model_validate({"name": "p", "instanceTypes": [f"{family.family}.{size}"], "maxSize": 1})
