@@ -43,6 +43,7 @@ from policies.aws.tagging import (
 from policies.kubernetes.core import (
     namespace_pod_security,
     team_namespace_default_deny,
+    team_namespace_gpu_quota_capacity,
     team_namespace_resource_quota,
 )
 from policies.kubernetes.elastic import (
@@ -101,6 +102,7 @@ ALL_POLICIES: list[Policy] = [
     namespace_pod_security.kubernetes_core_namespace_pod_security_restricted,
     team_namespace_default_deny.kubernetes_networking_namespace_default_deny,
     team_namespace_resource_quota.kubernetes_core_namespace_gpu_resource_quota,
+    team_namespace_gpu_quota_capacity.kubernetes_core_namespace_gpu_quota_capacity,
     elasticsearch_tls.kubernetes_elastic_elasticsearch_tls,
     snapshot_retention.kubernetes_elastic_snapshot_retention,
     grafana_no_anonymous_access.kubernetes_helm_grafana_no_anonymous_access,
