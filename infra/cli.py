@@ -9,6 +9,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,9 @@ def _port(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = Console(stderr=True)
+    # A program stopped by a config error leaves the SDK's pending registrations unawaited; the error itself
+    # is what the user needs to read, not one warning per orphaned coroutine.
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     try:
         if args.command == "preview":
             return _preview(args, err)

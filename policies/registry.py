@@ -41,6 +41,7 @@ from policies.aws.tagging import (
     resource_required_tags,
 )
 from policies.kubernetes.core import (
+    admission_approved_registries,
     namespace_pod_security,
     team_namespace_default_deny,
     team_namespace_gpu_quota_capacity,
@@ -99,6 +100,7 @@ ALL_POLICIES: list[Policy] = [
     loggroup_retention.aws_cloudwatch_loggroup_retention,
     resource_allowed_region.aws_all_resource_allowed_region,
     resource_required_tags.aws_all_resource_required_tags,
+    admission_approved_registries.kubernetes_admission_approved_registries,
     namespace_pod_security.kubernetes_core_namespace_pod_security_restricted,
     team_namespace_default_deny.kubernetes_networking_namespace_default_deny,
     team_namespace_resource_quota.kubernetes_core_namespace_gpu_resource_quota,

@@ -200,3 +200,35 @@ def test_sarif_reports_each_deploy_check_finding_as_an_error():
     assert (result["ruleId"], result["ruleIndex"], result["level"]) == ("recreate", 3, "error")
     assert result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == finding.subject
     assert result["message"]["text"] == "is retained on delete"
+
+
+def test_a_team_stack_on_a_misconfigured_platform_is_a_config_error(scratch_project: Path):
+    platform = scratch_project / "stacks" / "Pulumi.prod.yaml"
+    platform.write_text(platform.read_text().replace("natGateways: perAz", "natGateways: single"))
+    run = aip("preview", "--stack", "vision-prod", "--no-package", cwd=scratch_project)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "error: stack reference 'acme/ai-platform/prod' cannot be read: stacks/Pulumi.prod.yaml: 1 configuration "
+        "problem:",
+        '  - ai-platform:network.natGateways = "single": must be perAz in prod (one NAT gateway per AZ)']
+
+
+@pytest.mark.parametrize(("key", "again"), [
+    ("ai-platform:cluster", '  ai-platform:cluster:\n    version: "1.34"\n'),
+    ("ai-platform:environment", "  ai-platform:environment: prod\n")])
+def test_a_key_given_twice_in_a_stack_file_is_refused_with_its_line(scratch_project: Path, key: str, again: str):
+    stack = scratch_project / "stacks" / "Pulumi.dev.yaml"
+    lines = stack.read_text().splitlines()
+    first = next(number for number, line in enumerate(lines, 1) if line.startswith(f"  {key}:"))
+    stack.write_text(stack.read_text() + again)
+    run = aip("preview", "--stack", "dev", "--no-package", cwd=scratch_project)
+    assert run.returncode == 2
+    assert f"key '{key}' appears twice in one mapping (first on line {first})" in run.stderr
+    assert f"line {len(lines) + 1}" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_nested_key_given_twice_is_refused_too(scratch_project: Path):
+    stack = scratch_project / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("      maxSize: 2\n", "      maxSize: 2\n      maxSize: 20\n", 1))
+    run = aip("preview", "--stack", "dev", "--no-package", cwd=scratch_project)
+    assert run.returncode == 2 and "key 'maxSize' appears twice in one mapping" in run.stderr

@@ -209,3 +209,21 @@ def test_a_refused_waiver_waives_nothing_and_is_reported(tmp_path):
     notifications = run_log["invocations"][0]["toolConfigurationNotifications"]
     assert [n["message"]["text"].split(" refused:")[0] for n in notifications] == [
         "waiver of aws-s3-bucket-sse-kms on unencrypted", "waiver of aws-s3-bucket-public-access-block on unencrypted"]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("- policy: aws-s3-bucket-sse-kms\n  name: unencrypted: yes\n",
+     "line 2, column 20: not valid YAML: mapping values are not allowed here"),
+    ("- policy: aws-s3-bucket-sse-kms\n  name: unencrypted\n  reason: Fixture bucket, never deployed anywhere.\n"
+     "  expires: 2026-01-01\n  approvedBy: security@example.com\n  reason: tbd\n",
+     "line 6: duplicate key 'reason' (first on line 3)"),
+])
+def test_a_waivers_file_yaml_cannot_read_stops_the_gate_naming_file_and_line(tmp_path, text, problem):
+    (tmp_path / "project").mkdir()
+    project = program_project(tmp_path / "project", "unencrypted_bucket")
+    waivers_file = tmp_path / "waivers.yaml"
+    waivers_file.write_text(text)
+    run = aip_with_waivers(waivers_file, "preview", "--stack", "prod", cwd=project)
+    assert run.returncode == 2
+    assert f"error: policy gate: {waivers_file}: {problem}" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -13,7 +13,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from policies.images import approved_patterns, describe_approved
+from policies.images import (
+    APPROVED_REGISTRIES_ANNOTATION,
+    approved_patterns,
+    describe_approved,
+    prefixes_annotation,
+)
 
 TEAM_LABEL = "ai-platform.io/team"
 _ALL_CONTAINERS = ("object.spec.containers + (has(object.spec.initContainers) ? object.spec.initContainers : [])"
@@ -62,6 +67,14 @@ def policy_validations(approved_registries: tuple[str, ...],
     }
 
 
+def policy_metadata(policy: str, approved_registries: tuple[str, ...]) -> dict[str, Any]:
+    """The policy's name; the registries policy also records the prefixes it admits, for the policy pack to
+    compare with its own approvedRegistries (kubernetes-admission-approved-registries)."""
+    if policy != "aip-approved-registries":
+        return {"name": policy}
+    return {"name": policy, "annotations": {APPROVED_REGISTRIES_ANNOTATION: prefixes_annotation(approved_registries)}}
+
+
 def policy_spec(validations: list[dict[str, str]]) -> dict[str, Any]:
     return {"failurePolicy": "Fail",
             "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
@@ -102,7 +115,7 @@ class AdmissionPolicies(pulumi.ComponentResource):
             lambda account: policy_validations(args.approved_registries, (account,)))
         for policy in POLICY_NAMES:
             created = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
-                f"{name}-{policy}", metadata={"name": policy},
+                f"{name}-{policy}", metadata=policy_metadata(policy, args.approved_registries),
                 spec=validations.apply(lambda found, p=policy: policy_spec(found[p])), opts=k8s_opts)
             k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
                 f"{name}-{policy}-binding", metadata={"name": policy}, spec=binding_spec(policy),

@@ -293,8 +293,13 @@ class GpuPoolConfig(_Scaling):
 
     @property
     def max_gpus(self) -> int:
-        """GPUs the pool holds at maxSize."""
+        """GPUs the pool may hold at maxSize (every node of its largest type): what a budget must allow for."""
         return self.max_size * self.gpus_per_node
+
+    @property
+    def sure_gpus(self) -> int:
+        """GPUs the pool holds at maxSize for certain (every node of its smallest type): what a quota may promise."""
+        return self.max_size * min(gpu_catalog.gpus_per_instance(t) for t in self.instance_types)
 
 
 class ModelStoreConfig(FrozenModel):
@@ -346,11 +351,12 @@ def _teams_fit_the_pools(teams: tuple[TeamEntry, ...], pools: tuple[GpuPoolConfi
     oversized = []
     for index, team in enumerate(teams):
         usable = [pool for pool in pools if pool.dedicated_team in (None, team.name)]
-        capacity = sum(pool.max_gpus for pool in usable)
+        capacity = sum(pool.sure_gpus for pool in usable)
         if team.quota.gpu > capacity:
-            where = ", ".join(f"{pool.name} {pool.max_gpus}" for pool in usable) or "none"
-            oversized.append((index, f"{team.quota.gpu} GPUs is more than the pools team {team.name} may use can "
-                                     f"hold at maxSize ({capacity}: {where})"))
+            where = ", ".join(f"{pool.name} {pool.sure_gpus}" for pool in usable) or "none"
+            oversized.append((index, f"{team.quota.gpu} GPUs is more than the pools team {team.name} may use "
+                                     f"surely hold at maxSize ({capacity}: {where}; each pool counted with its "
+                                     "smallest instance type)"))
     if len(oversized) == 1:
         index, message = oversized[0]
         raise ValueError(f"{SUBKEY_MARK}[{index}].quota.gpu: {message}")

@@ -83,8 +83,8 @@ class ModelDeployment(FrozenModel):
     protocol: Literal["v1", "v2"] = Field(default="v1", description="KServe inference protocol.")
     image: Annotated[StrictStr, AfterValidator(_pinned_image)] | None = Field(
         default=None, validate_default=True,
-        description="Predictor image for the `kserve` runtime, pinned by version tag (`1.2.3`, `v2.1`) or digest "
-                    "(`@sha256:`); prod requires the digest.")
+        description="Predictor image for the `kserve` runtime, pinned by digest (`@sha256:`) or a version tag of at "
+                    "least major.minor (`1.2.3`, `v2.1`, no `latest`/`main`/`SNAPSHOT`); prod requires the digest.")
     resources: ModelResources = Field(default_factory=ModelResources, description="Per-replica resources.")
     gpu_pool: StrictStr | None = Field(default=None, validate_default=True,
                                        description="GPU pool of the platform to run on.")

@@ -135,9 +135,31 @@ def _engine_string(value: Any) -> str:
     return str(value)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML as the engine reads it: a key repeated in one mapping is an error, not last-wins.
+
+    PyYAML keeps the last of two `ai-platform:cluster:` blocks and drops the first without a word; the Pulumi
+    CLI's YAML parser refuses the file, and so does the offline preview.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, list | dict):
+                continue  # complex keys are rejected by the base constructor itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping (first on line {seen[key]})",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:
         raise ProjectError(f"{path}: {exc.strerror}") from None
     except UnicodeDecodeError:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pulumi
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
@@ -152,7 +153,13 @@ def run_preview(stack: str, project: Project | None = None, *,
             resolved[name] = fabricated_outputs(name)
         else:
             if local not in cache:
-                cache[local] = run_preview(local, project, cache=cache, _visiting=(*_visiting, stack))
+                try:
+                    cache[local] = run_preview(local, project, cache=cache, _visiting=(*_visiting, stack))
+                except ProgramError as exc:
+                    if isinstance(exc.cause, pulumi.RunError):
+                        # A stack this one reads is misconfigured: say so as a config error of its own.
+                        raise pulumi.RunError(f"stack reference {name!r} cannot be read: {exc.cause}") from None
+                    raise
             resolved[name] = cache[local].outputs
         return resolved[name]
 

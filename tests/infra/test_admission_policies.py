@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import celpy
+import pulumi_kubernetes as k8s
 import pytest
 
-from infra.components.admission_policies import POLICY_NAMES, binding_spec, policy_validations
+from infra.components.admission_policies import (
+    POLICY_NAMES,
+    AdmissionPolicies,
+    AdmissionPoliciesArgs,
+    binding_spec,
+    policy_metadata,
+    policy_validations,
+)
+from policies.images import approved_patterns
 
 REGISTRIES = ("docker.io/pytorch/", "docker.io/kserve/")
 ACCOUNT = "123456789012"
@@ -78,3 +88,28 @@ def test_bindings_deny_in_team_namespaces_only():
     assert binding["validationActions"] == ["Deny"]
     assert binding["matchResources"]["namespaceSelector"]["matchExpressions"][1] == {
         "key": "ai-platform.io/team", "operator": "NotIn", "values": ["platform"]}
+
+
+VAP = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+
+
+def test_the_registries_policy_records_the_prefixes_it_admits(run_component):
+    def build():
+        AdmissionPolicies("adm", AdmissionPoliciesArgs(approved_registries=("pytorch/", "docker.io/kserve/"),
+                                                       account_id=ACCOUNT,
+                                                       provider=k8s.Provider("k8s", kubeconfig="{}")))
+
+    found = {r.inputs["metadata"]["name"]: r.inputs["metadata"] for r in run_component(build).of_type(VAP)}
+    assert found["aip-approved-registries"]["annotations"] == {
+        "ai-platform.io/approved-registries": "docker.io/pytorch/,docker.io/kserve/"}
+    assert "annotations" not in found["aip-resource-limits"]
+
+
+def test_the_annotation_names_exactly_the_prefixes_the_cel_matches():
+    # The pack judges the annotation; it must say what the CEL enforces, the account's own ECR aside.
+    registries = ("pytorch/", "index.docker.io/kserve/", "ghcr.io/acme/models/")
+    annotations = policy_metadata("aip-approved-registries", registries)["annotations"]
+    recorded = annotations["ai-platform.io/approved-registries"]
+    expression = policy_validations(registries, (ACCOUNT,))["aip-approved-registries"][0]["expression"]
+    matched = re.findall(r"matches\('([^']*)'\)", expression)
+    assert matched == list(approved_patterns(recorded.split(","), (ACCOUNT,)))

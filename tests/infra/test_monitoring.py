@@ -264,7 +264,7 @@ def only_one(items: list[Any]) -> Any:
 def model(runtime: str) -> ModelDeployment:
     fields = {"name": "digits", "runtime": runtime}
     if runtime == "kserve":
-        fields["image"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/digits:1"
+        fields["image"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/digits:1.0.0"
     return ModelDeployment.model_validate(fields)
 
 

@@ -118,7 +118,8 @@ def test_kserve_runs_standard_mode_without_public_ingress():
     assert controller["gateway"]["disableIngressCreation"] is True
 
 
-PIN = "pin a version tag (1.2.3, 0.12.0-gpu, v2.1) or a digest (@sha256: and 64 hex characters)"
+PIN = ("pin a digest (@sha256: and 64 hex characters) or a version tag of at least major.minor (1.2, 1.2.3, v2.1, "
+       "0.12.0-gpu) with no moving word such as latest, main, stable, nightly, snapshot or dev")
 BAD_MODELS = [
     ({"name": "mnist"}, "models[0].name", "is not a model folder under model-handlers/; available: digits, ranker"),
     ({"name": "digits", "resources": {"gpu": 1}}, "models[0].gpuPool",
@@ -131,6 +132,11 @@ BAD_MODELS = [
      f"uses the 'latest' tag; {PIN}"),
     ({"name": "digits", "runtime": "kserve", "image": "acme/digits:main"}, "models[0].image",
      f"uses the tag 'main', which is not a version and moves with every push; {PIN}"),
+    ({"name": "digits", "runtime": "kserve", "image": "acme/digits:1.0.0-SNAPSHOT"}, "models[0].image",
+     "uses the tag '1.0.0-SNAPSHOT', which moves with every push: 'SNAPSHOT' names a branch, channel or wildcard, "
+     f"not a release; {PIN}"),
+    ({"name": "digits", "runtime": "kserve", "image": "acme/digits:v1"}, "models[0].image",
+     f"uses the tag 'v1', which names a major version only and moves to each new 1.x release; {PIN}"),
     ({"name": "digits", "runtime": "kserve", "image": "acme/digits@sha256:abc"}, "models[0].image",
      "has a malformed digest 'sha256:abc'; a digest is sha256: and 64 lowercase hex characters"),
     ({"name": "digits", "resources": {"cpu": "lots"}}, "models[0].resources.cpu",

@@ -24,7 +24,7 @@ def platform(**overrides: Any) -> dict[str, str]:
         "aws:region": "us-east-1", "ai-platform:environment": "dev", "ai-platform:costCenter": "cc-1",
         "ai-platform:dataClassification": "internal",
         "ai-platform:cluster": {"privateAccessCidrs": ["10.64.0.0/16"]},
-        "ai-platform:gpuPools": [{"name": "l4", "instanceTypes": ["g6.xlarge", "g6.12xlarge"], "maxSize": 2}],
+        "ai-platform:gpuPools": [{"name": "l4", "instanceTypes": ["g6.12xlarge"], "maxSize": 2}],
         "ai-platform:teams": [{"name": "vision", "costCenter": "vision-ml", "ciPrincipalArn": CI}],
     }
     values.update({k if ":" in k else f"ai-platform:{k}": v for k, v in overrides.items()})
@@ -194,16 +194,17 @@ def test_a_team_stack_charging_another_cost_center_than_its_onboarding_is_a_conf
     # One 8-GPU node shared, nothing dedicated: a quota of 512 cannot be met.
     ([{"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 1}],
      [{"name": "vision", "costCenter": "v", "ciPrincipalArn": CI, "quota": {"gpu": 512}}],
-     ["ai-platform:teams[0].quota.gpu = 512: 512 GPUs is more than the pools team vision may use can hold at "
-      "maxSize (8: h100 8)"]),
+     ["ai-platform:teams[0].quota.gpu = 512: 512 GPUs is more than the pools team vision may use surely hold at "
+      "maxSize (8: h100 8; each pool counted with its smallest instance type)"]),
     # A pool dedicated to another team does not count for this one.
     ([{"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2},
       {"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 2, "dedicatedTeam": "search"}],
      [{"name": "vision", "costCenter": "v", "ciPrincipalArn": CI, "quota": {"gpu": 3}},
       {"name": "search", "costCenter": "s", "ciPrincipalArn": CI + "-search", "quota": {"gpu": 20}}],
-     ["ai-platform:teams = [...]: teams[0].quota.gpu: 3 GPUs is more than the pools team vision may use can hold "
-      "at maxSize (2: l4 2); teams[1].quota.gpu: 20 GPUs is more than the pools team search may use can hold at "
-      "maxSize (18: l4 2, h100 16)"]),
+     ["ai-platform:teams = [...]: teams[0].quota.gpu: 3 GPUs is more than the pools team vision may use surely "
+      "hold at maxSize (2: l4 2; each pool counted with its smallest instance type); teams[1].quota.gpu: 20 GPUs "
+      "is more than the pools team search may use surely hold at maxSize (18: l4 2, h100 16; each pool counted "
+      "with its smallest instance type)"]),
 ], ids=["one team", "two teams"])
 def test_a_team_quota_beyond_the_gpus_its_pools_hold_is_a_config_error(pools, teams, expected):
     found = [line if "= [{" not in line else _shorten(line) for line in problems(platform(gpuPools=pools,

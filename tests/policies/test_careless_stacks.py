@@ -61,3 +61,17 @@ def test_eight_gpu_instances_count_as_eight_gpus_against_the_budget(scratch_proj
     assert found == {"aws-eks-nodegroup-gpu-budget": [
         "GPU node groups can scale to 80 GPUs (aip-prod-gpu-inference-l40s-nodes=64, "
         "aip-prod-gpu-search-h100-nodes=16); the budget is 32 GPUs."]}
+
+
+def test_a_cluster_allowlist_wider_than_the_packs_fails_the_gate(scratch_project: Path):
+    def widen(config: dict) -> None:
+        cluster = config["ai-platform:cluster"]
+        shipped = cluster.get("approvedRegistries", ["docker.io/pytorch/", "docker.io/kserve/"])
+        cluster["approvedRegistries"] = [*shipped, "docker.io/randomuser/"]
+
+    code, found = gate(scratch_project, "prod", widen)
+    assert code == 1
+    assert found == {"kubernetes-admission-approved-registries": [
+        "ValidatingAdmissionPolicy 'aip-approved-registries' admits team images under 'docker.io/randomuser/', which "
+        "the pack's approvedRegistries (docker.io/pytorch/, docker.io/kserve/) do not cover; remove it from "
+        "cluster.approvedRegistries or have it reviewed into the pack's approvedRegistries."]}

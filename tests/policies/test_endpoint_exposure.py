@@ -114,3 +114,17 @@ def test_a_public_endpoint_in_prod_fails_the_gate_and_a_wide_one_in_staging_too(
         expected = (NONE_IN_PROD if stack == "prod" else narrow("52.0.0.0/8", 24)).replace(
             "'res'", f"'aip-{stack}-cluster-eks'")
         assert blocking == [expected]
+
+
+def test_adjacent_narrow_entries_that_together_open_a_wide_range_are_caught():
+    slices = [f"198.51.{i}.0/24" for i in range(32)]
+    found = validate_resource(aws_eks_cluster_endpoint_private, CLUSTER,
+                              mutate(PUBLIC, "vpcConfig.publicAccessCidrs", slices),
+                              config={"minPublicPrefixLength": 24})
+    assert found == [f"EKS cluster 'res' allows {', '.join(slices)} to reach its public endpoint; together they open "
+                     "198.51.0.0/19, wider than the /24 this environment allows."]
+    # Two separate /24s stay two narrow ranges.
+    apart = ["198.51.100.0/24", "203.0.113.0/24"]
+    assert validate_resource(aws_eks_cluster_endpoint_private, CLUSTER,
+                             mutate(PUBLIC, "vpcConfig.publicAccessCidrs", apart),
+                             config={"minPublicPrefixLength": 24}) == []

@@ -26,9 +26,17 @@ def test_a_quota_the_shared_pools_hold_passes():
 
 def test_a_quota_beyond_the_pools_is_caught_and_another_team_s_pool_does_not_count():
     assert validate_stack(POLICY, stack("9", SHARED, SEARCH_ONLY)) == [
-        "Team namespace 'vision' may request 9 GPUs, more than the GPU pools it may use hold at maxSize (8)."]
+        "Team namespace 'vision' may request 9 GPUs, more than the GPU pools it may use surely hold at maxSize (8)."]
     assert validate_stack(POLICY, stack("512", SHARED)) == [
-        "Team namespace 'vision' may request 512 GPUs, more than the GPU pools it may use hold at maxSize (8)."]
+        "Team namespace 'vision' may request 512 GPUs, more than the GPU pools it may use surely hold at maxSize "
+        "(8)."]
+
+
+def test_a_pool_of_mixed_sizes_counts_its_smallest():
+    # Two nodes that may each come up as a 1-GPU g6e.xlarge promise 2 GPUs, not the 8 of two g6e.12xlarge.
+    mixed = mutate(mutate(SHARED, "instanceTypes", ["g6e.xlarge", "g6e.12xlarge"]), "scalingConfig.maxSize", 2.0)
+    assert validate_stack(POLICY, stack("8", mixed)) == [
+        "Team namespace 'vision' may request 8 GPUs, more than the GPU pools it may use surely hold at maxSize (2)."]
 
 
 def test_a_pool_dedicated_to_the_team_counts():

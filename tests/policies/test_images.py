@@ -12,9 +12,9 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from infra.components.admission_policies import policy_validations
 from infra.config.models import ClusterConfig
-from infra.versions import KSERVE, TORCHSERVE_RUNTIME
+from infra.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS, CURL, ELASTIC_STACK_VERSION, KSERVE, TORCHSERVE_RUNTIME
 from policies.defaults import DEFAULT_APPROVED_REGISTRIES
-from policies.images import normalise_prefix, pin_problem, prefix_problem
+from policies.images import normalise_prefix, pin_problem, prefix_problem, tag_problem, uncovered_prefixes
 from policies.kubernetes.kserve.inferenceservice_approved_images import (
     kubernetes_kserve_inferenceservice_approved_images as approved_images,
 )
@@ -33,7 +33,8 @@ IMAGE = "spec.predictor.containers.0.image"
 ALLOWED = "docker.io/pytorch/, docker.io/kserve/, 123456789012.dkr.ecr.<region>.amazonaws.com/"
 RULE = "allowed: a registry host and at least one repository path segment, ending in '/' " \
        "(docker.io/pytorch/, ghcr.io/acme/models/)"
-PIN = "pin a version tag (1.2.3, 0.12.0-gpu, v2.1) or a digest (@sha256: and 64 hex characters)"
+PIN = ("pin a digest (@sha256: and 64 hex characters) or a version tag of at least major.minor (1.2, 1.2.3, v2.1, "
+       "0.12.0-gpu) with no moving word such as latest, main, stable, nightly, snapshot or dev")
 PLATFORM_REF = {"name": "acme/ai-platform/prod", "outputs": {
     "modelStoreKmsKeyArn": f"arn:aws:kms:us-east-1:{OWN}:key/08aa3a48-e4ff-d5ed-24f5-aaea11f97e63",
     # Referenced, not held: another account's CI role must not make that account's ECR approved.
@@ -122,11 +123,70 @@ def test_pinned_images_policy_reports_moving_tags_and_bad_digests(image: str, pr
         f"InferenceService 'res' container at spec.predictor.containers[0] image '{image}' {problem}."]
 
 
-def test_runtime_version_must_be_a_version() -> None:
-    isvc = mutate(CUSTOM_ISVC, "spec.predictor.model", {"runtime": "aip-torchserve", "runtimeVersion": "main"})
+MOVING = "names a branch, channel or wildcard, not a release"
+VERSION_RULE = ("a version tag of at least major.minor (1.2, 1.2.3, v2.1, 0.12.0-gpu) with no moving word such as "
+                "latest, main, stable, nightly, snapshot or dev")
+
+
+@pytest.mark.parametrize(("tag", "problem"), [
+    ("1-latest", f"moves with every push: 'latest' {MOVING}"),
+    ("0-main", f"moves with every push: 'main' {MOVING}"),
+    ("1.0.0-SNAPSHOT", f"moves with every push: 'SNAPSHOT' {MOVING}"),
+    ("2-nightly", f"moves with every push: 'nightly' {MOVING}"),
+    ("3.1-dev", f"moves with every push: 'dev' {MOVING}"),
+    ("1.2-stable", f"moves with every push: 'stable' {MOVING}"),
+    ("2.4.1_master", f"moves with every push: 'master' {MOVING}"),
+    ("1.2+edge", f"moves with every push: 'edge' {MOVING}"),
+    ("1.2.x", f"moves with every push: 'x' {MOVING}"),
+    ("1.2latest", f"moves with every push: 'latest' {MOVING}"),
+    ("0.13.0.dev0", f"moves with every push: 'dev' {MOVING}"),
+    ("1.4.0-gpu-Release", f"moves with every push: 'Release' {MOVING}"),
+    ("1", "names a major version only and moves to each new 1.x release"),
+    ("v1", "names a major version only and moves to each new 1.x release"),
+    ("2-gpu", "names a major version only and moves to each new 2.x release"),
+    ("MAIN", "is not a version and moves with every push"),
+    ("gpu", "is not a version"),
+    ("20240101", "is not a version"),
+    ("1.2" + "0" * 127, "is longer than the 128 characters a tag may have"),
+])
+def test_moving_and_major_only_tags_are_not_versions(tag: str, problem: str) -> None:
+    assert tag_problem(tag) == problem
+    assert pin_problem(f"acme/ranker:{tag}") == f"uses the tag '{tag}', which {problem}; {PIN}"
+
+
+@pytest.mark.parametrize("tag", [
+    "1.2", "v2.1", "1.2.3", "0.12.0-gpu", "2.1.0-cuda12.1", "1.0.0-rc1", "1.0.0-rc.1", "2.0.0-beta.2",
+    "v1.57.1-eksbuild.1", "2.1.0-x86_64", "1.2-linux-x64", "1.2-headless",
+])
+def test_exact_versions_stay_versions(tag: str) -> None:
+    assert tag_problem(tag) is None
+    assert pin_problem(f"acme/ranker:{tag}") is None
+
+
+def test_the_platforms_own_pins_are_versions() -> None:
+    tags = [TORCHSERVE_RUNTIME.tag, TORCHSERVE_RUNTIME.gpu_tag, KSERVE.version, CURL.tag, ELASTIC_STACK_VERSION,
+            *CLUSTER_AUTOSCALER_IMAGE_TAGS.values()]
+    assert {t: tag_problem(t) for t in tags} == dict.fromkeys(tags)
+
+
+def test_moving_tags_are_reported_by_the_pack() -> None:
+    image = f"{OWN}.dkr.ecr.us-east-1.amazonaws.com/ranker:1.0.0-SNAPSHOT"
+    assert validate_resource(pinned_images, INFERENCE_SERVICE, mutate(CUSTOM_ISVC, IMAGE, image)) == [
+        f"InferenceService 'res' container at spec.predictor.containers[0] image '{image}' uses the tag "
+        f"'1.0.0-SNAPSHOT', which moves with every push: 'SNAPSHOT' {MOVING}; {PIN}."]
+
+
+@pytest.mark.parametrize(("version", "problem"), [
+    ("main", "is not a version and moves with every push"),
+    ("v1", "names a major version only and moves to each new 1.x release"),
+    ("0.12-latest", f"moves with every push: 'latest' {MOVING}"),
+])
+def test_runtime_version_must_be_a_version(version: str, problem: str) -> None:
+    isvc = mutate(CUSTOM_ISVC, "spec.predictor.model", {"runtime": "aip-torchserve", "runtimeVersion": version})
     assert validate_resource(pinned_images, INFERENCE_SERVICE, isvc) == [
-        "InferenceService 'res' spec.predictor.model.runtimeVersion 'main' is not a version tag; pin one such as "
-        "0.12.0 or 0.12.0-gpu."]
+        f"InferenceService 'res' spec.predictor.model.runtimeVersion '{version}' {problem}; pin {VERSION_RULE}."]
+    exact = mutate(CUSTOM_ISVC, "spec.predictor.model", {"runtime": "aip-torchserve", "runtimeVersion": "0.12.0-gpu"})
+    assert validate_resource(pinned_images, INFERENCE_SERVICE, exact) == []
 
 
 def prod_config(policy: str) -> dict[str, Any]:
@@ -221,6 +281,26 @@ def test_an_allowlist_that_is_no_list_is_reported_and_approves_nothing_but_the_a
     assert found == ["Pack config approvedRegistries is 'docker.io/'; it must be a list of prefixes.",
                      f"InferenceService 'ranker' container at spec.predictor.containers[0] uses image '{image}' from "
                      f"an unapproved registry (allowed: {OWN}.dkr.ecr.<region>.amazonaws.com/)."]
+
+
+# --- the cluster's allowlist against the pack's ---------------------------------------------------------
+
+@pytest.mark.parametrize(("enforced", "approved", "uncovered"), [
+    (["docker.io/pytorch/", "docker.io/kserve/"], DEFAULT_APPROVED_REGISTRIES, []),
+    (["pytorch/", "index.docker.io/kserve/"], DEFAULT_APPROVED_REGISTRIES, []),
+    (["docker.io/pytorch/serve/"], ["pytorch/"], []),
+    (["docker.io/library/nginx/"], ["docker.io/library/"], []),
+    (["docker.io/randomuser/", "randomuser/"], DEFAULT_APPROVED_REGISTRIES, ["docker.io/randomuser/"]),
+    (["docker.io/library/"], DEFAULT_APPROVED_REGISTRIES, ["docker.io/library/"]),
+    (["docker.io/pytorchevil/"], ["docker.io/pytorch/"], ["docker.io/pytorchevil/"]),
+    (["docker.io/pytorch/"], ["docker.io/pytorch/serve/"], ["docker.io/pytorch/"]),
+    # An unusable pack entry covers nothing; an unusable enforced entry is reported as written.
+    (["docker.io/pytorch/"], ["docker.io/"], ["docker.io/pytorch/"]),
+    (["docker.io/"], ["docker.io/"], ["docker.io/"]),
+])
+def test_an_approved_prefix_covers_itself_and_what_lies_under_it(enforced: list[str], approved: list[str],
+                                                                  uncovered: list[str]) -> None:
+    assert uncovered_prefixes(enforced, approved) == uncovered
 
 
 # --- one default list; config, pack and cluster decide alike ------------------------------------------

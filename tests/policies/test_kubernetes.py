@@ -96,12 +96,14 @@ CASES: list[tuple[Any, str, dict[str, Any], str, Any, str]] = [
     (kubernetes_kserve_inferenceservice_pinned_images, INFERENCE_SERVICE, CUSTOM_ISVC,
      "spec.predictor.containers.0.image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/ranker:latest",
      "InferenceService 'res' container at spec.predictor.containers[0] image "
-     "'123456789012.dkr.ecr.us-east-1.amazonaws.com/ranker:latest' uses the 'latest' tag; pin a version tag "
-     "(1.2.3, 0.12.0-gpu, v2.1) or a digest (@sha256: and 64 hex characters)."),
+     "'123456789012.dkr.ecr.us-east-1.amazonaws.com/ranker:latest' uses the 'latest' tag; pin a digest (@sha256: "
+     "and 64 hex characters) or a version tag of at least major.minor (1.2, 1.2.3, v2.1, 0.12.0-gpu) with no moving "
+     "word such as latest, main, stable, nightly, snapshot or dev."),
     (kubernetes_kserve_inferenceservice_pinned_images, RUNTIME, SERVING_RUNTIME, "spec.containers.0.image",
      "pytorch/torchserve-kfs",
      "ClusterServingRuntime 'res' container at spec.containers[0] image 'pytorch/torchserve-kfs' has no tag or "
-     "digest; pin a version tag (1.2.3, 0.12.0-gpu, v2.1) or a digest (@sha256: and 64 hex characters)."),
+     "digest; pin a digest (@sha256: and 64 hex characters) or a version tag of at least major.minor (1.2, 1.2.3, "
+     "v2.1, 0.12.0-gpu) with no moving word such as latest, main, stable, nightly, snapshot or dev."),
     (kubernetes_kserve_inferenceservice_service_account, INFERENCE_SERVICE, ISVC,
      "spec.predictor.serviceAccountName", DELETE,
      "InferenceService 'res' spec.predictor runs as the 'default' service account."),

@@ -97,6 +97,8 @@ def test_the_compliant_baseline_is_accepted(tmp_path: Path) -> None:
 
 
 NOT_AN_IDENTITY = "is not an accountable identity (an email address or an IAM user or role ARN)"
+NO_ONE = "is not an accountable identity:"
+BORROWED = "besides the policy, resource, approver and waiver terms; it needs at least 4 of 3+ letters"
 
 
 @pytest.mark.parametrize(("key", "value", "reason"), [
@@ -114,17 +116,20 @@ NOT_AN_IDENTITY = "is not an accountable identity (an email address or an IAM us
     ("reason", "vendor demo", "reason 'vendor demo' is 11 characters; a reason is a sentence of at least 20"),
     ("reason", "aaaaaaaaaaaaaaaaaaaaaaaaa",
      "reason 'aaaaaaaaaaaaaaaaaaaaaaaaa' is not a sentence: it needs at least 4 different words"),
-    ("reason", "aws-s3-bucket-sse-kms-and-tls", None),  # five words: a reason, however thin
-    ("reason", "aip-prod-model-store-eu-west", None),
+    ("reason", "aws-s3-bucket-sse-kms-and-tls",
+     f"reason 'aws-s3-bucket-sse-kms-and-tls' says too little: 2 word(s) of its own (and, tls) {BORROWED}"),
+    ("reason", "aip-prod-model-store-eu-west",
+     f"reason 'aip-prod-model-store-eu-west' says too little: 1 word(s) of its own (west) {BORROWED}"),
     ("approvedBy", "null", f"approvedBy 'null' {NOT_AN_IDENTITY}"),
     ("approvedBy", "~", f"approvedBy '~' {NOT_AN_IDENTITY}"),
     ("approvedBy", "", f"approvedBy '' {NOT_AN_IDENTITY}"),
     ("approvedBy", "security", f"approvedBy 'security' {NOT_AN_IDENTITY}"),
-    ("approvedBy", "nobody@example.com", f"approvedBy 'nobody@example.com' {NOT_AN_IDENTITY}"),
+    ("approvedBy", "nobody@example.com", f"approvedBy 'nobody@example.com' {NO_ONE} 'nobody' is a generic or "
+                                         "placeholder mailbox"),
     ("approvedBy", '"alice@example.com, bob@example.com"',
      f"approvedBy 'alice@example.com, bob@example.com' {NOT_AN_IDENTITY}"),
     ("approvedBy", "arn:aws:iam::123456789012:role/security-approver", None),
-    ("approvedBy", "arn:aws:sts::123456789012:assumed-role/SecurityApprover/alice", None),
+    ("approvedBy", "arn:aws:iam::123456789012:user/alice", None),
     ("expires", "2999-12-31", "expires 2999-12-31 is 355594 days after 2026-06-01; "
                               "a waiver of a high policy lasts at most 90 days (until 2026-08-30)"),
     ("expires", "2026-08-31", "expires 2026-08-31 is 91 days after 2026-06-01; "
@@ -203,3 +208,125 @@ def test_a_file_that_cannot_be_read_as_intended_is_still_an_error(tmp_path: Path
 def test_the_shipped_file_meets_the_rules() -> None:
     severities = {p.name: p.severity.value for p in ALL_POLICIES if p.severity is not None}
     assert vet_waivers(load_waivers(DEFAULT_PATH), severities, dt.date.today())[1] == []
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("- policy: a\n  name: x: y\n", "line 2, column 10: not valid YAML: mapping values are not allowed here"),
+    ("- policy: 'a\n", "line 2, column 1: not valid YAML: while scanning a quoted scalar, found unexpected end "
+                       "of stream"),
+    ("- policy: a\n\treason: b\n", "line 2, column 1: not valid YAML: while scanning for the next token, found "
+                                   "character '\\t' that cannot start any token"),
+    ("- policy: a\n---\n- policy: b\n", "line 2, column 1: not valid YAML: expected a single document in the "
+                                       "stream, but found another document"),
+    ("- policy: \x07\n", "line 1: not valid YAML: unacceptable character #x0007: special characters are not "
+                         "allowed"),
+])
+def test_a_file_that_is_not_yaml_is_an_error_naming_file_and_line(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "waivers.yaml"
+    path.write_text(text)
+    with pytest.raises(WaiverError) as caught:
+        load_waivers(path)
+    assert caught.value.problems == [problem]
+    assert str(caught.value) == f"{path}: {problem}"
+
+
+def test_a_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "waivers.yaml"
+    path.write_bytes(b"- policy: \xff\n")
+    with pytest.raises(WaiverError) as caught:
+        load_waivers(path)
+    assert caught.value.problems == ["byte 10: not UTF-8 text"]
+
+
+def test_a_second_reason_pasted_below_the_first_is_an_error_not_last_wins(tmp_path: Path) -> None:
+    path = waivers_file(tmp_path)
+    path.write_text(path.read_text() + "  reason: tbd\n")
+    with pytest.raises(WaiverError) as caught:
+        load_waivers(path)
+    assert caught.value.problems == ["line 6: duplicate key 'reason' (first on line 3)"]
+    assert str(caught.value) == f"{path}: line 6: duplicate key 'reason' (first on line 3)"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("- {policy: a, name: n, policy: b}\n", "line 1: duplicate key 'policy' (first on line 1)"),
+    ("- policy: a\n  urn: u\n- policy: b\n  name: n\n  name: m\n", "line 5: duplicate key 'name' (first on line 4)"),
+])
+def test_a_key_given_twice_is_an_error_naming_the_key_and_line(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "waivers.yaml"
+    path.write_text(text)
+    with pytest.raises(WaiverError) as caught:
+        load_waivers(path)
+    assert caught.value.problems == [problem]
+
+
+@pytest.mark.parametrize(("reason", "refusal"), [
+    # Names, not reasons: every word comes from the policy, the resource or the approver.
+    ("aws-s3-bucket-sse-kms aws-s3-bucket-sse-kms",
+     f"reason 'aws-s3-bucket-sse-kms aws-s3-bucket-sse-kms' says too little: 0 word(s) of its own {BORROWED}"),
+    ("aip prod model store, aipProdModelStore",
+     f"reason 'aip prod model store, aipProdModelStore' says too little: 0 word(s) of its own {BORROWED}"),
+    ("security example com model store security team",
+     f"reason 'security example com model store security team' says too little: 1 word(s) of its own (team) "
+     f"{BORROWED}"),
+    ("Waiver for this policy on this resource",
+     f"reason 'Waiver for this policy on this resource' says too little: 2 word(s) of its own (for, this) "
+     f"{BORROWED}"),
+    # Gibberish: enough "words", too few of them shaped like words.
+    ("qwerty zxcvbn uiop hjkl", "reason 'qwerty zxcvbn uiop hjkl' is not written in words: 0 of its own words "
+                                "look like ordinary words; it needs at least 2"),
+    ("abcd efgh ijkl mnop qrst", "reason 'abcd efgh ijkl mnop qrst' is not written in words: 0 of its own words "
+                                 "look like ordinary words; it needs at least 2"),
+    ("sdkfjh qpwoeiru zmxncb alskdjf", "reason 'sdkfjh qpwoeiru zmxncb alskdjf' is not written in words: 1 of its "
+                                       "own words look like ordinary words (qpwoeiru); it needs at least 2"),
+    ("aaaa eeee iiii oooo uuuu", "reason 'aaaa eeee iiii oooo uuuu' is not written in words: 0 of its own words "
+                                 "look like ordinary words; it needs at least 2"),
+    # Never finished.
+    ("asdf qwer zxcv uiop", "reason contains the placeholder 'asdf'"),
+    ('"To do: say why the bucket keeps its own key"', "reason contains the placeholder 'To do'"),
+    ('"Still to-do, the migration team will explain"', "reason contains the placeholder 'to-do'"),
+    ("reason goes here, fill in later", "reason contains the placeholder 'goes here'"),
+    ("the owners will fill in the details later", "reason contains the placeholder 'fill in'"),
+    ("<reason>", "reason contains the placeholder '<reason>'"),
+    ('"Accepted until {{ticket}} closes, see the tracker"', "reason contains the placeholder '{{ticket}}'"),
+    ("xxx", "reason 'xxx' is a placeholder, not a reason"),
+    ("placeholder", "reason 'placeholder' is a placeholder, not a reason"),
+    ("Lorem ipsum dolor sit amet consectetur", "reason contains the placeholder 'Lorem'"),
+    ("blah blah blah something about keys", "reason contains the placeholder 'blah'"),
+    ("Ticket XXXX, the platform key arrives later", "reason contains the placeholder 'XXXX'"),
+    # Real reasons, terse or not, and "to do" as plain English.
+    ("Legacy client requires TLS endpoint until migration completes", None),
+    ("We need a week to do the migration properly.", None),
+    ('"SEC-1234: the vendor\'s TLS terminator cannot present KMS keys yet; fixed in release 4.2."', None),
+])
+def test_a_reason_must_say_something_of_its_own_in_words(tmp_path: Path, reason: str, refusal: str | None) -> None:
+    assert refused_reasons(waivers_file(tmp_path, reason=reason)) == ([refusal] if refusal else [])
+
+
+@pytest.mark.parametrize(("approver", "refusal"), [
+    ("me@example.com", f"approvedBy 'me@example.com' {NO_ONE} 'me' is a generic or placeholder mailbox"),
+    ("no.reply@example.com", f"approvedBy 'no.reply@example.com' {NO_ONE} 'no.reply' is a generic or placeholder "
+                             "mailbox"),
+    ("no_reply@example.com", f"approvedBy 'no_reply@example.com' {NO_ONE} 'no_reply' is a generic or placeholder "
+                             "mailbox"),
+    ("do-not-reply@example.com", f"approvedBy 'do-not-reply@example.com' {NO_ONE} 'do-not-reply' is a generic or "
+                                 "placeholder mailbox"),
+    ("Admin+waivers@example.com", f"approvedBy 'Admin+waivers@example.com' {NO_ONE} 'Admin+waivers' is a generic "
+                                  "or placeholder mailbox"),
+    ("change.me@example.com", f"approvedBy 'change.me@example.com' {NO_ONE} 'change.me' is a generic or "
+                              "placeholder mailbox"),
+    ("x@example.com", f"approvedBy 'x@example.com' {NO_ONE} 'x' is too short to name a person or team"),
+    ("x.@example.com", f"approvedBy 'x.@example.com' {NO_ONE} 'x.' is too short to name a person or team"),
+    ("arn:aws:sts::123456789012:assumed-role/SecurityApprover/alice",
+     f"approvedBy 'arn:aws:sts::123456789012:assumed-role/SecurityApprover/alice' {NO_ONE} an STS session names "
+     "one run under a role (a CI job, say), not an approver"),
+    ("arn:aws:sts::123456789012:assumed-role/github-actions/GitHubActions",
+     f"approvedBy 'arn:aws:sts::123456789012:assumed-role/github-actions/GitHubActions' {NO_ONE} an STS session "
+     "names one run under a role (a CI job, say), not an approver"),
+    ("arn:aws:iam::123456789012:root",
+     f"approvedBy 'arn:aws:iam::123456789012:root' {NO_ONE} the account root user is no one in particular"),
+    ("jo@example.com", None),
+    ("a.li@example.com", None),
+    ("platform-security@example.com", None),
+])
+def test_an_approver_must_be_someone_who_can_be_asked(tmp_path: Path, approver: str, refusal: str | None) -> None:
+    assert refused_reasons(waivers_file(tmp_path, approvedBy=approver)) == ([refusal] if refusal else [])

@@ -99,6 +99,30 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         problem = _problem(args.name, cidr, min_prefix, min_ipv6_prefix)
         if problem:
             report_violation(problem)
+    for problem in _joined_problems(args.name, cidrs, min_prefix, min_ipv6_prefix):
+        report_violation(problem)
+
+
+def _joined_problems(name: str, cidrs: list[str], min_prefix: int, min_ipv6_prefix: int) -> list[str]:
+    """Entries that are narrow one by one but together form a range wider than the environment allows.
+
+    Thirty-two adjacent /24s admit exactly what one /19 does; the limit is on what the allowlist opens.
+    """
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+        except ValueError:
+            continue  # reported entry by entry
+    problems = []
+    for version, minimum in ((4, min_prefix), (6, min_ipv6_prefix)):
+        own = [n for n in networks if n.version == version and n.prefixlen >= minimum]
+        for joined in ipaddress.collapse_addresses(own):
+            if joined.prefixlen < minimum:
+                parts = ", ".join(str(n) for n in sorted(own) if n.subnet_of(joined))
+                problems.append(f"EKS cluster '{name}' allows {parts} to reach its public endpoint; together they "
+                                f"open {joined}, wider than the /{minimum} this environment allows.")
+    return problems
 
 
 aws_eks_cluster_endpoint_private = ResourceValidationPolicy(

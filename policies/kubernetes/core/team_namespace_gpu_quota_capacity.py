@@ -16,8 +16,8 @@ DEDICATED_LABEL = "ai-platform.io/dedicated"
 
 
 def pool_gpus(props) -> int:
-    """GPUs a pool holds at maxSize, counting the instance type with the most GPUs."""
-    per_node = max((gpus_per_instance(str(t)) for t in items(get(props, "instanceTypes"))), default=0)
+    """GPUs a pool holds at maxSize for certain: any node may come up as its instance type with the fewest."""
+    per_node = min((gpus_per_instance(str(t)) for t in items(get(props, "instanceTypes"))), default=0)
     return int(number(get(props, "scalingConfig", "maxSize"))) * per_node
 
 
@@ -30,13 +30,13 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
             asked = get(quota.props, "spec", "hard", GPU_REQUESTS)
             if asked is not None and int(number(asked)) > capacity:
                 report_violation(f"Team namespace '{namespace}' may request {int(number(asked))} GPUs, more than "
-                                 f"the GPU pools it may use hold at maxSize ({capacity}).", resource.urn)
+                                 f"the GPU pools it may use surely hold at maxSize ({capacity}).", resource.urn)
 
 
 kubernetes_core_namespace_gpu_quota_capacity = StackValidationPolicy(
     name="kubernetes-core-namespace-gpu-quota-capacity",
-    description="A team namespace's GPU quota (requests.nvidia.com/gpu) is no larger than the GPUs of the pools the "
-                "team may use (shared pools and its dedicated ones) at maxSize.",
+    description="A team namespace's GPU quota (requests.nvidia.com/gpu) is no larger than the GPUs the pools the "
+                "team may use (shared and its dedicated ones) surely hold at maxSize (smallest instance type).",
     validate=validate,
     severity=Severity.LOW,
     framework=platform_baseline("gpu-quota-capacity"),

@@ -11,7 +11,7 @@ from pulumi_policy import (
 )
 
 from policies.frameworks import ISO27001, SOC2, cis_eks
-from policies.images import is_version_tag, pin_problem
+from policies.images import VERSION_RULE, pin_problem, tag_problem
 from policies.kubernetes.workloads.pods import INFERENCE_SERVICE, SERVING_RUNTIMES, all_containers, resource_label
 from policies.props import config_value, get, truthy
 
@@ -30,9 +30,10 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
     for path, container in all_containers(args.resource_type, args.props):
         # KServe swaps the runtime image's tag for runtimeVersion, so it must be a version as well.
         runtime_version = get(container, "runtimeVersion")
-        if runtime_version is not None and not is_version_tag(str(runtime_version)):
-            report_violation(f"{label} {path}.runtimeVersion '{runtime_version}' is not a version tag; pin one "
-                             "such as 0.12.0 or 0.12.0-gpu.")
+        version_problem = None if runtime_version is None else tag_problem(str(runtime_version))
+        if version_problem:
+            report_violation(f"{label} {path}.runtimeVersion '{runtime_version}' {version_problem}; pin "
+                             f"{VERSION_RULE}.")
         image = get(container, "image")
         if image is None:
             continue  # the runtime's image (checked on the ServingRuntime itself)
@@ -43,8 +44,9 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
 
 kubernetes_kserve_inferenceservice_pinned_images = ResourceValidationPolicy(
     name="kubernetes-kserve-inferenceservice-pinned-images",
-    description="InferenceService and ServingRuntime images are pinned by a version tag (1.2.3, v2.1) or a "
-                "sha256 digest, never 'latest' or a branch-like tag; with requireDigest, team images by digest.",
+    description="InferenceService and ServingRuntime images are pinned by a sha256 digest or a version tag of at "
+                "least major.minor (1.2, 1.2.3, v2.1) holding no moving word (latest, main, stable, nightly, "
+                "snapshot, dev, ...); with requireDigest, team images by digest.",
     validate=validate,
     config_schema=PolicyConfigSchema(properties={
         "requireDigest": {"type": "boolean", "default": False},
@@ -54,6 +56,7 @@ kubernetes_kserve_inferenceservice_pinned_images = ResourceValidationPolicy(
     tags=["kubernetes", "kserve", "supply-chain", SOC2, ISO27001],
     remediation_steps="Reference the image by digest (image: <repo>@sha256:<64 hex>, as `docker buildx imagetools "
                       "inspect` or `aws ecr describe-images` print it) or by an exact version tag such as 1.2.3; "
-                      "never latest, main, stable or nightly.",
+                      "never a bare major (1, v1) or a tag holding latest, main, stable, nightly, snapshot or dev "
+                      "(1-latest, 1.0.0-SNAPSHOT).",
     url="https://docs.aws.amazon.com/eks/latest/best-practices/image-security.html",
 )
