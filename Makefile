@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install promtool rules preview test gate crds lint docs benchmark-preview clean
+.PHONY: install promtool alertmanager rules preview test gate crds lint docs benchmark-preview clean
 
 # Upstream CRD schemas the custom resources are validated against (`make crds` fetches them).
 export AIP_CRDS_DIR ?= $(wildcard $(CURDIR)/build/crds)
@@ -13,7 +13,7 @@ KSERVE_CRDS := https://raw.githubusercontent.com/kserve/kserve/aaac4e294dae2c7b1
 PROM_CRDS := https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/6adcebc5076c34f4f55f8f5f7b1e528929373ac7/example/prometheus-operator-crd
 ECK_CRDS := https://raw.githubusercontent.com/elastic/cloud-on-k8s/7b93383d8ec1569ba99bdf9e59ad70a813fe99f8/config/crds/v1/resources
 
-install: $(STAMP) promtool
+install: $(STAMP) promtool alertmanager
 
 # Re-installs only when the dependencies change; safe to run any number of times.
 $(STAMP): pyproject.toml
@@ -36,6 +36,18 @@ promtool:
 	  else echo "promtool is missing: as root, run apt-get update && apt-get install -y --no-install-recommends prometheus" >&2; exit 0; fi; \
 	  $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends prometheus && \
 	  { ! command -v systemctl >/dev/null || ! systemctl is-active --quiet prometheus || $$sudo systemctl disable --now prometheus; }; \
+	}
+
+# `aip serve --with-prometheus` also runs Alertmanager (Debian's prometheus-alertmanager; the binary is
+# prometheus-alertmanager). Its service would listen on every interface (9093, and 9094 for clustering): it
+# is stopped, since the project starts its own on loopback.
+alertmanager:
+	@command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null; then sudo="sudo"; \
+	  else echo "alertmanager is missing: as root, run apt-get update && apt-get install -y --no-install-recommends prometheus-alertmanager" >&2; exit 0; fi; \
+	  $$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends prometheus-alertmanager && \
+	  { ! command -v systemctl >/dev/null || ! systemctl is-active --quiet prometheus-alertmanager || $$sudo systemctl disable --now prometheus-alertmanager; }; \
 	}
 
 # Quick loop on the alert and recording rules: promtool's syntax check, then the rule unit tests.

@@ -70,7 +70,14 @@ def _parser() -> argparse.ArgumentParser:
                        help="TorchServe without token authorization, exactly as in the cluster")
     serve.add_argument("--with-prometheus", action="store_true",
                        help="also run Prometheus (Debian's prometheus package) on 127.0.0.1, scraping the server "
-                            "with the platform's alert and recording rules; prints its UI address")
+                            "with the platform's alert and recording rules, and Alertmanager (Debian's "
+                            "prometheus-alertmanager) on 127.0.0.1, which it sends firing alerts to; prints "
+                            "their addresses")
+    serve.add_argument("--alert-webhook", metavar="URL",
+                       help="with --with-prometheus: every receiver of the local Alertmanager posts to this URL "
+                            "(http only on loopback), routed as --alerts-stack routes in the cluster")
+    serve.add_argument("--alerts-stack", metavar="STACK", default="prod",
+                       help="platform stack whose observability.alerts routes the local alerts (default: prod)")
     return parser
 
 
@@ -227,7 +234,9 @@ def _deploy_checks(project: Any, stack: str, result: Any, previews: dict[str, An
     from infra.graph_checks.chart_values import UPSTREAM_CHARTS_ENV, upstream_charts_dir
 
     try:
-        config = parse_stack_config(project.stack_config(stack).values, project=project.name, stack=stack)
+        values = project.stack_config(stack)
+        config = parse_stack_config(values.values, project=project.name, stack=stack,
+                                    secret_keys=values.secret_keys, secure_paths=values.secure_paths)
     except ConfigError:
         # The program ran, so it is not this platform's (a project reusing `aip preview` for another
         # program): the checks read this platform's config and have nothing to say about it.
@@ -305,7 +314,8 @@ def _serving(args: argparse.Namespace, err: Console) -> int:
         from infra.serving.local import ServeOptions, serve
 
         options = ServeOptions(runtime=args.runtime, models=names, port=args.port, smoke=args.smoke, out=args.out,
-                               token_auth=args.token_auth, with_prometheus=args.with_prometheus)
+                               token_auth=args.token_auth, with_prometheus=args.with_prometheus,
+                               alert_webhook=args.alert_webhook, alerts_stack=args.alerts_stack)
         return serve(options, Console(), err)
     except BuildFailed as exc:
         _error(err, str(exc))

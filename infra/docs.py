@@ -35,7 +35,8 @@ def _type_name(annotation: Any) -> str:
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin in (types.UnionType, typing.Union):
-        return " or ".join(_type_name(a) for a in args if a is not type(None))
+        # A tagged union of models is one "object" (its variants' keys are all listed below it).
+        return " or ".join(dict.fromkeys(_type_name(a) for a in args if a is not type(None)))
     if origin is tuple:
         return f"list of {_type_name(args[0])}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -62,7 +63,7 @@ def _per_environment(defaults: dict[str, Any], path: tuple[str, ...]) -> str:
         for part in path:
             values = values.get(part, {}) if isinstance(values, dict) else {}
         if isinstance(values, dict):
-            return "per environment"
+            return "per environment" if values else ""
         cells.append(f"{environment} `{json.dumps(values)}`")
     return " · ".join(cells)
 
@@ -73,14 +74,25 @@ def _model_rows(model: type[BaseModel], path: str, *, per_environment: dict[str,
     for name, field in model.model_fields.items():
         alias = field.alias or name
         key = f"{path}.{alias}"
-        default = _default(field) if per_environment is None else _per_environment(per_environment, (*sub, alias))
+        default = (per_environment and _per_environment(per_environment, (*sub, alias))) or _default(field)
         rows.append(f"| `{key}` | {_type_name(field.annotation)} | {default} | {field.description or ''} |")
-        inner = _nested_model(field.annotation)
-        if inner is not None:
+        for inner in _nested_models(field.annotation):
             nested.append((inner, key + ("[]" if typing.get_origin(field.annotation) is tuple else ""), alias))
+    # The variants of a tagged union share keys (`type` among them): one row per key, the tags together.
+    merged: dict[str, list[str]] = {}
     for inner, key, alias in nested:
-        rows += _model_rows(inner, key, per_environment=per_environment, sub=(*sub, alias))
-    return rows
+        for row in _model_rows(inner, key, per_environment=per_environment, sub=(*sub, alias)):
+            cells = row.split(" | ")
+            if cells[0] in merged and merged[cells[0]][1] != cells[1]:
+                merged[cells[0]][1] += f" \\| {cells[1]}"
+            merged.setdefault(cells[0], cells)
+    return rows + [" | ".join(cells) for cells in merged.values()]
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _nested_models(arg)]
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:

@@ -86,7 +86,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     KServe(f"{prefix}-kserve", KServeArgs(region=config.region, provider=cluster.provider))
     metrics = MetricsStack(f"{prefix}-metrics", MetricsStackArgs(
         config=config.observability.metrics, cluster_name=name, storage_class=storage.storage_class_name,
-        provider=cluster.provider, depends_on=(storage,)))
+        provider=cluster.provider, depends_on=(storage,), alerts=config.observability.alerts))
     GpuMetrics(f"{prefix}-gpu-metrics", GpuMetricsArgs(
         provider=cluster.provider, node_pools=tuple(pools), depends_on=(metrics,)))
     ClusterAutoscaler(f"{prefix}-cluster-autoscaler", ClusterAutoscalerArgs(

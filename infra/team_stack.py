@@ -18,6 +18,7 @@ from infra.components.team_workspace import model_prefix
 from infra.config import ConfigError, Problem, TeamConfig, stack_file
 from infra.config.serving import ModelDeployment
 from infra.platform_outputs import PlatformReference
+from infra.serving.catalog import MODEL_HANDLERS, Catalog
 from infra.serving.manifest import PackagedModel, load_manifest, manifest_path
 from infra.serving.problems import ServingError
 from infra.tagging import register_tagging
@@ -97,7 +98,8 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
         services[model.name] = ModelService(f"{prefix}-{model.name}", ModelServiceArgs(
             team=config.team, model=model, package=packages.get(model.name),
             bucket=platform.require("modelStoreBucket"), kms_key_arn=platform.require("modelStoreKmsKeyArn"),
-            team_prefix=model_prefix(config.team), pool=pool, provider=provider))
+            team_prefix=model_prefix(config.team), pool=pool, provider=provider,
+            response_timeout_s=Catalog(MODEL_HANDLERS).load(model.name).config.response_timeout))
     return {
         "models": {name: service.storage_uri for name, service in services.items()},
         "team": config.team,

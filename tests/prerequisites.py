@@ -13,6 +13,7 @@ from typing import NoReturn
 import pytest
 
 PROMETHEUS_HINT = "make install installs Debian's prometheus package"
+ALERTMANAGER_HINT = "make install installs Debian's prometheus and prometheus-alertmanager packages"
 JAVA_HINT = "TorchServe needs Java 17; make install installs openjdk-17-jre-headless"
 
 

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.components.failover import DrainTiming, disruption_budget_spec, drain_timing, zone_spread
 from infra.components.pod_security import restricted_pod_security_context, restricted_security_context
 from infra.components.team_workspace import SERVING_SERVICE_ACCOUNT
 from infra.config.serving import ModelDeployment
@@ -19,6 +20,10 @@ from infra.versions import TORCHSERVE_RUNTIME
 
 # TorchServe exports its metrics on their own port; a KServe predictor on its HTTP port (/metrics).
 METRICS_PORT = {"torchserve": CLUSTER_METRICS_PORT, "kserve": CLUSTER_INFERENCE_PORT}
+# KServe labels every predictor pod (canary pods too) with its InferenceService's name.
+ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
+# TorchServe's own default `responseTimeout`, for a model whose model-config.yaml leaves it out.
+DEFAULT_RESPONSE_TIMEOUT_S = 120
 
 
 def artifact_prefix(team_prefix: str, model: str, version: str) -> str:
@@ -33,7 +38,20 @@ def _resources(model: ModelDeployment) -> dict[str, Any]:
     return {"requests": amounts, "limits": dict(amounts)}
 
 
-def _model_block(model: ModelDeployment, storage_uri: str | None) -> dict[str, Any]:
+def predictor_pod_labels(model: ModelDeployment) -> dict[str, str]:
+    """The label KServe puts on every predictor pod of an InferenceService (canary pods included)."""
+    return {ISVC_POD_LABEL: model.name}
+
+
+def disruption_budget(model: ModelDeployment) -> dict[str, Any] | None:
+    """The spec of the model's PodDisruptionBudget: only when it never runs fewer than two replicas.
+
+    With `minReplicas: 1` the HPA may leave a single replica, which a budget would make unevictable.
+    """
+    return disruption_budget_spec(predictor_pod_labels(model), model.min_replicas)
+
+
+def _model_block(model: ModelDeployment, storage_uri: str | None, drain: DrainTiming) -> dict[str, Any]:
     return {
         "modelFormat": {"name": "pytorch"},
         "runtime": TORCHSERVE_RUNTIME.name,
@@ -41,6 +59,8 @@ def _model_block(model: ModelDeployment, storage_uri: str | None) -> dict[str, A
         "protocolVersion": model.protocol,
         "storageUri": storage_uri,
         "resources": _resources(model),
+        # Merged over the runtime's container: keeps serving until its endpoint is gone and its requests done.
+        "lifecycle": drain.pre_stop(),
     }
 
 
@@ -53,8 +73,11 @@ def scrape_annotations(model: ModelDeployment) -> dict[str, str]:
             "prometheus.io/path": "/metrics"}
 
 
-def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[str, Any] | None) -> dict[str, Any]:
-    """The predictor of an InferenceService: runtime, resources, scaling, identity and GPU placement."""
+def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[str, Any] | None,
+                   response_timeout_s: int = DEFAULT_RESPONSE_TIMEOUT_S) -> dict[str, Any]:
+    """The predictor of an InferenceService: runtime, resources, scaling, identity, GPU placement, and
+    failover (zone spread once it may scale past one replica, draining sized to the response timeout)."""
+    drain = drain_timing(model.runtime, response_timeout_s)
     spec: dict[str, Any] = {
         "serviceAccountName": SERVING_SERVICE_ACCOUNT,
         "minReplicas": model.min_replicas,
@@ -63,9 +86,13 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
         "scaleTarget": model.scale_target,
         "annotations": scrape_annotations(model),
         "securityContext": restricted_pod_security_context(),
+        "terminationGracePeriodSeconds": drain.termination_grace_s,
     }
+    spread = zone_spread(predictor_pod_labels(model), model.max_replicas)
+    if spread:
+        spec["topologySpreadConstraints"] = spread
     if model.runtime == "torchserve":
-        spec["model"] = _model_block(model, storage_uri)
+        spec["model"] = _model_block(model, storage_uri, drain)
     else:
         # A team's own predictor image carries its weights; KServe only runs it.
         spec["containers"] = [{
@@ -77,6 +104,7 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
             "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
             "resources": _resources(model),
             "securityContext": restricted_security_context(),
+            "lifecycle": drain.pre_stop(),
         }]
     if pool is not None:
         spec["nodeSelector"] = dict(pool["nodeSelector"])
@@ -85,7 +113,8 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
 
 
 def inference_service_manifest(team: str, model: ModelDeployment, storage_uri: str | None,
-                               stable_storage_uri: str | None, pool: dict[str, Any] | None) -> dict[str, Any]:
+                               stable_storage_uri: str | None, pool: dict[str, Any] | None,
+                               response_timeout_s: int = DEFAULT_RESPONSE_TIMEOUT_S) -> dict[str, Any]:
     """The InferenceService of one model.
 
     With a canary, the stable version stays the main predictor and the new version runs as a canary
@@ -93,13 +122,16 @@ def inference_service_manifest(team: str, model: ModelDeployment, storage_uri: s
     """
     annotations = {"serving.kserve.io/deploymentMode": "Standard", "serving.kserve.io/autoscalerClass": "hpa"}
     if model.canary is not None and stable_storage_uri is not None:
-        spec = {"predictor": predictor_spec(model, stable_storage_uri, pool),
+        drain = drain_timing(model.runtime, response_timeout_s)
+        spec = {"predictor": predictor_spec(model, stable_storage_uri, pool, response_timeout_s),
                 # KServe's canary schema wants the container's name, which it merges over the stable one.
                 "canary": [{"trafficPercent": model.canary.traffic_percent,
-                            "predictor": {"name": "canary", "model": {"name": "kserve-container",
-                                                                      **_model_block(model, storage_uri)}}}]}
+                            "predictor": {"name": "canary",
+                                          "terminationGracePeriodSeconds": drain.termination_grace_s,
+                                          "model": {"name": "kserve-container",
+                                                    **_model_block(model, storage_uri, drain)}}}]}
     else:
-        spec = {"predictor": predictor_spec(model, storage_uri, pool)}
+        spec = {"predictor": predictor_spec(model, storage_uri, pool, response_timeout_s)}
     return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
             "metadata": {"name": model.name, "namespace": team, "annotations": annotations}, "spec": spec}
 
@@ -117,6 +149,7 @@ class ModelServiceArgs:
         team_prefix: The team's prefix in the model store.
         pool: The platform's contract for the GPU pool (None for CPU models).
         provider: Kubernetes provider of the team stack.
+        response_timeout_s: The model's `responseTimeout` (model-config.yaml), which sizes its draining.
     """
 
     team: str
@@ -127,6 +160,7 @@ class ModelServiceArgs:
     team_prefix: str
     pool: pulumi.Input[dict[str, Any]] | None
     provider: k8s.Provider
+    response_timeout_s: int = DEFAULT_RESPONSE_TIMEOUT_S
 
 
 class ModelService(pulumi.ComponentResource):
@@ -160,7 +194,7 @@ class ModelService(pulumi.ComponentResource):
                 stable = artifact_prefix(args.team_prefix, model.name, model.canary.stable_version)
                 stable_uri = pulumi.Output.concat("s3://", args.bucket, "/", stable)
         manifest = pulumi.Output.all(self.storage_uri, stable_uri, args.pool).apply(
-            lambda v: inference_service_manifest(args.team, model, v[0], v[1], v[2]))
+            lambda v: inference_service_manifest(args.team, model, v[0], v[1], v[2], args.response_timeout_s))
         k8s.apiextensions.CustomResource(
             f"{name}-isvc",
             api_version="serving.kserve.io/v1beta1",
@@ -170,4 +204,10 @@ class ModelService(pulumi.ComponentResource):
             spec=manifest.apply(lambda m: m["spec"]),
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=uploads),
         )
+        budget = disruption_budget(model)
+        if budget is not None:
+            # Node drains (autoscaler scale-in, node upgrades) evict one predictor at a time, never the last.
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb", metadata={"name": model.name, "namespace": args.team}, spec=budget,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
         self.register_outputs({"storage_uri": self.storage_uri})

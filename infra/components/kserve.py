@@ -35,6 +35,10 @@ def cert_manager_values() -> dict[str, Any]:
 def kserve_values(region: str) -> dict[str, Any]:
     """Standard mode, no Istio, no public ingress: predictors are reachable inside the cluster only.
 
+    The controller runs one replica (the chart has no replicas key), so it gets no disruption budget, which
+    would block node drains, and no zone spread (infra/components/failover.py). While it is rescheduled,
+    predictors keep serving (they are plain Deployments and Services); only changes to InferenceServices
+    wait for it.
     https://github.com/kserve/kserve/blob/v0.20.0/charts/kserve-resources/values.yaml
     """
     return {"kserve": {
@@ -52,6 +56,9 @@ def torchserve_runtime_spec() -> dict[str, Any]:
     Unlike KServe's kserve-torchserve runtime it runs TorchServe itself, not the image's KServe
     wrapper: the wrapper answers every client error with a 500 and re-encodes bodies. TorchServe
     serves KServe's v1 route (`/v1/models/<m>:predict`) on the predictor port directly.
+
+    Draining is per model, sized to its response timeout: each InferenceService sets the preStop hook on
+    this container (merged over it) and the pod's grace period (inference_service.predictor_spec).
     """
     probe = {"httpGet": {"path": "/ping", "port": CLUSTER_INFERENCE_PORT}, "periodSeconds": 10,
              "timeoutSeconds": 5}

@@ -13,7 +13,7 @@ upgrades, so a chart bump would leave old CRDs behind a newer operator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -21,9 +21,19 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.components.admission_policies import TEAM_LABEL
+from infra.components.failover import disruption_min_available, zone_spread
 from infra.components.gpu_node_pool import ACCELERATOR_LABEL, CAPACITY_LABEL, DEDICATED_KEY, GPU_TYPE_LABEL, POOL_LABEL
 from infra.components.pod_security import restricted_pod_security_context
 from infra.components.team_workspace import MONITORING_NAMESPACE, namespace_labels
+from infra.config.alerts import (
+    AlertRoute,
+    AlertsConfig,
+    PagerDutyReceiver,
+    Receiver,
+    SlackReceiver,
+    WebhookReceiver,
+    credentials,
+)
 from infra.config.observability import MetricsConfig
 from infra.helm import release_args
 from infra.observability.dashboards import DASHBOARD_LABEL, DASHBOARD_LABEL_VALUE, dashboard_config_maps
@@ -44,6 +54,9 @@ ADMIN_USER_KEY, ADMIN_PASSWORD_KEY = "admin-user", "admin-password"
 # Grafana signs sessions and encrypts data-source secrets with it; its built-in default is public.
 SECRET_KEY_KEY = "secret-key"
 ALERTMANAGER_STORAGE_GIB = 10
+# Receivers' credentials: a Secret the operator mounts into Alertmanager at /etc/alertmanager/secrets/<name>/.
+ALERTMANAGER_CREDENTIALS_SECRET = "alertmanager-credentials"
+ALERTMANAGER_CREDENTIALS_DIR = f"/etc/alertmanager/secrets/{ALERTMANAGER_CREDENTIALS_SECRET}"
 # Prometheus deletes the oldest blocks past this share of its volume, so a burst of series never fills it.
 RETENTION_SIZE_PERCENT = 85
 # Node labels kube-state-metrics exports on kube_node_labels (e.g. label_ai_platform_io_gpu_pool).
@@ -53,6 +66,12 @@ NAMESPACE_LABELS = (TEAM_LABEL,)
 # their ServiceMonitors would only ever find dead targets and their `absent()` alerts would always fire.
 EKS_MANAGED_COMPONENTS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
 RESTRICTED_POD = restricted_pod_security_context(1000, group=2000, fs_group=2000)
+# Labels the operator puts on the pods of every Prometheus and Alertmanager (the monitoring namespace has one each).
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+ALERTMANAGER_POD_LABELS = {"app.kubernetes.io/name": "alertmanager"}
+# One Grafana: without persistence each replica would keep its own database (users, sessions, API keys), so
+# a second one would log users out at random. Dashboards are code; a rescheduled Grafana loses nothing.
+GRAFANA_REPLICAS = 1
 
 
 def retention(config: MetricsConfig) -> str:
@@ -71,21 +90,30 @@ def volume_claim_template(storage_class: str, gib: int) -> dict[str, Any]:
                      "resources": {"requests": {"storage": f"{gib}Gi"}}}}
 
 
-def alertmanager_config() -> dict[str, Any]:
-    """The route tree: alerts are grouped per alert, team and namespace, and routed by their `team` label.
+def alertmanager_config(alerts: AlertsConfig | None = None,
+                        credentials_dir: str = ALERTMANAGER_CREDENTIALS_DIR) -> dict[str, Any]:
+    """The route tree: alerts are grouped per alert, team and namespace, and routed by the stack's
+    `observability.alerts` (see infra/config/alerts.py): its routes by `team` and `severity`, first match
+    wins, then its default receiver.
 
-    `team="platform"` alerts (GPUs, node pools, logging, Prometheus itself) go to `platform`; anything
-    else, the chart's Kubernetes alerts included, to `default`. Neither receiver notifies anyone yet:
-    give one a `slack_configs`/`pagerduty_configs`/`webhook_configs` entry whose credential is read from
-    a file (`api_url_file`, `routing_key_file`, `url_file`) mounted from a Secret listed in
-    `alertmanager.alertmanagerSpec.secrets`, so no credential lands in the release's values. A team gets
-    its own receiver by a route matching `team="<team>"` placed before the default.
+    Without a default receiver, the rest goes to `default`, which notifies no one. Receivers read their
+    credentials from files under `credentials_dir` (`routing_key_file`, `api_url_file`, `auth_password_file`,
+    `credentials_file`): in the cluster the Secret alertmanager_credentials() fills, mounted through
+    `alertmanager.alertmanagerSpec.secrets`, so no credential lands in the release's values. `aip serve
+    --with-prometheus` renders its local alertmanager.yml with this same function.
     https://prometheus.io/docs/alerting/latest/configuration/
     """
+    alerts = alerts or AlertsConfig()
+    default = alerts.default_receiver or "default"
+    routes = [{"receiver": route.receiver, "matchers": _route_matchers(route),
+               **({"continue": True} if route.continue_ else {})} for route in alerts.routes]
+    receivers = [_receiver(receiver, credentials_dir) for receiver in alerts.receivers]
+    if alerts.default_receiver is None:
+        receivers.append({"name": "default"})
     return {
         "global": {"resolve_timeout": "5m"},
         "route": {
-            "receiver": "default",
+            "receiver": default,
             "group_by": ["alertname", "team", "namespace"],
             "group_wait": "30s",
             "group_interval": "5m",
@@ -94,7 +122,7 @@ def alertmanager_config() -> dict[str, Any]:
                 # The always-firing heartbeat: point it at an external dead man's switch to learn when
                 # alerting itself is down.
                 {"receiver": "null", "matchers": ['alertname = "Watchdog"']},
-                {"receiver": "platform", "matchers": ['team = "platform"']},
+                *routes,
             ],
         },
         # A critical alert silences the warning and info alerts of the same thing; InfoInhibitor (a chart
@@ -108,9 +136,54 @@ def alertmanager_config() -> dict[str, Any]:
              "equal": ["namespace"]},
             {"target_matchers": ['alertname = "InfoInhibitor"']},
         ],
-        "receivers": [{"name": "default"}, {"name": "platform"}, {"name": "null"}],
+        "receivers": [*receivers, {"name": "null"}],
         "templates": ["/etc/alertmanager/config/*.tmpl"],
     }
+
+
+def _route_matchers(route: AlertRoute) -> list[str]:
+    found = {"team": route.team, "severity": route.severity}
+    return [f'{label} = "{value}"' for label, value in found.items() if value is not None]
+
+
+def credential_file_key(receiver: str, field: str) -> str:
+    """The Secret key (and file name) of one receiver's credential: `<receiver>-<field>`."""
+    return f"{receiver}-{field}"
+
+
+def _receiver(receiver: Receiver, credentials_dir: str) -> dict[str, Any]:
+    def file(field: str) -> str:
+        return f"{credentials_dir}/{credential_file_key(receiver.name, field)}"
+
+    common = {"send_resolved": receiver.send_resolved}
+    if isinstance(receiver, WebhookReceiver):
+        config: dict[str, Any] = {**common, "url": receiver.url}
+        if receiver.bearer_token is not None:
+            config["http_config"] = {"authorization": {"type": "Bearer", "credentials_file": file("bearerToken")}}
+        return {"name": receiver.name, "webhook_configs": [config]}
+    if isinstance(receiver, SlackReceiver):
+        config = {**common, "api_url_file": file("apiUrl"),
+                  "title": "{{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }}, "
+                           "team {{ .CommonLabels.team }})",
+                  "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.description }}\n"
+                          "Runbook: {{ .Annotations.runbook }}\n{{ end }}"}
+        if receiver.channel is not None:
+            config["channel"] = receiver.channel
+        return {"name": receiver.name, "slack_configs": [config]}
+    if isinstance(receiver, PagerDutyReceiver):
+        return {"name": receiver.name, "pagerduty_configs": [
+            {**common, "routing_key_file": file("routingKey"), "severity": '{{ .CommonLabels.severity }}'}]}
+    config = {**common, "to": receiver.to, "from": receiver.from_, "smarthost": receiver.smarthost,
+              "require_tls": True}
+    if receiver.auth_username is not None:
+        config.update({"auth_username": receiver.auth_username, "auth_password_file": file("authPassword")})
+    return {"name": receiver.name, "email_configs": [config]}
+
+
+def alertmanager_credentials(alerts: AlertsConfig) -> dict[str, str]:
+    """The Secret's data: every credential of every receiver, under the key its `*_file` field reads."""
+    return {credential_file_key(alerts.receivers[index].name, field): value
+            for (index, field), value in credentials(alerts).items()}
 
 
 def grafana_secret_data(password: pulumi.Input[str], secret_key: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
@@ -156,6 +229,8 @@ def grafana_values() -> dict[str, Any]:
         "initChownData": {"enabled": False},
         "testFramework": {"enabled": False},
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        # A single replica gets no disruption budget (it would block node drains) and no zone spread.
+        "replicas": GRAFANA_REPLICAS,
     }
 
 
@@ -165,7 +240,7 @@ def prometheus_values(config: MetricsConfig, storage_class: str, cluster_name: s
     https://github.com/prometheus-community/helm-charts/blob/kube-prometheus-stack-88.5.3/charts/kube-prometheus-stack/values.yaml
     """
     return {
-        "podDisruptionBudget": {"enabled": config.replicas > 1, "minAvailable": 1},
+        "podDisruptionBudget": _disruption_budget(config.replicas),
         "prometheusSpec": {
             "replicas": config.replicas,
             "retention": retention(config),
@@ -183,13 +258,20 @@ def prometheus_values(config: MetricsConfig, storage_class: str, cluster_name: s
             "securityContext": dict(RESTRICTED_POD),
             "podAntiAffinity": "soft",
             "podAntiAffinityTopologyKey": "topology.kubernetes.io/zone",
+            "topologySpreadConstraints": zone_spread(PROMETHEUS_POD_LABELS, config.replicas),
         },
     }
 
 
+def _disruption_budget(replicas: int) -> dict[str, Any]:
+    """The chart's `podDisruptionBudget` block: on with `minAvailable: 1` only for several replicas."""
+    min_available = disruption_min_available(replicas)
+    return {"enabled": min_available is not None, "minAvailable": min_available or 1}
+
+
 def alertmanager_values(config: MetricsConfig, storage_class: str) -> dict[str, Any]:
     return {
-        "podDisruptionBudget": {"enabled": config.replicas > 1, "minAvailable": 1},
+        "podDisruptionBudget": _disruption_budget(config.replicas),
         "config": alertmanager_config(),
         "alertmanagerSpec": {
             "replicas": config.replicas,
@@ -199,6 +281,7 @@ def alertmanager_values(config: MetricsConfig, storage_class: str) -> dict[str, 
             "securityContext": dict(RESTRICTED_POD),
             "podAntiAffinity": "soft",
             "podAntiAffinityTopologyKey": "topology.kubernetes.io/zone",
+            "topologySpreadConstraints": zone_spread(ALERTMANAGER_POD_LABELS, config.replicas),
         },
     }
 
@@ -213,9 +296,11 @@ def crds_values() -> dict[str, Any]:
     return {"crds": {"annotations": dict(KEEP_ON_UNINSTALL)}}
 
 
-def metrics_stack_values(config: MetricsConfig, storage_class: str, cluster_name: str) -> dict[str, Any]:
+def metrics_stack_values(config: MetricsConfig, storage_class: str, cluster_name: str,
+                         alerts: AlertsConfig | None = None) -> dict[str, Any]:
     """kube-prometheus-stack's values. The chart's default rules and dashboards stay: they watch the
-    cluster itself (nodes, kubelet, workloads, Prometheus); only the components EKS manages are off."""
+    cluster itself (nodes, kubelet, workloads, Prometheus); only the components EKS manages are off.
+    `alerts` routes notifications (alertmanager_routing())."""
     values: dict[str, Any] = {
         # The CRDs are the prometheus-operator-crds release's (crds_values()), which Helm does upgrade.
         "crds": {"enabled": False},
@@ -242,7 +327,17 @@ def metrics_stack_values(config: MetricsConfig, storage_class: str, cluster_name
     }
     for component in EKS_MANAGED_COMPONENTS:
         values[component] = {"enabled": False}
+    alertmanager_routing(values["alertmanager"], alerts or AlertsConfig())
     return values
+
+
+def alertmanager_routing(values: dict[str, Any], alerts: AlertsConfig) -> None:
+    """Set the chart's `alertmanager` values' routing: the config with the stack's receivers and routes, and
+    the credentials Secret (when there is a credential) among the Secrets mounted into Alertmanager."""
+    values["config"] = alertmanager_config(alerts)
+    if alertmanager_credentials(alerts):
+        spec = values.setdefault("alertmanagerSpec", {})
+        spec["secrets"] = [*spec.get("secrets", []), ALERTMANAGER_CREDENTIALS_SECRET]
 
 
 @dataclass(frozen=True)
@@ -251,6 +346,7 @@ class MetricsStackArgs:
 
     Attributes:
         config: Retention, volume size and replicas of Prometheus and Alertmanager.
+        alerts: Alertmanager's receivers and routes; their credentials go into a Secret of their own.
         cluster_name: The cluster's name, Prometheus's `cluster` external label.
         storage_class: The encrypted StorageClass of the volumes (BlockStorage.storage_class_name).
         provider: Kubernetes provider of the cluster.
@@ -266,6 +362,7 @@ class MetricsStackArgs:
     storage_class: str
     provider: k8s.Provider
     depends_on: tuple[pulumi.Resource, ...] = ()
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 class MetricsStack(pulumi.ComponentResource):
@@ -298,6 +395,7 @@ class MetricsStack(pulumi.ComponentResource):
             type="Opaque",
             string_data=grafana_secret_data(password.result, secret_key.result),
             opts=in_namespace)
+        routing_secrets = self._alert_credentials(name, args.alerts, in_namespace)
         crds = k8s.helm.v3.Release(
             f"{name}-crds",
             name=CRDS_RELEASE_NAME,
@@ -316,12 +414,12 @@ class MetricsStack(pulumi.ComponentResource):
             f"{name}-release",
             name=RELEASE_NAME,
             namespace=MONITORING_NAMESPACE,
-            values=metrics_stack_values(args.config, args.storage_class, args.cluster_name),
+            values=metrics_stack_values(args.config, args.storage_class, args.cluster_name, args.alerts),
             atomic=True,
             # A component's depends_on does not reach its children; the release waits for them itself. The
             # operator needs its CRDs, at the version it was built for, before it starts.
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
-                depends_on=[namespace, secret, crds, *args.depends_on])),
+                depends_on=[namespace, secret, *routing_secrets, crds, *args.depends_on])),
             **release_args(KUBE_PROMETHEUS_STACK),
         )
         # The CRDs come with their release, the operator's admission webhook with the stack's.
@@ -342,3 +440,16 @@ class MetricsStack(pulumi.ComponentResource):
         self.register_outputs({"namespace": self.namespace, "release_name": self.release_name,
                                "crds_release_name": self.crds_release_name,
                                "grafana_admin_secret": self.grafana_admin_secret})
+
+    def _alert_credentials(self, name: str, alerts: AlertsConfig,
+                           opts: pulumi.ResourceOptions) -> list[k8s.core.v1.Secret]:
+        # Wrapped as secrets again: config values lose their secret mark once parsed into plain models, and the
+        # state must keep them encrypted.
+        data = alertmanager_credentials(alerts)
+        if not data:
+            return []
+        return [k8s.core.v1.Secret(
+            f"{name}-alertmanager-credentials",
+            metadata={"name": ALERTMANAGER_CREDENTIALS_SECRET, "namespace": MONITORING_NAMESPACE},
+            type="Opaque", string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
+            opts=opts)]

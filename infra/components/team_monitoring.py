@@ -14,11 +14,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.inference_service import METRICS_PORT
+from infra.components.inference_service import ISVC_POD_LABEL, METRICS_PORT
 
 POD_MONITOR_NAME = "inference-services"
-# KServe labels every pod of an InferenceService with the service's name.
-ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
 # TorchServe serves its metrics on a port of their own (kserve.torchserve_runtime_spec names it); a
 # KServe ModelServer serves `/metrics` on its HTTP port (inference_service.predictor_spec names it).
 TORCHSERVE_METRICS_PORT_NAME = "metrics"

@@ -106,6 +106,8 @@ def s3_annotations(region: str) -> dict[str, str]:
 TEAM_STACK_RESOURCES: dict[str, tuple[str, ...]] = {
     "serving.kserve.io": ("inferenceservices",),
     "monitoring.coreos.com": ("podmonitors",),
+    # A disruption budget per model that runs at least two replicas (inference_service.disruption_budget).
+    "policy": ("poddisruptionbudgets",),
 }
 WRITE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 # Read-only, so a team can see why its models are not ready (pods, their logs and events, the HPA).

@@ -6,13 +6,15 @@ import json
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pulumi
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
+from infra.config.alerts import credential_problems
 from infra.config.errors import NOT_SET, SUBKEY_MARK, ConfigError, Problem, describe_error, did_you_mean, join_path
 from infra.config.models import PlatformConfig, StackConfig, TeamConfig
 
@@ -39,7 +41,30 @@ def stack_file(stack: str) -> str:
 
 def load_stack_config() -> StackConfig:
     """Read the running stack's config; raise ConfigError listing every problem."""
-    return parse_stack_config(_all_config(), project=pulumi.get_project(), stack=pulumi.get_stack())
+    from pulumi.runtime import config as runtime_config
+
+    project, stack = pulumi.get_project(), pulumi.get_stack()
+    secret_keys = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
+    return parse_stack_config(_all_config(), project=project, stack=stack, secret_keys=secret_keys,
+                              secure_paths=_secure_paths_on_disk(project, stack))
+
+
+def _secure_paths_on_disk(project: str, stack: str) -> set[str] | None:
+    """Which values of the stack file are `secure:`; None when the file is not there (config from elsewhere).
+
+    The engine hands the program decrypted values and marks only top-level keys secret: one `secure:` value
+    inside `observability` marks all of it. The stack file says exactly which values were encrypted.
+    """
+    from infra.preview.project import Project, ProjectError
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        found = Project.load(root)
+        if found.name != project or not found.stack_path(stack).is_file():
+            return None
+        return set(found.stack_config(stack).secure_paths)
+    except ProjectError:
+        return None
 
 
 def _all_config() -> dict[str, str]:
@@ -51,8 +76,12 @@ def _all_config() -> dict[str, str]:
     return merged
 
 
-def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str) -> StackConfig:
+def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str, secret_keys: Collection[str] = (),
+                       secure_paths: Collection[str] | None = None) -> StackConfig:
     """Validate raw config values (as the engine passes them: strings, JSON for objects).
+
+    ``secret_keys`` are the top-level keys the engine marks secret; ``secure_paths`` the exact paths of the
+    stack file's `secure:` values (``key.sub[0].field``), when known. A credential must be one of them.
 
     Raises:
         ConfigError: naming the stack file and every problem found.
@@ -86,6 +115,13 @@ def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str) -
         errors = _without_echoes(exc.errors())
         problems += [_problem(err, model, data, prefix) for err in errors]
         config = None
+    if isinstance(config, PlatformConfig):
+        key = prefix + "observability"
+
+        def is_secret(path: str) -> bool:
+            return path in secure_paths if secure_paths is not None else key in secret_keys
+
+        problems += credential_problems(config.observability.alerts, key + ".alerts", is_secret)
     if problems or config is None:
         raise ConfigError(stack_file(stack), problems)
     return config
@@ -139,7 +175,7 @@ def _without_echoes(errors: list[Any]) -> list[Any]:
 
 def _problem(error: dict[str, Any], model: type[BaseModel], data: Mapping[str, Any], prefix: str) -> Problem:
     # Defaults are validated under their Python names; stack files use camelCase.
-    loc = [to_camel(p) if isinstance(p, str) else p for p in error["loc"]]
+    loc = _without_union_tags([to_camel(p) if isinstance(p, str) else p for p in error["loc"]], data)
     message = describe_error(error, _allowed_keys(model, loc[:-1]))
     if message.startswith(SUBKEY_MARK):
         sub, _, message = message[1:].partition(": ")
@@ -148,6 +184,21 @@ def _problem(error: dict[str, Any], model: type[BaseModel], data: Mapping[str, A
     key = "aws:region" if head == "region" else prefix + str(head)
     value = NOT_SET if error["type"] == "missing" else _lookup(data, loc)
     return Problem(join_path(key, loc[1:]), message, value)
+
+
+def _without_union_tags(loc: list[str | int], data: Any) -> list[str | int]:
+    """pydantic puts a tagged union's tag in the path (`receivers[0].pagerduty.routingKey`); the stack file
+    has no such key."""
+    kept: list[str | int] = []
+    for part in loc:
+        if isinstance(data, dict) and part not in data and data.get("type") == part:
+            continue
+        kept.append(part)
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            data = None
+    return kept
 
 
 def _lookup(data: Any, loc: Sequence[str | int]) -> Any:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from infra.config.alerts import AlertsConfig
 from infra.config.base import FrozenModel
 from infra.config.fields import StrictInt, StrictStr
 
@@ -74,6 +75,10 @@ class ObservabilityConfig(FrozenModel):
 
     metrics: MetricsConfig = Field(description="Prometheus and Alertmanager.")
     logs: LogsConfig = Field(description="Elasticsearch, Kibana, Filebeat and log snapshots.")
+    alerts: AlertsConfig = Field(
+        default_factory=AlertsConfig,
+        description="Alertmanager receivers (webhook, slack, pagerduty, email) and routes by team and severity; "
+                    "credentials only as Pulumi secrets.")
 
 
 ENVIRONMENT_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {

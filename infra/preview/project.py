@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from infra.config.alerts import SECRET_PLACEHOLDER
+
 PROJECT_FILE = "Pulumi.yaml"
 
 
@@ -22,6 +24,8 @@ class StackConfig:
 
     values: dict[str, str]
     secret_keys: tuple[str, ...] = field(default=())
+    # Every `secure:` value, top-level or nested: `ai-platform:observability.alerts.receivers[0].routingKey`.
+    secure_paths: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -80,19 +84,22 @@ class Project:
             raise ProjectError(f"{path.relative_to(self.root)}: expected a mapping with a 'config:' mapping")
         values: dict[str, str] = {}
         secrets: list[str] = []
+        secure: list[str] = []
         for key, value in (data.get("config") or {}).items():
             full = self._qualify(str(key))
-            if isinstance(value, dict) and set(value) == {"secure"}:
-                # Offline there is no key to decrypt with; the program sees a marked placeholder.
-                values[full], secrets = "[secret]", [*secrets, full]
-            else:
-                values[full] = _engine_string(value)
+            # Offline there is no key to decrypt with; the program sees a marked placeholder. Like the engine,
+            # a key with a secure value anywhere inside is secret as a whole.
+            value, paths = _without_secure(value, full)
+            secure += paths
+            if paths:
+                secrets.append(full)
+            values[full] = value if isinstance(value, str) and paths == [full] else _engine_string(value)
         for key, declaration in self.declared_config.items():
             full = self._qualify(key)
             fallback = _declared_value(declaration)
             if full not in values and fallback is not None:
                 values[full] = _engine_string(fallback)
-        return StackConfig(values=values, secret_keys=tuple(secrets))
+        return StackConfig(values=values, secret_keys=tuple(secrets), secure_paths=tuple(secure))
 
     def _qualify(self, key: str) -> str:
         return key if ":" in key else f"{self.name}:{key}"
@@ -120,6 +127,19 @@ def _declared_value(declaration: Any) -> Any:
     if not isinstance(declaration, dict):
         return declaration
     return declaration.get("value", declaration.get("default"))
+
+
+def _without_secure(value: Any, path: str) -> tuple[Any, list[str]]:
+    """``value`` with every `{secure: ...}` replaced by the placeholder, and the paths where it was."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return SECRET_PLACEHOLDER, [path]
+    if isinstance(value, dict):
+        pairs = {k: _without_secure(v, f"{path}.{k}") for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, [p for _, found in pairs.values() for p in found]
+    if isinstance(value, list):
+        items = [_without_secure(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [v for v, _ in items], [p for _, found in items for p in found]
+    return value, []
 
 
 def _engine_string(value: Any) -> str:

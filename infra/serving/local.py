@@ -4,7 +4,9 @@ The server runs in its own process group with a private work dir under `<out>/.s
 (SIGINT), SIGTERM, SIGHUP (the terminal closed) and SIGQUIT all stop it in order; the work dir is
 removed afterwards unless the server failed, in which case its logs are kept and their path printed.
 With `--with-prometheus`, a Prometheus (infra/serving/local_prometheus.py) scrapes the server with the
-platform's rules, from a folder of the same work dir, and is stopped first.
+platform's rules, from a folder of the same work dir, and is stopped first; it sends firing alerts to an
+Alertmanager (infra/serving/local_alertmanager.py) that routes them with a stack's routing config, to
+`--alert-webhook` when given.
 """
 
 from __future__ import annotations
@@ -26,8 +28,18 @@ import httpx
 from rich.console import Console
 from rich.text import Text
 
+from infra.config.alerts import AlertsConfig
 from infra.serving.catalog import MODEL_HANDLERS, Catalog
 from infra.serving.kserve_process import KServeServer
+from infra.serving.local_alertmanager import (
+    AlertmanagerFailed,
+    AlertmanagerTools,
+    LocalAlertmanager,
+    find_alertmanager,
+    local_alertmanager_config,
+    local_alerts,
+    stack_alerts,
+)
 from infra.serving.local_prometheus import (
     LocalPrometheus,
     PrometheusFailed,
@@ -66,7 +78,10 @@ class ServeOptions:
         smoke: Send every example, report, stop, and exit 0 or 1.
         out: Where packages are built (and cached).
         token_auth: TorchServe's token authorization.
-        with_prometheus: Also run Prometheus on loopback, scraping the server with the platform's rules.
+        with_prometheus: Also run Prometheus on loopback, scraping the server with the platform's rules, and
+            Alertmanager, which Prometheus sends firing alerts to.
+        alert_webhook: Where the local Alertmanager's receivers post notifications; None: nowhere.
+        alerts_stack: The platform stack whose `observability.alerts` routes them.
     """
 
     runtime: Runtime = "torchserve"
@@ -76,6 +91,8 @@ class ServeOptions:
     out: Path = DEFAULT_OUT
     token_auth: bool = True
     with_prometheus: bool = False
+    alert_webhook: str | None = None
+    alerts_stack: str = "prod"
 
 
 def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Catalog | None = None) -> int:
@@ -85,6 +102,7 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
     if options.port and not port_is_free(options.port):  # before minutes of packaging, not after
         raise ServingError(f"port {options.port} on 127.0.0.1 is in use")
     tools = find_prometheus() if options.with_prometheus else None  # a missing package, also before packaging
+    alerting = _alerting(options) if options.with_prometheus else None
     with err.status("packaging…") as status:
         manifest = package_models(options.out, [f.name for f in folders], catalog=catalog,
                                   on_progress=lambda model, step: status.update(f"packaging {model}: {step}…"))
@@ -93,6 +111,7 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
     work_dir: Path | None = None
     server: LocalServer | None = None
     prometheus: LocalPrometheus | None = None
+    alertmanager: LocalAlertmanager | None = None
     failed = False
     with _stop_signals_interrupt():
         try:
@@ -101,6 +120,13 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
             server = _server(options, served, work_dir)
             if tools is not None:
                 prometheus = _prometheus(work_dir, tools)
+            if alerting is not None:
+                alertmanager = LocalAlertmanager(work_dir / "alertmanager", tools=alerting[0])
+                alertmanager.start(local_alertmanager_config(alerting[1], options.alert_webhook,
+                                                             alertmanager.work_dir))
+                alertmanager.wait_ready()
+                if prometheus is not None:
+                    prometheus.alertmanagers = [alertmanager.address]
             return _run(server, served, options, console, err, prometheus)
         except ServerFailed as exc:
             failed = True
@@ -111,6 +137,10 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
             failed = True
             _print(err, Text("error: ", style="bold red") + Text(f"prometheus failed: {exc}"))
             return EXIT_FAILED
+        except AlertmanagerFailed as exc:
+            failed = True
+            _print(err, Text("error: ", style="bold red") + Text(f"alertmanager failed: {exc}"))
+            return EXIT_FAILED
         except (KeyboardInterrupt, Interrupted):
             _print(err, "stopping…")
             return EXIT_INTERRUPTED if options.smoke else EXIT_OK
@@ -118,6 +148,8 @@ def serve(options: ServeOptions, console: Console, err: Console, *, catalog: Cat
             with _signals_ignored():
                 if prometheus is not None:  # first: it would only record the server going away
                     prometheus.stop()
+                if alertmanager is not None:
+                    alertmanager.stop()
                 if server is not None:
                     server.stop()
                 if failed:
@@ -158,6 +190,21 @@ def _server(options: ServeOptions, served: Sequence[ServedModel], work_dir: Path
     return TorchServeServer(served, work_dir, port=options.port, token_auth=options.token_auth)
 
 
+def _alerting(options: ServeOptions) -> tuple[AlertmanagerTools, AlertsConfig]:
+    """Alertmanager's tools and the routing, both before packaging: a missing package or a broken stack
+    file is reported in seconds."""
+    from pydantic import ValidationError
+
+    tools = find_alertmanager()
+    alerts = stack_alerts(options.alerts_stack) if options.alert_webhook else AlertsConfig()
+    try:
+        local_alerts(alerts, options.alert_webhook)
+    except ValidationError:
+        raise ServingError(f"--alert-webhook {options.alert_webhook}: must be an https:// URL, or http:// on "
+                           "loopback (127.0.0.1, localhost)") from None
+    return tools, alerts
+
+
 def _prometheus(work_dir: Path, tools: PrometheusTools) -> LocalPrometheus:
     # Imported here: the rule files' module is only needed with --with-prometheus.
     from infra.observability.rules import rule_files
@@ -170,7 +217,7 @@ def _start_prometheus(prometheus: LocalPrometheus, server: LocalServer, served: 
     """Start Prometheus once the server is ready, and wait until its first scrape of the server succeeded."""
     started = time.monotonic()
     with err.status("starting prometheus…"):
-        prometheus.start([ScrapeTarget.of(server, [m.name for m in served])])
+        prometheus.start([ScrapeTarget.of(server, [m.name for m in served])], prometheus.alertmanagers)
         prometheus.wait_ready()
         prometheus.wait_targets_up()
         try:
@@ -190,6 +237,8 @@ def _prometheus_lines(prometheus: LocalPrometheus, groups: Sequence[dict[str, An
              f"  GET  {prometheus.url}/  (UI)",
              f"  GET  {prometheus.page('targets')}  (targets: {jobs}, up)",
              f"  GET  {prometheus.page('alerts')}  (alerts: {_count(rules, 'rule')} in {_count(len(groups), 'group')})"]
+    if prometheus.alertmanagers:
+        lines.append(f"alertmanager on 127.0.0.1: http://{prometheus.alertmanagers[0]}/  (firing alerts go there)")
     return "\n".join(lines)
 
 

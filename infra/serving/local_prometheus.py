@@ -97,8 +97,9 @@ def target_labels(target: ScrapeTarget) -> dict[str, str]:
 
 
 def prometheus_config(targets: Sequence[ScrapeTarget], rule_files: Sequence[Path], *,
-                      interval_s: int = SCRAPE_INTERVAL_S) -> dict[str, Any]:
-    """prometheus.yml for the local servers: one job each, every rule file loaded.
+                      interval_s: int = SCRAPE_INTERVAL_S, alertmanagers: Sequence[str] = ()) -> dict[str, Any]:
+    """prometheus.yml for the local servers: one job each, every rule file loaded, firing alerts sent to
+    `alertmanagers` (`127.0.0.1:<port>` of the local Alertmanager).
 
     Rules are evaluated as often as targets are scraped, so an alert's `for:` starts counting within
     seconds of the first scrape. Rule files are absolute: Prometheus resolves relative ones against the
@@ -116,12 +117,16 @@ def prometheus_config(targets: Sequence[ScrapeTarget], rule_files: Sequence[Path
     if problems:
         raise ValueError("; ".join(problems))
     interval = f"{interval_s}s"
-    return {
+    config: dict[str, Any] = {
         # A scrape may take as long as the interval: a local server answers in milliseconds anyway.
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "rule_files": [str(Path(f).resolve()) for f in rule_files],
         "scrape_configs": [_scrape_config(t) for t in targets],
     }
+    if alertmanagers:
+        config["alerting"] = {"alertmanagers": [{"scheme": "http", "static_configs": [
+            {"targets": list(alertmanagers)}]}]}
+    return config
 
 
 def _scrape_config(target: ScrapeTarget) -> dict[str, Any]:
@@ -168,6 +173,8 @@ class LocalPrometheus:
         self.interval_s = interval_s
         self.tools = tools or find_prometheus()
         self.targets: list[ScrapeTarget] = []
+        # `127.0.0.1:<port>` of the Alertmanagers firing alerts go to (`aip serve` sets its own).
+        self.alertmanagers: list[str] = []
         self.port = 0
         self._group: ProcessGroup | None = None
         self._client = http_client(timeout=10.0)
@@ -187,14 +194,17 @@ class LocalPrometheus:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    def start(self, targets: Sequence[ScrapeTarget]) -> None:
+    def start(self, targets: Sequence[ScrapeTarget], alertmanagers: Sequence[str] = ()) -> None:
         """Write and check the config, then start Prometheus; PrometheusFailed when promtool rejects it.
 
         The port is picked here, after the model server holds its own, so the two never get the same one.
+        Firing alerts go to `alertmanagers` (`127.0.0.1:<port>` each).
         """
         self.targets = list(targets)
+        self.alertmanagers = list(alertmanagers)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        config = prometheus_config(self.targets, self.rule_files, interval_s=self.interval_s)
+        config = prometheus_config(self.targets, self.rule_files, interval_s=self.interval_s,
+                                   alertmanagers=alertmanagers)
         self.config_file.write_text(render_config(config), encoding="utf-8")
         self.check_config()
         self.port = free_ports(1)[0]

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from aip_serving.checks import finite_numbers, json_type
-from aip_serving.core import ModelCore, Prediction, check_lengths
+from aip_serving.core import ModelCore, Prediction, TensorSpec, check_lengths
 from aip_serving.errors import InputError
-from model import IMAGE_SIDE, MAX_PIXEL, PIXELS, DigitsCNN, build_model
+from model import CLASSES, IMAGE_SIDE, MAX_PIXEL, PIXELS, DigitsCNN, build_model
 
 IMAGE = f"an {IMAGE_SIDE}x{IMAGE_SIDE} image"
 V2_INPUT = "image"
@@ -30,7 +30,9 @@ class DigitsCore(ModelCore[list[float]]):
     name = "digits"
     default_max_batch_instances = 64
     v2_inputs: ClassVar[Mapping[str, str]] = {V2_INPUT: f"[N, {PIXELS}] or [N, {IMAGE_SIDE}, {IMAGE_SIDE}], 0..16"}
+    v2_input_specs: ClassVar[Mapping[str, TensorSpec]] = {V2_INPUT: TensorSpec("FP32", (-1, PIXELS))}
     v2_outputs: ClassVar[Mapping[str, type[np.generic]]] = {"label": np.int64, "probabilities": np.float32}
+    v2_output_shapes: ClassVar[Mapping[str, tuple[int, ...]]] = {"label": (-1,), "probabilities": (-1, CLASSES)}
 
     @classmethod
     def build_model(cls) -> DigitsCNN:

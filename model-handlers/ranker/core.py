@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from aip_serving.checks import boolean, integer, json_object
-from aip_serving.core import ModelCore, Prediction, check_lengths
+from aip_serving.core import ModelCore, Prediction, TensorSpec, check_lengths
 from aip_serving.errors import InputError
 from model import MatrixFactorization, build_model
 
@@ -47,7 +47,14 @@ class RankerCore(ModelCore[Query]):
         "k": f"INT64, one value or one per user, 1..{MAX_K}",
         "exclude_seen": "BOOL, one value or one per user",
     }
+    v2_input_specs: ClassVar[Mapping[str, TensorSpec]] = {
+        "user_id": TensorSpec("INT64", (-1,)),
+        "k": TensorSpec("INT64", (-1,)),
+        "exclude_seen": TensorSpec("BOOL", (-1,)),
+    }
     v2_outputs: ClassVar[Mapping[str, type[np.generic]]] = {"items": np.int64, "scores": np.float32}
+    # [N, k]: every user of a v2 request gets the same k.
+    v2_output_shapes: ClassVar[Mapping[str, tuple[int, ...]]] = {"items": (-1, -1), "scores": (-1, -1)}
 
     model: MatrixFactorization
 

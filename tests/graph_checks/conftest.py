@@ -31,7 +31,9 @@ def stack_config(project: Project) -> Callable[[str], StackConfig]:
     """A shipped stack's config, parsed as the program parses it."""
 
     def get(stack: str) -> StackConfig:
-        return parse_stack_config(project.stack_config(stack).values, project=project.name, stack=stack)
+        values = project.stack_config(stack)
+        return parse_stack_config(values.values, project=project.name, stack=stack,
+                                  secret_keys=values.secret_keys, secure_paths=values.secure_paths)
 
     return get
 

@@ -194,7 +194,13 @@ def test_default_rules_stay_and_only_eks_managed_components_are_off():
 
 
 def test_alertmanager_routes_by_team_to_defined_receivers():
-    config = monitoring.alertmanager_config()
+    """Routing from stack config is tested in detail in tests/infra/test_alert_routing.py."""
+    from infra.config.alerts import AlertsConfig
+
+    alerts = AlertsConfig.model_validate({
+        "receivers": [{"name": "platform", "type": "webhook", "url": "https://hooks.example.com/platform"}],
+        "routes": [{"team": "platform", "receiver": "platform"}]})
+    config = monitoring.alertmanager_config(alerts)
     route = config["route"]
     assert {"alertname", "team", "namespace"} <= set(route["group_by"])
     defined = {r["name"] for r in config["receivers"]}

@@ -70,7 +70,8 @@ def test_canary_keeps_the_stable_version_as_main_predictor():
     spec = inference_service_manifest("vision", model, URI, STABLE, None)["spec"]
     assert spec["predictor"]["model"]["storageUri"] == STABLE
     assert spec["canary"] == [{"trafficPercent": 10, "predictor": {
-        "name": "canary", "model": {"name": "kserve-container", **spec["predictor"]["model"], "storageUri": URI}}}]
+        "name": "canary", "terminationGracePeriodSeconds": spec["predictor"]["terminationGracePeriodSeconds"],
+        "model": {"name": "kserve-container", **spec["predictor"]["model"], "storageUri": URI}}}]
 
 
 def test_kserve_runtime_runs_the_teams_image_non_root():

@@ -136,7 +136,7 @@ def test_prod_has_a_nat_gateway_per_az_and_protected_buckets(preview):
 TEAM_TYPES = {"pulumi:pulumi:StackReference", "pulumi:providers:kubernetes",
               "ai-platform:serving:ModelService", "aws:s3/bucketObjectv2:BucketObjectv2",
               "kubernetes:serving.kserve.io/v1beta1:InferenceService", "ai-platform:team:TeamMonitoring",
-              "kubernetes:monitoring.coreos.com/v1:PodMonitor"}
+              "kubernetes:monitoring.coreos.com/v1:PodMonitor", "kubernetes:policy/v1:PodDisruptionBudget"}
 
 
 @pytest.mark.parametrize("stack", TEAM_STACKS)

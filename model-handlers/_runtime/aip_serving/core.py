@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence, Sized
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +27,28 @@ CoreT = TypeVar("CoreT", bound="ModelCore[Any]")
 
 Prediction = dict[str, Any]
 """One instance's answer: a JSON-able object."""
+
+# v2 datatype of each numpy scalar type an output may have.
+V2_DATATYPES: Mapping[type[np.generic], str] = {
+    np.bool_: "BOOL", np.uint8: "UINT8", np.uint16: "UINT16", np.uint32: "UINT32", np.uint64: "UINT64",
+    np.int8: "INT8", np.int16: "INT16", np.int32: "INT32", np.int64: "INT64",
+    np.float16: "FP16", np.float32: "FP32", np.float64: "FP64",
+}
+
+
+class TensorSpec(NamedTuple):
+    """A v2 tensor as the model metadata (``GET /v2/models/<m>``) lists it.
+
+    Attributes:
+        datatype: v2 datatype (``FP32``, ``INT64``, ``BOOL``...).
+        shape: Dimensions; ``-1`` for a variable one (the batch).
+    """
+
+    datatype: str
+    shape: tuple[int, ...]
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        return {"name": name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
 def check_lengths(**sequences: Sized) -> None:
@@ -53,7 +75,9 @@ class ModelCore(ABC, Generic[DecodedT]):
     4. :meth:`encode` turns the outputs into one JSON-able prediction per instance.
 
     For the KServe v2 protocol a subclass also maps named input tensors to instances
-    (:meth:`instances_from_tensors`) and declares its output tensors (:attr:`v2_outputs`).
+    (:meth:`instances_from_tensors`) and declares its input tensors (:attr:`v2_inputs`,
+    :attr:`v2_input_specs`) and output tensors (:attr:`v2_outputs`, :attr:`v2_output_shapes`), which the
+    v2 model metadata lists (:meth:`v2_metadata`).
 
     Attributes:
         name: The model's name (its folder under ``model-handlers/``).
@@ -61,7 +85,9 @@ class ModelCore(ABC, Generic[DecodedT]):
         weights_file: File name of the ``state_dict`` inside a model directory.
         default_max_batch_instances: Limit on instances per request when the config sets none.
         v2_inputs: Names of the v2 input tensors, each with a short description for messages.
+        v2_input_specs: Datatype and shape of each v2 input tensor (same keys as :attr:`v2_inputs`).
         v2_outputs: Names of the v2 output tensors (keys of each prediction) and their numpy dtypes.
+        v2_output_shapes: Shape of each v2 output tensor (same keys as :attr:`v2_outputs`; -1 variable).
         model: The loaded module, in eval mode, on :attr:`device`.
         device: Where the model and its inputs live.
         max_batch_instances: The most instances one request may carry.
@@ -72,7 +98,9 @@ class ModelCore(ABC, Generic[DecodedT]):
     weights_file: ClassVar[str] = "weights.pt"
     default_max_batch_instances: ClassVar[int] = 64
     v2_inputs: ClassVar[Mapping[str, str]] = {}
+    v2_input_specs: ClassVar[Mapping[str, TensorSpec]] = {}
     v2_outputs: ClassVar[Mapping[str, type[np.generic]]] = {}
+    v2_output_shapes: ClassVar[Mapping[str, tuple[int, ...]]] = {}
 
     def __init__(
         self,
@@ -122,6 +150,23 @@ class ModelCore(ABC, Generic[DecodedT]):
             InputError: This model does not speak v2, or an input is unknown, missing or misshapen.
         """
         raise InputError(f"model {self.name} does not accept v2 (tensor) requests: send {{\"{INSTANCES}\": [...]}}")
+
+    @classmethod
+    def v2_metadata(cls) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The v2 model metadata's ``inputs`` and ``outputs``: name, datatype and shape of each tensor.
+
+        Raises:
+            ValueError: A declared tensor has no datatype or shape (a model's declarations are incomplete).
+        """
+        missing = sorted(set(cls.v2_inputs) ^ set(cls.v2_input_specs)) + sorted(
+            set(cls.v2_outputs) ^ set(cls.v2_output_shapes))
+        if missing:
+            raise ValueError(f"model {cls.name}: v2 tensors declared without datatype or shape, or the reverse: "
+                             f"{', '.join(missing)}")
+        inputs = [cls.v2_input_specs[name].metadata(name) for name in cls.v2_inputs]
+        outputs = [TensorSpec(V2_DATATYPES[np.dtype(dtype).type], cls.v2_output_shapes[name]).metadata(name)
+                   for name, dtype in cls.v2_outputs.items()]
+        return inputs, outputs
 
     # -- loading --------------------------------------------------------------------------------------
 

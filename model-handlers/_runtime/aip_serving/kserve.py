@@ -10,7 +10,11 @@ for a ``text/*`` body; on ``/v2/models/<m>/infer`` an ``InferRequest``. An ``Inv
 becomes HTTP 400 ``{"error": message}``; anything else becomes 500.
 
 Every inference request is also counted by status in ``aip_inference_requests_total`` on KServe's
-``/metrics`` (:mod:`aip_serving.metrics`), installed when ``ModelServer.start`` starts the model.
+``/metrics`` (:mod:`aip_serving.metrics`), installed when ``ModelServer.start`` starts the model. At the
+same moment :mod:`aip_serving.guard` goes in front of KServe's app: the model repository API
+(``/v2/repository/...``: load, unload) answers 404, and a malformed v2 binary-tensor request gets 400
+with what is wrong instead of a 500 from KServe's decoding. ``GET /v2/models/<m>`` lists the core's
+declared input and output tensors.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from kserve.utils.numpy_codec import from_np_dtype
 
 from aip_serving.core import ModelCore
 from aip_serving.errors import InputError
+from aip_serving.guard import guard_requests
 from aip_serving.logs import RequestRecord, configure_request_logger, log_request
 from aip_serving.metrics import count_requests
 from aip_serving.model_config import MODEL_CONFIG_FILE, max_batch_instances, read_model_config
@@ -92,14 +97,30 @@ class KServeModel(kserve.Model):
         return self.ready
 
     def start(self) -> None:
-        """Count this model's requests by HTTP status on KServe's ``/metrics``.
+        """Guard KServe's app and count this model's requests by HTTP status on its ``/metrics``.
 
         ``ModelServer.start`` calls this for every model before its REST server starts, in both ways
         a predictor runs (:func:`serve` and a host serving several models), and before the app is
-        built, which is when the counting middleware must be added.
+        built, which is when middleware must be added. The guard goes in first, so the counter, added
+        after it and so outside it, counts the guard's 400s too.
+
+        Raises:
+            RuntimeError: The guard cannot be installed (the app already serves): serving without it
+                would expose the repository API.
         """
         super().start()
-        count_requests(kserve.model_server.app, self.name)
+        app = kserve.model_server.app
+        if not guard_requests(app):
+            raise RuntimeError("KServe's app is already serving: the request guard cannot be installed")
+        count_requests(app, self.name)
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """The v2 metadata's ``inputs`` (``GET /v2/models/<m>``): the core's declared input tensors."""
+        return self.core_class.v2_metadata()[0]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """The v2 metadata's ``outputs``: the core's declared output tensors."""
+        return self.core_class.v2_metadata()[1]
 
     def predict(
         self,
@@ -211,6 +232,10 @@ def serve(model_cls: type[KServeModel], argv: Sequence[str] | None = None) -> No
 
     KServe's REST server binds 0.0.0.0 (hard-coded in 0.16): in a pod that is what the Service needs;
     on a workstation, run it behind the local-serving tool, which keeps it on loopback.
+
+    Always one worker process: with KServe's ``--workers`` > 1 each worker would import a fresh app,
+    without the request guard (the repository API would be served again) and without the counter.
+    Scale with replicas instead.
     """
     args = parse_serve_args(argv, default_name=model_cls.core_class.name)
     limit = args.max_batch_instances
@@ -220,4 +245,4 @@ def serve(model_cls: type[KServeModel], argv: Sequence[str] | None = None) -> No
         limit = max_batch_instances(read_model_config(folder / MODEL_CONFIG_FILE))
     model = model_cls(args.model_name, args.model_dir, max_batch_instances=limit)
     model.load()
-    kserve.ModelServer(http_port=args.http_port, enable_grpc=False).start([model])
+    kserve.ModelServer(http_port=args.http_port, enable_grpc=False, workers=1).start([model])

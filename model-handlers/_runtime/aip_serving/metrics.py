@@ -17,6 +17,12 @@ Counted: ``POST /v1/models/<m>:predict``, ``POST /v2/models/<m>/infer`` and
 model are not counted (their 404 is no model's error, and unknown names must not create series); nor
 are health checks and ``/metrics``. The ``model_name`` label matches the one of KServe's histograms.
 With ``--workers`` > 1 every worker process has its own registry, as KServe's histograms do.
+
+``code="499"`` (nginx's "client closed request"): the connection ended before the application answered,
+so the client received nothing from it: it went away mid-upload or before the answer, or uvicorn itself
+refused the request's HTTP framing (bad chunked encoding) halfway through the body and answered that 400
+on its own, outside the application. Not a server error, so never a 5xx; the recording rules leave it
+out of the answers (``infra/observability/rules/inference.rules.yaml``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ _STATE_KEY = "aip_counted_models"
 # A response that never started because the application raised: Starlette's outermost middleware,
 # outside this one, then answers 500.
 UNHANDLED_STATUS = 500
+# The connection ended before the application answered (see the module's docstring).
+CLIENT_CLOSED_STATUS = 499
 
 _INFERENCE_ROUTES = (
     re.compile(r"/v1/models/(?P<model>[^/:]+):predict"),
@@ -100,22 +108,41 @@ class RequestCounterMiddleware:
             await self.app(scope, receive, send)
             return
         statuses: list[int] = []
+        # Set when the server reports the connection gone before the application started an answer.
+        gone: list[bool] = []
+
+        async def receive_noting_disconnect() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not statuses:
+                gone.append(True)
+            return message
 
         async def send_recording_status(message: Message) -> None:
             if message["type"] == "http.response.start":
-                statuses.append(int(message["status"]))
+                # An answer started after the connection was gone never reached the client.
+                statuses.append(CLIENT_CLOSED_STATUS if gone else int(message["status"]))
             await send(message)
 
         try:
-            await self.app(scope, receive, send_recording_status)
-        except Exception:
+            await self.app(scope, receive_noting_disconnect, send_recording_status)
+        except Exception as err:
             if not statuses:
-                statuses.append(UNHANDLED_STATUS)
-            raise
+                statuses.append(CLIENT_CLOSED_STATUS if gone else UNHANDLED_STATUS)
+            if not (gone and _is_client_disconnect(err)):
+                raise
+            # Reading the body failed because the client left: nobody to answer, nothing to log as an error.
+            logger.info("inference request to model %s: the connection ended before the body was read", model)
         finally:
-            # No status at all: the client went away (cancelled) before any answer; nothing was served.
+            # No status at all: cancelled before any answer, with no disconnect seen; nothing was served.
+            if gone and not statuses:
+                statuses.append(CLIENT_CLOSED_STATUS)
             if statuses:
                 self.counter.labels(model_name=model, code=str(statuses[0])).inc()
+
+
+def _is_client_disconnect(err: BaseException) -> bool:
+    """Starlette's ``ClientDisconnect`` (by name: this module must import without Starlette)."""
+    return type(err).__name__ == "ClientDisconnect"
 
 
 def count_requests(app: Any, model_name: str, *, counter: Any = None) -> bool:
