@@ -118,8 +118,8 @@ def guarded_app(*models: Any, counter: Any = None) -> fastapi.FastAPI:
     from aip_serving.metrics import count_requests
 
     app = rest_app(*models)
-    assert guard_requests(app)
     for model in models:
+        assert guard_requests(app, model.name)
         assert count_requests(app, model.name, counter=counter)
     return app
 
@@ -279,3 +279,71 @@ def test_a_client_that_goes_away_is_counted_499_not_500(digits_served: Any) -> N
     results = asyncio.run(run())
     assert all(not any(isinstance(m, Exception) for m in sent) for sent in results), results
     assert samples(registry) == {("digits", "499"): 3}
+
+
+def test_model_versions_are_a_404_naming_the_route_not_kserves_501(digits_served: Any) -> None:
+    from aip_serving.metrics import requests_counter
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    app = guarded_app(digits_served, counter=requests_counter(registry))
+    json_body = json.dumps({"inputs": [{"name": "image", "shape": [1, 64], "datatype": "FP32", "data": BLANK}]})
+    json_type = {"content": json_body.encode(), "headers": {"content-type": "application/json"}}
+    alone = exchange(rest_app(digits_served), [("POST", "/v2/models/digits/versions/1/infer", json_type)])
+    assert alone[0].status_code == 501  # what the guard stops
+    answers = exchange(app, [("POST", "/v2/models/digits/versions/1/infer", json_type),
+                             ("POST", "/v2/models/nope/versions/1/infer", json_type),
+                             ("GET", "/v2/models/digits/versions/1", {}),
+                             ("GET", "/v2/models/digits/versions/1/ready", {})])
+    assert [answer.status_code for answer in answers] == [404] * 4, [a.text for a in answers]
+    assert "use /v2/models/digits/infer" in answers[0].json()["error"]
+    assert samples(registry) == {("digits", "404"): 1}
+
+
+def test_the_guard_matches_inference_routes_as_kserve_routes_them(digits_served: Any) -> None:
+    """Other spellings are KServe's (307 or 404, uncounted); an unknown model's binary request is KServe's 404."""
+    from aip_serving.metrics import requests_counter
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    app = guarded_app(digits_served, counter=requests_counter(registry))
+    body, headers = binary_request([image_input(size=12)], IMAGE.tobytes()[:12])  # malformed
+    request = {"content": body, "headers": headers}
+    slash, double, upper, unknown, good_path = exchange(app, [
+        ("POST", "/v2/models/digits/infer/", request),
+        ("POST", "//v2/models/digits/infer", request),
+        ("POST", "/V2/MODELS/DIGITS/INFER", request),
+        ("POST", "/v2/models/nope/infer", request),
+        ("POST", "/v2/models/digits/infer", request),
+    ])
+    assert slash.status_code == 307 and slash.headers["location"].endswith("/v2/models/digits/infer")
+    assert double.status_code == 404 and upper.status_code == 404
+    assert unknown.status_code == 404 and "nope" in unknown.text
+    assert good_path.status_code == 400 and "needs 256 bytes" in good_path.json()["error"]
+    assert samples(registry) == {("digits", "400"): 1}
+
+
+def test_server_metadata_does_not_advertise_the_repository_extension(digits_served: Any) -> None:
+    (alone,) = exchange(rest_app(digits_served), [("GET", "/v2", {})])
+    assert "model_repository_extension" in alone.json()["extensions"]  # what the guard stops
+    (meta,) = exchange(guarded_app(digits_served), [("GET", "/v2", {})])
+    assert meta.status_code == 200
+    assert meta.json()["extensions"] == [] and meta.json()["name"] == alone.json()["name"]
+    assert int(meta.headers["content-length"]) == len(meta.content)
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b'{"inputs": "\xff"}', "application/json"),
+    ((b"[" * 20000) + (b"]" * 20000), "application/json"),
+    (binary_request([image_input()], np.full((1, 64), 1.5, dtype=np.float32).tobytes())[0], "application/json"),
+], ids=["not UTF-8", "nested too deep", "binary sent as JSON"])
+def test_a_v2_json_body_kserve_cannot_parse_is_its_400_parsing_error(digits_served: Any, body: bytes,
+                                                                    content_type: str) -> None:
+    """As the README's table says: FastAPI's own 400, not the 422 of a body that parses but does not validate."""
+    answer, invalid = exchange(guarded_app(digits_served), [
+        ("POST", "/v2/models/digits/infer", {"content": body, "headers": {"content-type": content_type}}),
+        ("POST", "/v2/models/digits/infer", {"content": b"{", "headers": {"content-type": content_type}}),
+    ])
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"detail": "There was an error parsing the body"}
+    assert invalid.status_code == 422 and isinstance(invalid.json()["detail"], list)

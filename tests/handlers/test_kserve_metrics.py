@@ -30,7 +30,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:ORJSONResponse is deprecated")
         ("POST", "/v2/models/ranker/infer", "ranker"),
         ("POST", "/v2/models/ranker/versions/7/infer", "ranker"),
         ("GET", "/v1/models/digits:predict", None),
-        ("POST", "/v1/models/digits:explain", None),
+        ("POST", "/v1/models/digits:explain", "digits"),
         ("POST", "/v1/models/digits", None),
         ("POST", "/v2/models/digits/ready", None),
         ("GET", "/metrics", None),

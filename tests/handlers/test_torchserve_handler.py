@@ -240,3 +240,26 @@ class TestKServeEnvelope:
         envelope = KServeEnvelope(handler.handle)
         answers = envelope.handle([{"body": body([BLANK])}, {"body": body([BLANK, BLANK])}], context)
         assert len(answers) == 1  # two requests in, one answer out
+
+
+@pytest.mark.parametrize("value", [bytearray(b"1"), "1"], ids=["bytes", "str"])
+def test_a_form_body_is_an_input_error_for_its_request(digits_trained: Trained, value: Any) -> None:
+    """``application/x-www-form-urlencoded`` ``instances=1``: the fields arrive as the request's dict."""
+    from ts.context import Context, RequestProcessor
+
+    handler, _ = start(digits_trained)
+    manifest = {"model": {"modelName": "digits", "modelVersion": "1.0", "serializedFile": "weights.pt"}}
+    context = Context("digits", str(digits_trained.model_dir), manifest, 2, None, "0.12.0", model_yaml_config={})
+    context.request_processor = [RequestProcessor({"instances": {"content-type": ""}}),
+                                 RequestProcessor({"body": {"content-type": "application/json"}})]
+    form, good = handler.handle([{"instances": value}, {"body": body([BLANK])}], context)
+    assert form["type"] == "InputError" and form["code"] == 400
+    assert "raw JSON body" in form["message"] and "instances" in form["message"]
+    assert context.get_response_status(0)[0] == 400
+    assert context.get_response_status(1) == (200, None) and len(good["predictions"]) == 1
+
+
+def test_a_form_with_raw_bytes_is_an_input_error_without_request_properties(digits_trained: Trained) -> None:
+    handler, context = start(digits_trained)
+    (answer,) = handler.handle([{"instances": bytearray(b"1")}], context)
+    assert context.status(0) == 400 and answer["type"] == "InputError"

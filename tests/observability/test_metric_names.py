@@ -158,9 +158,8 @@ def _torchserve_5xx(server: TorchServeServer, http: httpx.Client, model: str) ->
 
 
 def _kserve_5xx(server: KServeServer, http: httpx.Client, model: str) -> int:
-    """A real 501: KServe 0.16 does not implement the versioned v2 route."""
-    body = {"inputs": [{"name": "image", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]}
-    answer = http.post(f"{server.base_url}/v2/models/{model}/versions/1/infer", json=body)
+    """A real 501: the predictors have no explainer, and KServe answers the explain verb with "not implemented"."""
+    answer = http.post(f"{server.base_url}/v1/models/{model}:explain", json={"instances": [[0] * 64]}, headers=JSON)
     assert answer.status_code == 501, answer.text
     return answer.status_code
 

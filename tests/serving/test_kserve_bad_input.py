@@ -118,3 +118,18 @@ def test_aborted_uploads_and_bad_chunking_are_never_counted_as_5xx(kserve: KServ
     assert not [code for code in after if code.startswith("5")], after
     assert gone == 3, (before, after)
     still_serving(kserve)
+
+
+def test_versions_are_a_404_and_server_metadata_has_no_repository_extension(kserve: KServeServer):
+    before = counted(kserve, "digits")
+    with client() as http:
+        body, headers = binary_request([image_input()], IMAGE.tobytes())
+        versioned = http.post(f"{kserve.base_url}/v2/models/digits/versions/1/infer", content=body, headers=headers)
+        unknown = http.post(f"{kserve.base_url}/v2/models/nope/infer", content=body[:-4], headers=headers)
+        meta = http.get(f"{kserve.base_url}/v2")
+    assert versioned.status_code == 404 and "/v2/models/digits/infer" in versioned.json()["error"]
+    assert unknown.status_code == 404, unknown.text
+    assert meta.status_code == 200 and "model_repository_extension" not in meta.json()["extensions"]
+    after = counted(kserve, "digits")
+    assert after.get("404", 0) - before.get("404", 0) == 1 and not [c for c in after if c.startswith("5")]
+    still_serving(kserve)

@@ -6,9 +6,16 @@ code runs, where a malformed body becomes a 500. This middleware, installed by
 ``predictor.py`` and the local host of ``aip serve --runtime kserve``), answers those requests itself:
 
 - The model repository API (``/v2/repository/...``: ``index``, ``models/<m>/load``, ``models/<m>/unload``)
-  answers 404: anyone who can reach the inference port could otherwise unload a model until restart.
-  KServe 0.16 has no v1 repository routes; ``/v1/repository/...`` is refused all the same.
-- ``POST /v2/models/<m>[/versions/<v>]/infer``:
+  answers 404, in any spelling (case, doubled or trailing slashes): anyone who can reach the inference
+  port could otherwise unload a model until restart. KServe 0.16 has no v1 repository routes;
+  ``/v1/repository/...`` is refused all the same. ``GET /v2`` (server metadata) no longer advertises
+  ``model_repository_extension``.
+- Every route under a model version (``/v2/models/<m>/versions/<v>``, ``.../ready``, ``.../infer``)
+  answers 404 ``{"error": ...}``: a model serves one version, at ``/v2/models/<m>/...``. KServe 0.16
+  would answer 501 (a server error for a client's choice of URL).
+- ``POST /v2/models/<m>/infer`` for a model this server hosts, the path matched exactly as KServe's router
+  matches it (:data:`aip_serving.metrics.V2_INFER`, the counter's pattern; another spelling is KServe's
+  307 or 404, and an unknown model KServe's 404):
   - with ``Inference-Header-Content-Length`` (the v2 binary tensor extension) and no JSON content type,
     the whole request is checked (:func:`check_binary_request`) before KServe slices it; a malformed one
     gets 400 ``{"error": "<what is wrong>"}`` instead of KServe's 500;
@@ -27,6 +34,8 @@ import struct
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+from aip_serving.metrics import V2_INFER, V2_VERSIONED
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -40,11 +49,13 @@ DATATYPE_SIZES = {
     "INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8, "FP16": 2, "FP32": 4, "FP64": 8,
 }
 DATATYPES = (*DATATYPE_SIZES, "BYTES")
-# Where count_requests-style state lives on the app: set once the guard is installed.
+# Where guard_requests() keeps, on the app, the names of the hosted models (set once the guard is installed).
 _STATE_KEY = "aip_request_guard"
 
 _REPOSITORY = re.compile(r"/v[12]/repository(/.*)?")
-_V2_INFER = re.compile(r"/v2/models/[^/]+(?:/versions/[^/]+)?/infer")
+# KServe's server metadata route, and the extension it advertises although the guard refuses it.
+_SERVER_METADATA = "/v2"
+_REPOSITORY_EXTENSION = "model_repository_extension"
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -185,20 +196,38 @@ async def _answer(send: Send, status: int, message: str) -> None:
 
 
 class RequestGuardMiddleware:
-    """Refuse the repository API and check v2 binary requests before KServe reads them."""
+    """Refuse the repository API and model versions, and check v2 binary requests before KServe reads them.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Args:
+        app: The application it wraps.
+        models: Names of the models this server hosts; read on every request, so names added later count
+            too. Only their v2 inference requests are checked: another name is KServe's 404.
+    """
+
+    def __init__(self, app: ASGIApp, *, models: set[str] | None = None) -> None:
         self.app = app
+        self.models = models if models is not None else set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = re.sub(r"/{2,}", "/", scope.get("path", "")).rstrip("/").lower()
-        if _REPOSITORY.fullmatch(path):
+        path = scope.get("path", "")
+        # Every spelling of the repository API is refused, whether KServe's router would take it or not.
+        if _REPOSITORY.fullmatch(re.sub(r"/{2,}", "/", path).rstrip("/").lower()):
             await _answer(send, 404, "the model repository API is not served here: models are loaded at start only")
             return
-        if scope.get("method") != "POST" or not _V2_INFER.fullmatch(path):
+        versioned = V2_VERSIONED.fullmatch(path)
+        if versioned:
+            model = versioned.group("model")
+            await _answer(send, 404, f"model versions are not served: each model serves one version, use "
+                          f"/v2/models/{model}/infer (and /v2/models/{model}, /v2/models/{model}/ready)")
+            return
+        if scope.get("method") == "GET" and path == _SERVER_METADATA:
+            await self.app(scope, receive, _without_repository_extension(send))
+            return
+        match = V2_INFER.fullmatch(path) if scope.get("method") == "POST" else None
+        if match is None or match.group("model") not in self.models:
             await self.app(scope, receive, send)
             return
         headers = [(name.lower(), value) for name, value in scope.get("headers", [])]
@@ -243,16 +272,50 @@ class RequestGuardMiddleware:
         await self.app(scope, replay, send)
 
 
-def guard_requests(app: Any) -> bool:
-    """Install :class:`RequestGuardMiddleware` on the Starlette/FastAPI ``app``, once.
+def _without_repository_extension(send: Send) -> Send:
+    """``send`` for ``GET /v2``: the server metadata's ``extensions`` lose ``model_repository_extension``."""
+    start: list[Message] = []
+    chunks: list[bytes] = []
+
+    async def rewrite(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.append(message)
+            return
+        if message["type"] != "http.response.body" or not start:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        try:
+            metadata = json.loads(body) if start[0]["status"] == 200 else None
+        except ValueError:
+            metadata = None
+        if isinstance(metadata, dict) and isinstance(metadata.get("extensions"), list):
+            metadata["extensions"] = [e for e in metadata["extensions"] if e != _REPOSITORY_EXTENSION]
+            body = json.dumps(metadata).encode("utf-8")
+        headers = [(name, value) for name, value in start[0].get("headers", []) if name.lower() != b"content-length"]
+        await send({**start[0], "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return rewrite
+
+
+def guard_requests(app: Any, model_name: str | None = None) -> bool:
+    """Install :class:`RequestGuardMiddleware` on the Starlette/FastAPI ``app``, once; ``model_name`` joins
+    the models whose v2 inference requests it checks (later models only add their name).
 
     Returns False when the app is already serving (Starlette then refuses new middleware).
     """
-    if getattr(app.state, _STATE_KEY, False):
-        return True
-    try:
-        app.add_middleware(RequestGuardMiddleware)
-    except RuntimeError:
-        return False
-    setattr(app.state, _STATE_KEY, True)
+    models = getattr(app.state, _STATE_KEY, None)
+    if models is None:
+        models = set()
+        try:
+            app.add_middleware(RequestGuardMiddleware, models=models)
+        except RuntimeError:
+            return False
+        setattr(app.state, _STATE_KEY, models)
+    if model_name is not None:
+        models.add(model_name)
     return True

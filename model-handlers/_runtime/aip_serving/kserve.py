@@ -12,9 +12,10 @@ becomes HTTP 400 ``{"error": message}``; anything else becomes 500.
 Every inference request is also counted by status in ``aip_inference_requests_total`` on KServe's
 ``/metrics`` (:mod:`aip_serving.metrics`), installed when ``ModelServer.start`` starts the model. At the
 same moment :mod:`aip_serving.guard` goes in front of KServe's app: the model repository API
-(``/v2/repository/...``: load, unload) answers 404, and a malformed v2 binary-tensor request gets 400
-with what is wrong instead of a 500 from KServe's decoding. ``GET /v2/models/<m>`` lists the core's
-declared input and output tensors.
+(``/v2/repository/...``: load, unload) and every ``/v2/models/<m>/versions/<v>/...`` route answer 404,
+``GET /v2`` stops advertising the repository extension, and a malformed v2 binary-tensor request to a
+hosted model gets 400 with what is wrong instead of a 500 from KServe's decoding.
+``GET /v2/models/<m>`` lists the core's declared input and output tensors.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class KServeModel(kserve.Model):
         """
         super().start()
         app = kserve.model_server.app
-        if not guard_requests(app):
+        if not guard_requests(app, self.name):
             raise RuntimeError("KServe's app is already serving: the request guard cannot be installed")
         count_requests(app, self.name)
 

@@ -13,9 +13,11 @@ but this module travels in every TorchServe archive with the rest of the runtime
 work where prometheus_client is absent, so the import is deferred to the first counter.
 
 Counted: ``POST /v1/models/<m>:predict``, ``POST /v2/models/<m>/infer`` and
-``POST /v2/models/<m>/versions/<v>/infer``, for the models this server hosts. Requests naming another
-model are not counted (their 404 is no model's error, and unknown names must not create series); nor
-are health checks and ``/metrics``. The ``model_name`` label matches the one of KServe's histograms.
+``POST /v2/models/<m>/versions/<v>/infer`` (which the guard answers 404: versions are not served), for
+the models this server hosts, on the path exactly as KServe's router matches it (:func:`inference_model`).
+Requests naming another model are not counted (their 404 is no model's error, and unknown names must
+not create series); nor are health checks and ``/metrics``. The ``model_name`` label matches the one
+of KServe's histograms.
 With ``--workers`` > 1 every worker process has its own registry, as KServe's histograms do.
 
 ``code="499"`` (nginx's "client closed request"): the connection ended before the application answered,
@@ -45,10 +47,17 @@ UNHANDLED_STATUS = 500
 # The connection ended before the application answered (see the module's docstring).
 CLIENT_CLOSED_STATUS = 499
 
-_INFERENCE_ROUTES = (
-    re.compile(r"/v1/models/(?P<model>[^/:]+):predict"),
-    re.compile(r"/v2/models/(?P<model>[^/]+)(?:/versions/[^/]+)?/infer"),
-)
+# The inference routes as KServe's router (Starlette) matches them: on the raw ``scope["path"]``, case and
+# slashes as sent. ``/v2/models/digits/infer/`` or ``//v2/...`` is no inference route: KServe answers it
+# 307 or 404 without a model. The request guard (aip_serving.guard) matches with these same patterns.
+V1_PREDICT = re.compile(r"/v1/models/(?P<model>[^/:]+):predict")
+# The explain verb is an inference request too; without an explainer KServe answers it 501.
+_V1_EXPLAIN = re.compile(r"/v1/models/(?P<model>[^/:]+):explain")
+V2_INFER = re.compile(r"/v2/models/(?P<model>[^/]+)/infer")
+# Any route under a model version (``/versions/<v>``, ``.../ready``, ``.../infer``): the guard answers 404.
+V2_VERSIONED = re.compile(r"/v2/models/(?P<model>[^/]+)/versions/[^/]+(?:/.*)?")
+_V2_VERSIONED_INFER = re.compile(r"/v2/models/(?P<model>[^/]+)/versions/[^/]+/infer")
+_INFERENCE_ROUTES = (V1_PREDICT, _V1_EXPLAIN, V2_INFER, _V2_VERSIONED_INFER)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,7 +86,11 @@ def requests_counter(registry: Any = None) -> Any:
 
 
 def inference_model(method: str, path: str) -> str | None:
-    """The model an inference request names, or None when ``method path`` is no inference route."""
+    """The model an inference request names, or None when ``method path`` is no inference route.
+
+    ``path`` is matched as KServe's router matches it (case-sensitive, no slash collapsed or stripped),
+    so a request counted here is one KServe routes to the model, and vice versa.
+    """
     if method != "POST":
         return None
     for route in _INFERENCE_ROUTES:

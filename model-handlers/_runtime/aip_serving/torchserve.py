@@ -68,19 +68,55 @@ def error_body(err: InputError) -> dict[str, Any]:
     return {"code": err.http_status, "type": type(err).__name__, "message": err.message}
 
 
-def is_request(item: Any) -> bool:
+def _parameter_names(context: Any, idx: int) -> set[str] | None:
+    """The parameter names TorchServe recorded for request ``idx`` of the batch, or None when unknown.
+
+    ``ts.service`` records, per request, ``{name: {"content-type": ...}}`` for each parameter it put into
+    that request's dict (next to the request's HTTP headers, whose values are strings).
+    """
+    processors = getattr(context, "request_processor", None)
+    try:
+        properties = processors[idx]._request_header  # type: ignore[index]
+    except (TypeError, IndexError, AttributeError, KeyError):
+        return None
+    if not isinstance(properties, Mapping):
+        return None
+    return {name for name, value in properties.items() if isinstance(value, Mapping) and "content-type" in value}
+
+
+def is_request(item: Any, context: Any = None, idx: int = 0) -> bool:
     """Whether a ``handle`` item is a TorchServe request (and not an instance unwrapped by an envelope).
 
-    Without an envelope every item is a dict keyed by the request's parameter name (``body`` for a raw
-    POST). A model whose instances are objects with a ``body`` or ``data`` field would make this
-    ambiguous under an envelope; none does, and the platform runs without one.
+    Without an envelope every item is a dict keyed by the request's parameter names: ``body`` for a raw
+    POST, the field names of a form (``application/x-www-form-urlencoded`` or ``multipart/form-data``).
+    An item is a request when it has a ``body`` or ``data`` key, when its keys are the parameters
+    TorchServe recorded for that request, or when a value is raw bytes (JSON, which is all an envelope
+    hands over, never decodes to bytes). A model whose instances are objects with a ``body`` or ``data``
+    field would make this ambiguous under an envelope; none does, and the platform runs without one.
     """
-    return isinstance(item, Mapping) and any(key in item for key in _BODY_KEYS)
+    if not isinstance(item, Mapping):
+        return False
+    if any(key in item for key in _BODY_KEYS):
+        return True
+    names = _parameter_names(context, idx)
+    if names is not None and item and set(item) <= names:
+        return True
+    return any(isinstance(value, (bytes, bytearray)) for value in item.values())
 
 
 def body_of(request: Mapping[str, Any]) -> Any:
-    """A request's body, under ``body`` (raw POST) or ``data`` (a form field named data)."""
-    return request["body"] if "body" in request else request["data"]
+    """A request's body, under ``body`` (raw POST) or ``data`` (a form field named data).
+
+    Raises:
+        InputError: The request has neither, e.g. a form (``instances=1``): the body must be raw JSON.
+    """
+    if "body" in request:
+        return request["body"]
+    if "data" in request:
+        return request["data"]
+    fields = ", ".join(sorted(str(name) for name in request)[:5]) or "none"
+    raise InputError(f'send the request as a raw JSON body {{"instances": [...]}} with Content-Type: '
+                     f"application/json, not as form fields (got fields: {fields})")
 
 
 class TorchServeHandler(BaseHandler):
@@ -134,7 +170,7 @@ class TorchServeHandler(BaseHandler):
         started = time.perf_counter()
         self.context = context
         # TorchServe never sends an empty batch: an empty list is an envelope's empty "instances".
-        if not data or not all(is_request(item) for item in data):
+        if not data or not all(is_request(item, context, idx) for idx, item in enumerate(data)):
             return self._handle_enveloped(data, context, started)
         return self._handle_batch(data, context, started)
 
