@@ -11,3 +11,6 @@ from __future__ import annotations
 # KServe's storage-initializer init container (docker.io/kserve/storage-initializer, the KServe chart's
 # default); a team's own predictor images belong in the account's ECR.
 DEFAULT_APPROVED_REGISTRIES: tuple[str, ...] = ("docker.io/pytorch/", "docker.io/kserve/")
+# The pack setting both registry policies read (each policy gets its own copy in policies/config/<env>.json).
+APPROVED_REGISTRIES_SCHEMA = {"type": "array", "items": {"type": "string"},
+                              "default": list(DEFAULT_APPROVED_REGISTRIES)}

@@ -14,8 +14,12 @@ from collections.abc import Iterable
 
 
 def covers(outer: str, inner: str) -> bool:
-    """Whether IPv4 CIDR ``outer`` contains all of ``inner``."""
-    return ipaddress.IPv4Network(inner).subnet_of(ipaddress.IPv4Network(outer))
+    """Whether CIDR ``outer`` contains all of CIDR ``inner`` (False for malformed or mixed-family CIDRs)."""
+    try:
+        big, small = ipaddress.ip_network(outer, strict=False), ipaddress.ip_network(inner, strict=False)
+    except ValueError:
+        return False
+    return big.version == small.version and small.subnet_of(big)  # type: ignore[arg-type]
 
 
 def unrouted_networks(cidrs: Iterable[str], vpc_cidr: str, route_cidrs: Iterable[str]) -> list[str]:

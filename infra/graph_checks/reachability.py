@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import PlatformConfig, StackConfig
+from infra.config.reachability import covers
 from infra.graph_checks.findings import Finding
 from infra.graph_checks.graph import EKS_CLUSTER, ResourceGraph, lookup
 from infra.preview.runner import ResourceRecord
@@ -79,15 +80,6 @@ CONNECTIONS = (
 )
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def covers(outer: str, inner: str) -> bool:
-    """Whether CIDR ``outer`` contains all of CIDR ``inner`` (False for malformed or mixed-family CIDRs)."""
-    try:
-        big, small = ipaddress.ip_network(outer, strict=False), ipaddress.ip_network(inner, strict=False)
-    except ValueError:
-        return False
-    return big.version == small.version and small.subnet_of(big)  # type: ignore[arg-type]
 
 
 def admits_api_traffic(rule: Mapping[str, Any], rule_type: str, cidr: str) -> bool:

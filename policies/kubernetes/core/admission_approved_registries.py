@@ -20,7 +20,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from policies.defaults import DEFAULT_APPROVED_REGISTRIES
+from policies.defaults import APPROVED_REGISTRIES_SCHEMA, DEFAULT_APPROVED_REGISTRIES
 from policies.frameworks import ISO27001, SOC2, cis_eks
 from policies.images import APPROVED_REGISTRIES_ANNOTATION, describe_approved, uncovered_prefixes
 from policies.props import config_value, get, items
@@ -75,8 +75,7 @@ kubernetes_admission_approved_registries = StackValidationPolicy(
                 "annotation records them), so a stack's cluster.approvedRegistries cannot widen the reviewed list.",
     validate=validate,
     config_schema=PolicyConfigSchema(properties={
-        "approvedRegistries": {"type": "array", "items": {"type": "string"},
-                               "default": list(DEFAULT_APPROVED_REGISTRIES)},
+        "approvedRegistries": APPROVED_REGISTRIES_SCHEMA,
     }),
     severity=Severity.HIGH,
     framework=cis_eks("5.1.4"),

@@ -16,7 +16,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from policies.defaults import DEFAULT_APPROVED_REGISTRIES
+from policies.defaults import APPROVED_REGISTRIES_SCHEMA, DEFAULT_APPROVED_REGISTRIES
 from policies.frameworks import ISO27001, SOC2, cis_eks
 from policies.images import (
     approved_patterns,
@@ -96,8 +96,7 @@ kubernetes_kserve_inferenceservice_approved_images = StackValidationPolicy(
                 "account the stack deploys into.",
     validate=validate,
     config_schema=PolicyConfigSchema(properties={
-        "approvedRegistries": {"type": "array", "items": {"type": "string"},
-                               "default": list(DEFAULT_APPROVED_REGISTRIES)},
+        "approvedRegistries": APPROVED_REGISTRIES_SCHEMA,
     }),
     severity=Severity.HIGH,
     framework=cis_eks("5.1.4"),
