@@ -29,6 +29,8 @@ pytestmark = pytest.mark.integration
 CLIENTS = 8
 LOAD_BEFORE_SIGTERM_S = 1.5
 EXIT_TIMEOUT_S = 20.0
+# How long a request may sit unread on a connection under this load (requests take a few ms to answer).
+UNREAD_WINDOW_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,10 @@ def test_sigterm_during_load_loses_no_accepted_request(packaged: tuple[Path, Man
     assert len([o for o in answered if o.ended < sigterm_at]) >= CLIENTS, f"too little load before SIGTERM ({summary})"
     # Draining happened: requests in flight when SIGTERM arrived were still answered, with a 2xx, after it.
     assert any(o.started < sigterm_at < o.ended for o in answered), f"no request was in flight at SIGTERM ({summary})"
-    # Every request that got no response at all went out after SIGTERM, once the server stopped accepting.
-    early = [o for o in refused if o.started < sigterm_at]
+    # Every request that got no response at all went out after SIGTERM, or so shortly before it that the server
+    # had not read it yet: a request written onto an idle keep-alive connection while the server closes that
+    # connection is reset unread (the keep-alive race every HTTP server has; in a pod the preStop sleep takes it
+    # out of the endpoints before SIGTERM, so none arrive then). One sent earlier had been read, and was lost.
+    early = [o for o in refused if o.started < sigterm_at - UNREAD_WINDOW_S]
     assert not early, f"requests sent before SIGTERM got no response: {early[:3]} ({summary})"
     assert refused, f"the load never saw the listener close ({summary})"
