@@ -1,41 +1,59 @@
-"""Serving benchmark: the in-process limit against real TorchServe and KServe servers on loopback.
+"""Serving benchmark: real TorchServe and KServe servers on loopback against the in-process speed of the same models.
 
 Models: `digits` and `ranker` (model-handlers/) and `resnet18`, a ResNet-18-sized CNN defined in
 benchmarks/resnet18_model/ (11.7 M parameters, fixed-seed random weights; input 3x224x224 pixels sent as
-JSON integers 0..255, `--side` to change). One run measures, side by side:
+JSON integers 0..255, `--side` to change).
 
-1. raw, in a fresh interpreter (benchmarks/serving_raw.py), with torch's default 2 threads and with 1:
-   `ModelCore.predict` on the decoded JSON instances of the very bodies the servers get, the forward
-   pass alone, and the JSON costs. The reference ("x raw") is batch / median latency of the best run;
-   for resnet18 the runs just before and after the same group of servers (its speed drifts by tens of
-   percent over minutes on this shared machine), for the small models one run before and one after;
-2. groups of server set-ups (serving_servers.py), started one after the other (ready time: start to
-   every model ready), then loaded phase by phase in turn, so a busy spell of the machine hits every
-   set-up of a group alike: TorchServe (Java frontend + Python workers, the generated config.properties,
-   token auth on as with `aip serve`) and the KServe ModelServer hosting every model at their shipped
-   settings, then with one torch thread, then (full mode, resnet18) two workers or processes of one
-   thread, without dynamic batching, and with the body parsed by orjson in the handler;
-3. each phase (serving_load.py): a closed-loop httpx generator, one thread per request in flight, at
-   concurrency 1, 4 and 16 with 1 and 8 instances per request, for a fixed time and a bounded count.
+Method. One TorchServe and one KServe ModelServer, each hosting every model at its shipped settings,
+are started one after the other (ready time: start to every model ready) and stay up for the whole run;
+what each costs while the other is loaded is measured and recorded. For each model, a long-lived child
+interpreter (serving_raw.py) loads the model once, and the model is then measured in rounds. Round r
+runs the raw reference, then every (runtime, protocol) target in an order rotated by r, so a busy spell
+of the shared machine hits the raw and the served figures of the same round alike:
 
-Reported per phase: requests/s and instances/s over the steady window, p50/p95/p99 latency, the
-handlers' own p50 from their request logs (what the server adds on the same requests), the CPU of the
-generator, the server and the rest of the machine (a phase run while other processes were busy is
-waited for and run once more, within bounds), and the server tree's peak RSS; per server: ready time
-and peak RSS. Results: benchmarks/results/serving.json and serving.png (serving-quick.* with --quick),
-markdown tables and one JSON line per (model, set-up) on stdout.
+- raw reference: back-to-back `ModelCore.predict` calls (decode, collate, forward, encode) on the very
+  instances the load generator sends, torch threads as the servers have them (`torchThreads` of
+  model-config.yaml, else `--threads`, else torch's default), at each batch size a server can form in
+  the throughput phase: 1 and
+  min(concurrency, the model's batchSize in model-config.yaml) x instances per request; the best
+  instances/s of those is the reference;
+- targets: torchserve/v1-json (POST /predictions/<m>), kserve/v1-json (/v1/models/<m>:predict),
+  kserve/v2-binary (/v2/models/<m>/infer with the binary tensor extension, inputs as
+  `GET /v2/models/<m>` declares them) and kserve/v2-grpc (ModelInfer with raw_input_contents, when the
+  server has a `grpc_target`); a target a server or model does not offer is reported with the reason;
+- each target gets a latency phase (1 request in flight; p50 overhead = client p50 minus the
+  handlers' p50 from their request logs, on the same requests) and a throughput phase (16 requests in
+  flight for digits and ranker, 4 for resnet18; 1 instance per request everywhere);
+- load: a closed loop, one thread per request in flight, each with one keep-alive socket sending
+  request bytes encoded once and reading the answer itself (serving_client.py); every status is
+  checked, one answer per thread is verified (one prediction per instance).
 
-    .venv/bin/python benchmarks/serving.py            # full, about 30 minutes on 2 cores
-    .venv/bin/python benchmarks/serving.py --quick    # under 3 minutes: shipped settings, 2 phases per model
-    .venv/bin/python benchmarks/serving.py --report benchmarks/results/serving.json   # tables again
+Per (model, runtime, protocol) each figure is the median over the rounds (ratio: of the per-round
+served/raw), with its spread ((max - min) / median; for the p50 overhead max - min in ms). A result
+is refused (serving_verdict.py) when the raw or served spread exceeds 0.20 (quick) / 0.15 (full),
+served/raw exceeds 1.10, the p50 overhead is below -1 ms, requests failed, or processes outside the
+benchmark used more than 0.3 cores on average during its raw runs and phases. Before its first round
+a model waits up to 10 s (quick) / 30 s (full) for a quiet machine; with a refused result it gets up
+to 2 / 3 extra rounds, each after such a wait, and its results are judged on its quietest rounds
+(chosen by the other processes' CPU, never by the figures).
+A result still refused is printed with "trusted": false, null figures and the reasons, "machine
+busy: ..." goes to stderr, and the command exits 3.
+
+Output: one JSON line per (model, runtime, protocol) on stdout (throughput in instances/s);
+benchmarks/results/serving.json and serving.png (serving-quick.* with --quick) hold every round.
+
+    .venv/bin/python benchmarks/serving.py --quick    # 3 rounds of 1.5-2 s phases, under 4 minutes
+    .venv/bin/python benchmarks/serving.py            # 5 rounds of 4-5 s phases, about 15 minutes
+    .venv/bin/python benchmarks/serving.py --report benchmarks/results/serving.json   # lines and table again
+    .venv/bin/python benchmarks/serving.py --quick --models digits --compare-clients  # client CPU: socket vs httpx
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -46,137 +64,37 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from serving_load import machine_busy_seconds
-from serving_models import RESNET, BenchModel, measure_raw, measure_raw_parallel, prepare
-from serving_report import costs_table, markdown_table, plot, servers_table, summarize
-from serving_servers import Pace, Setup, run_group, wait_for_quiet
+from serving_models import RESNET, prepare
+from serving_plan import FULL, QUICK, TARGETS, THROUGHPUT_CONCURRENCY, Mode
+from serving_report import NOT_AVAILABLE, REFUSED, plot, print_results, result_lines
+from serving_rounds import ModelResult, compare_clients, log, measure_model
+from serving_servers import Servers
+from serving_verdict import Bounds, exit_code
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 MODELS = (RESNET, "digits", "ranker")
-BATCHES = (1, 8)
-FULL_CELLS = tuple((c, b) for b in BATCHES for c in (1, 4, 16))
-QUICK_CELLS = ((1, 1), (4, 8))
-VARIANT_CELLS = ((1, 1), (4, 1), (16, 1), (4, 8))
-RAW_THREADS = (2, 1)
-# Groups of set-ups measured side by side (phase by phase, see serving_servers.run_group).
-DEFAULT_GROUPS = {
-    "full": (("torchserve", "kserve"), ("torchserve-1t", "kserve-1t"), ("ts-2w1t", "ks-2p1t"),
-             ("ts-2w1t-nobatch", "ts-2w1t-orjson")),
-    "quick": (("torchserve", "kserve"),),
+EXIT_FAILED = 1
+
+DEFINITIONS = {
+    "rps": "instances per second (1 instance per request, so requests per second too)",
+    "raw_rps": "best instances/s of back-to-back ModelCore.predict (decode + collate + forward + encode) in one "
+               "long-lived interpreter, on the very instances sent, torch threads as the servers have them, over "
+               "the batch sizes the server can form in the throughput phase: 1 and min(concurrency, batchSize of "
+               "model-config.yaml) x instances per request",
+    "served_rps": "instances/s of the throughput phase over its steady window (every thread with a request in flight)",
+    "ratio": "served_rps / raw_rps of the same round, median over the rounds",
+    "p50_overhead_ms": "latency phase (1 request in flight): client p50 minus the handlers' p50 from their request "
+                       "logs on the same requests",
+    "spread": "(max - min) / median over the rounds; p50_overhead_ms_spread: max - min in ms",
+    "ready_s": "server start to every model ready (one server per runtime hosting every model)",
 }
-TARGET_RATIO, TARGET_P50_MS, TARGET_READY_S = 0.85, 3.0, 10.0
-
-
-def all_setups(models: Sequence[str], quick: bool) -> list[Setup]:
-    """Every set-up the benchmark knows; `--setups` groups some (DEFAULT_GROUPS otherwise)."""
-    cells = QUICK_CELLS if quick else FULL_CELLS
-    chosen = tuple(models)
-    only = (RESNET,) if RESNET in models else ()
-    variant_cells = QUICK_CELLS if quick else VARIANT_CELLS
-    found = [
-        Setup("torchserve", "torchserve", "model-config.yaml as shipped (1 worker, batchSize 8/16, 5 ms), "
-              "torch default threads (2)", chosen, cells),
-        Setup("torchserve-1t", "torchserve", "model-config.yaml as shipped, OMP_NUM_THREADS=1", chosen, cells,
-              threads=1),
-        Setup("torchserve-1t-nobatch", "torchserve", "model-config.yaml with batchSize 1, OMP_NUM_THREADS=1", chosen,
-              cells, threads=1, batch_size=1),
-        Setup("torchserve-1t-delay1", "torchserve", "model-config.yaml with maxBatchDelay 1 ms, OMP_NUM_THREADS=1",
-              chosen, cells, threads=1, max_batch_delay=1),
-        Setup("kserve", "kserve", "1 ModelServer process, torch default threads (2)", chosen, cells),
-        Setup("kserve-1t", "kserve", "1 ModelServer process, OMP_NUM_THREADS=1", chosen, cells, threads=1),
-    ]
-    if only:
-        found += [
-            Setup("ts-2w1t", "torchserve", "2 workers x 1 thread, batchSize 8, 5 ms", only, variant_cells,
-                  workers=2, threads=1),
-            Setup("ts-2w1t-nobatch", "torchserve", "2 workers x 1 thread, batchSize 1", only, variant_cells,
-                  workers=2, threads=1, batch_size=1),
-            Setup("ts-2w1t-orjson", "torchserve",
-                  "2 workers x 1 thread, batchSize 8, body parsed by the handler with orjson "
-                  "(Content-Type: application/octet-stream)", only, variant_cells,
-                  workers=2, threads=1, content_type="application/octet-stream"),
-            Setup("ks-2p1t", "kserve", "2 ModelServer processes x 1 thread, client round-robin", only,
-                  variant_cells, threads=1, processes=2),
-        ]
-    return found
-
-
-def _groups_text(groups: Sequence[Sequence[str]]) -> str:
-    return ",".join("+".join(group) for group in groups)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def measure_all_raw(models: dict[str, BenchModel], seconds: float, scratch: Path, results: dict[str, Any],
-                    when: str, pace: Pace, quick: bool, group: int | None = None) -> None:
-    """Raw runs of every model with torch's default 2 threads and with 1 thread (tagged with a group).
-
-    A run during which other processes were busy is run once more (within the pace's retries), and the
-    quieter of the two is kept: two torch threads on two cores stall whenever anything else runs.
-    """
-    for name, model in models.items():
-        for threads in RAW_THREADS:
-            attempts = []
-            while True:
-                quiet = wait_for_quiet(pace)
-                busy0, children0, began = machine_busy_seconds(), _children_cpu(), time.perf_counter()
-                entry = measure_raw(model, threads=threads, seconds=seconds, scratch=scratch, quick=quick)
-                wall = time.perf_counter() - began
-                other = max(machine_busy_seconds() - busy0 - (_children_cpu() - children0), 0.0) / wall
-                attempts.append({**quiet, "other_cores": round(other, 3), **entry})
-                if other <= pace.quiet_threshold or pace.retries <= 0 or len(attempts) > 1:
-                    break
-                pace.retries -= 1
-            best = min(attempts, key=lambda a: a["other_cores"])
-            tag = {"when": when} if group is None else {"when": when, "group": group}
-            results.setdefault(name, {}).setdefault("runs", []).append({**tag, "attempts": len(attempts), **best})
-            summary = ", ".join(f"b={b}: predict {v['core_predict']['p50_ms']} ms, forward {v['forward']['p50_ms']} ms"
-                                for b, v in best["batches"].items())
-            log(f"raw {name} {threads}t ({when}): {summary}; other cores {best['other_cores']}, "
-                f"{len(attempts)} attempt(s)")
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def targets(summary: Sequence[dict[str, Any]], servers: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The three targets for resnet18, for the default set-ups and for the best variant."""
-    lines = [line for line in summary if line["model"] == RESNET]
-    if not lines:
-        return {}
-    defaults = [line for line in lines if line["runtime"] in ("torchserve", "kserve")] or lines
-    best_default = max(defaults, key=lambda line: line["ratio"] or 0)
-    best_any = max(lines, key=lambda line: line["ratio"] or 0)
-    p50 = {line["runtime"]: line.get("p50_overhead_ms") for line in lines}
-    outside = {line["runtime"]: line.get("p50_outside_handler_ms") for line in lines}
-    ready = {server["key"]: server.get("ready_s") for server in servers}
-    return {
-        "throughput_ratio": {"target": TARGET_RATIO, "batch": best_default["batch"],
-                             "best_default": best_default["runtime"],
-                             "best_default_ratio": best_default["ratio"],
-                             "best_default_ratio_batch1": best_default.get("ratio_batch1"),
-                             "met_by_default": (best_default["ratio"] or 0) >= TARGET_RATIO,
-                             "best_variant": best_any["runtime"], "best_variant_ratio": best_any["ratio"],
-                             "met_by_a_variant": (best_any["ratio"] or 0) >= TARGET_RATIO},
-        "p50_overhead_ms": {"target": TARGET_P50_MS, "by_runtime": p50,
-                            "met": {k: v is not None and v <= TARGET_P50_MS for k, v in p50.items()},
-                            "outside_handler_by_runtime": outside},
-        "ready_s": {"target": TARGET_READY_S, "by_server": ready,
-                    "met": {k: v is not None and v <= TARGET_READY_S for k, v in ready.items()}},
-    }
 
 
 def machine() -> dict[str, Any]:
-    import os
-
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "unknown")
-    versions = {name: _version(name) for name in ("torch", "torchserve", "kserve", "httpx", "orjson", "uvicorn")}
+    versions = {name: _version(name) for name in ("torch", "torchserve", "kserve", "grpcio", "orjson", "uvicorn")}
     return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version(), **versions,
             "load_average": list(os.getloadavg())}
 
@@ -188,108 +106,104 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def finish(results: dict[str, Any], out: Path, stem: str) -> None:
-    """Summaries and targets into `results`, then `<stem>.json`, `<stem>.png` and the tables on stdout."""
-    models = list(results["models"])
-    batches = results["meta"]["batches"]
-    summary = summarize(results["raw"], results["servers"], batch=max(batches))
-    results["summary"] = summary
-    results["targets"] = targets(summary, results["servers"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, out / f"{stem}.png")
-    if results["meta"]["mode"] == "full":
-        print(costs_table(results["raw"], results["models"], models, batches) + "\n")
-        print(servers_table(results["servers"]) + "\n")
-        print(markdown_table(results["raw"], results["servers"], models, batches) + "\n")
-    for line in sorted(summary, key=lambda entry: (entry["model"] != RESNET, entry["model"])):
-        print(json.dumps(line))
-    log(f"wrote {out / (stem + '.json')} and {stem}.png")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter phases, no variants (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of short phases (under 4 minutes)")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
     parser.add_argument("--side", type=int, default=224, help="resnet18 input side in pixels (default 224)")
-    parser.add_argument("--setups", default=None,
-                        help="groups of set-ups to run: set-ups in a group joined by '+', groups by ',' "
-                             f"(default: {_groups_text(DEFAULT_GROUPS['full'])}; "
-                             f"quick: {_groups_text(DEFAULT_GROUPS['quick'])})")
-    parser.add_argument("--seconds", type=float, default=None, help="measured seconds per load phase")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for serving.json and serving.png")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the servers and the raw worker (default: torch's default)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per model (default: 3 quick, 5 full)")
+    parser.add_argument("--seconds", type=float, default=None, help="measured seconds per load phase, every model")
+    parser.add_argument("--compare-clients", action="store_true",
+                        help="measure only the client CPU per request of the socket client against httpx "
+                             "(v1 routes of the first model), into client-comparison.json")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for serving(-quick).json and .png")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
-                        help="measure nothing: print the tables and lines of an earlier results file, redraw its PNG")
+                        help="measure nothing: print the lines and the markdown table of an earlier results file")
     args = parser.parse_args(argv)
     if args.report is not None:
-        results = json.loads(args.report.read_text())
-        finish(results, args.report.parent, args.report.stem)
+        print_results(json.loads(args.report.read_text()))
         return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {', '.join(MODELS)}")
+    mode = QUICK if args.quick else FULL
+    if args.rounds or args.seconds:
+        mode = Mode(mode.name, args.rounds or mode.rounds, mode.extra_rounds,
+                    {"*": args.seconds} if args.seconds else mode.phase_s, mode.raw_s, mode.spread_bound,
+                    mode.quiet_wait_s)
+    bounds = Bounds(spread=mode.spread_bound, min_rounds=min(mode.rounds, 3))
+    stem = "serving-quick" if args.quick else "serving"
 
-    quick = args.quick
-    known = {setup.key: setup for setup in all_setups(models, quick)}
-    groups = ([tuple(group.split("+")) for group in args.setups.split(",")] if args.setups
-              else DEFAULT_GROUPS["quick" if quick else "full"])
-    missing = [key for group in groups for key in group if key not in known]
-    if missing:
-        parser.error(f"unknown set-ups {missing}; choose from {', '.join(known)}")
-    seconds = args.seconds or (2.0 if quick else 5.0)
-    pace = Pace(seconds={"*": seconds, RESNET: seconds * (1.5 if quick else 1.6)},
-                quiet_wait_s=0.0 if quick else 30.0, quiet_budget_s=0.0 if quick else 360.0,
-                retries=0 if quick else 16)
-    raw_seconds = 0.3 if quick else 2.0
     began = time.perf_counter()
     results: dict[str, Any] = {
-        "meta": {"command": " ".join([Path(sys.executable).name, *sys.argv]), "mode": "quick" if quick else "full",
-                 "started": datetime.now(UTC).isoformat(timespec="seconds"), "batches": list(BATCHES),
-                 "image_side": args.side, "phase_seconds": dict(pace.seconds), "machine": machine(),
-                 "generator": "httpx.Client per thread, closed loop, keep-alive, on 127.0.0.1",
-                 "raw_reference": "batch / median latency of back-to-back ModelCore.predict calls in one "
-                                  "process, best of the runs with torch 2 and 1 threads; resnet18: the runs "
-                                  "just before and after the same group of servers"},
-        "models": {}, "raw": {}, "servers": [], "failed": [],
+        "meta": {"command": " ".join([Path(sys.executable).name, *(sys.argv if argv is None else argv)]),
+                 "mode": mode.name, "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "rounds": mode.rounds, "extra_rounds": mode.extra_rounds, "phase_s": dict(mode.phase_s),
+                 "raw_s": dict(mode.raw_s), "image_side": args.side, "torch_threads": args.threads or "torch default",
+                 "bounds": bounds.describe(), "definitions": DEFINITIONS, "machine": machine(),
+                 "generator": "closed loop, one thread per request in flight, each with one keep-alive socket "
+                              "(HTTP/1.1, request bytes encoded once) or one gRPC channel, on 127.0.0.1"},
+        "servers": {}, "models": {}, "failed": [],
     }
     scratch = Path(tempfile.mkdtemp(prefix="aip-serving-bench-"))
+    measured: dict[str, ModelResult] = {}
+    servers: Servers | None = None
     try:
         log(f"packaging {', '.join(models)} (resnet18 input 3x{args.side}x{args.side})")
-        prepared = prepare(models, BATCHES, args.side, scratch)
-        for name, model in prepared.items():
-            results["models"][name] = {"version": model.served.package.version,
-                                       "body_bytes": {str(b): p.stat().st_size for b, p in model.bodies.items()},
-                                       "model_config": model.served.folder.config.model_dump(by_alias=True)}
-        # The resnet18 limit is measured next to each group of servers (its speed drifts by tens of percent
-        # over minutes on a shared machine); the small models' limit once before and once after.
-        resnet_only = {RESNET: prepared[RESNET]} if RESNET in prepared else {}
-        others = {name: model for name, model in prepared.items() if name != RESNET}
-        measure_all_raw(others, raw_seconds, scratch, results["raw"], "before", pace, quick)
-        if not quick and RESNET in prepared:
-            parallel = measure_raw_parallel(prepared[RESNET], processes=2, seconds=raw_seconds, scratch=scratch)
-            results["raw"].setdefault(RESNET, {})["parallel_2x1"] = parallel
-            log(f"raw resnet18, 2 processes x 1 thread together: {parallel['batches']}")
-        for index, group in enumerate(groups):
-            if any(RESNET in known[key].models for key in group):
-                measure_all_raw(resnet_only, raw_seconds, scratch, results["raw"], "before", pace, quick, index)
+        prepared = prepare(models, THROUGHPUT_CONCURRENCY, args.side, scratch)
+        servers = Servers(prepared, scratch / "servers", args.threads)
+        servers.start(log)
+        idle = servers.idle_cores(1.0 if args.quick else 3.0)
+        log(f"idle servers use {idle} cores")
+        if args.compare_clients:
+            first = prepared[models[0]]
+            routes = servers.routes(first)
+            results["client_comparison"] = [
+                compare_clients(routes[target], servers, THROUGHPUT_CONCURRENCY[first.name],
+                                mode.phase_seconds(first.name))
+                for target in TARGETS if target.protocol == "v1-json" and not isinstance(routes[target], str)]
+            models = []
+            stem = "client-comparison"
+        for name in models:
             try:
-                for server in run_group([known[key] for key in group], prepared, pace, scratch, log):
-                    results["servers"].append({**server, "group": index})
-            except Exception as err:  # one broken group must not lose the others' results
-                log(f"{'+'.join(group)} failed: {type(err).__name__}: {err}")
-                results["failed"].append({"keys": list(group), "error": f"{type(err).__name__}: {err}"[:4000]})
-            if any(RESNET in known[key].models for key in group) and not quick:
-                measure_all_raw(resnet_only, raw_seconds, scratch, results["raw"], "after", pace, quick, index)
-        if not quick:
-            measure_all_raw(others, raw_seconds, scratch, results["raw"], "after", pace, quick)
+                measured[name] = measure_model(prepared[name], servers, scratch, mode, bounds, args.threads)
+            except Exception as err:  # one broken model must not lose the others' results
+                log(f"{name} failed: {type(err).__name__}: {err}")
+                results["failed"].append({"model": name, "error": f"{type(err).__name__}: {err}"[:4000]})
     finally:
+        if servers is not None:
+            try:
+                servers.stop()
+            except RuntimeError as err:
+                results["failed"].append({"model": "*", "error": f"stopping the servers: {err}"})
+            results["servers"] = servers.info
         shutil.rmtree(scratch, ignore_errors=True)
 
+    done = [name for name in models if name in measured]
+    results["models"] = {name: measured[name].record for name in done}
+    results["results"] = result_lines(done, results["models"], {name: measured[name].verdicts for name in done},
+                                      results["servers"])
+    statuses = [line["status"] for line in results["results"]]
+    code = EXIT_FAILED if results["failed"] else exit_code(statuses)
     results["meta"]["duration_s"] = round(time.perf_counter() - began, 1)
-    finish(results, args.out, "serving-quick" if quick else "serving")
-    log(f"done in {results['meta']['duration_s']} s")
-    return 0
+    results["exit_code"] = code
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    drawn = bool(results["results"]) and plot(results, args.out / f"{stem}.png")
+    for comparison in results.get("client_comparison", []):
+        print(json.dumps(comparison), flush=True)
+    for line in results["results"]:
+        print(json.dumps(line), flush=True)
+        if line["status"] == REFUSED:
+            log(f"machine busy: {line['model']} {line['runtime']}/{line['protocol']}: {'; '.join(line['reasons'])}")
+        elif line["status"] == NOT_AVAILABLE:
+            log(f"{line['model']} {line['runtime']}/{line['protocol']}: {line['reasons'][0]}")
+    log(f"wrote {args.out / (stem + '.json')}{' and ' + stem + '.png' if drawn else ''}; "
+        f"done in {results['meta']['duration_s']} s, exit {code}")
+    return code
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
-"""Load generation and server resource sampling for benchmarks/serving.py.
+"""Load phases and resource accounting for benchmarks/serving.py.
 
-- `run_load`: a closed-loop load generator on loopback. `concurrency` threads, each with its own
-  keep-alive `httpx.Client`, send the same pre-encoded body back to back: a warm-up of a few requests,
-  then, all threads released together, measured requests until `duration_s` has passed (and at most
-  `max_requests_per_worker` each). Throughput is counted over the steady window, from the common start
-  until the first thread has received its last answer (until then every thread had a request in flight);
-  latency percentiles are over the successful requests that ended in that window.
-- `TreeSampler`: RSS of a server's process tree (every process of its process group's leader, children
-  included), sampled in a background thread; the peak over the server's life and per load phase.
-- CPU accounting per phase: the load generator's own CPU (this process: every thread of it, the
-  sampler included), the server tree's CPU split by process name, and the rest of the machine
-  (from /proc/stat), so that a starved server or a noisy neighbour shows up in the results.
+- `run_phase`: a closed-loop load phase on loopback. `concurrency` threads, each with its own session
+  (serving_client: one keep-alive connection or gRPC channel) sending its request back to back: a
+  warm-up of a few requests, then, all threads released together, measured requests until
+  `duration_s` has passed. Throughput is counted over the steady window, from the common start until
+  the first thread has received its last answer (until then every thread had a request in flight);
+  latency percentiles are over the successful requests that ended in that window. Every status is
+  checked; one answer per thread is verified after the phase.
+- `TreeSampler`: RSS of a server's process tree, sampled in a background thread; the peak over the run.
+- CPU accounting: the client's own CPU (this process, every thread), the target server's tree split by
+  process name, the other servers of the benchmark, and the rest of the machine (from /proc/stat, minus
+  this process and all its descendants), so that a noisy neighbour shows up with the figures it spoiled.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 import psutil
 
 MIB = 1024 * 1024
@@ -107,16 +106,15 @@ def process_kind(proc: psutil.Process) -> str:
 
 
 class TreeSampler:
-    """Samples the RSS of the server process trees every `interval` seconds until stopped.
+    """Samples the RSS of the server process trees every `interval` seconds until stopped; `peak_mib`.
 
-    `peak_mib` is the peak since start; `phase_peak_mib()` the peak since the last `reset_phase()`.
+    Each sample walks the trees with psutil: CPU the load generator's process pays, so not too often.
     """
 
-    def __init__(self, pids: Sequence[int], interval: float = 0.25) -> None:
+    def __init__(self, pids: Sequence[int], interval: float = 0.5) -> None:
         self.pids = list(pids)
         self.interval = interval
         self.peak = 0
-        self.phase_peak = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
@@ -133,17 +131,10 @@ class TreeSampler:
         rss = tree_rss(self.pids)
         self.samples += 1
         self.peak = max(self.peak, rss)
-        self.phase_peak = max(self.phase_peak, rss)
-
-    def reset_phase(self) -> None:
-        self.phase_peak = 0
 
     @property
     def peak_mib(self) -> float:
         return round(self.peak / MIB, 1)
-
-    def phase_peak_mib(self) -> float:
-        return round(self.phase_peak / MIB, 1)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -151,59 +142,106 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
 
+def own_tree_cpu() -> float:
+    """CPU seconds used so far by this process and every process it started (servers, raw worker)."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+class OtherCpu:
+    """CPU of processes outside the benchmark between `start()` and `stop()`, in cores."""
+
+    def __init__(self) -> None:
+        self.started = self.busy = self.ours = 0.0
+        self.wall_s = self.cores = 0.0
+
+    def start(self) -> OtherCpu:
+        self.busy, self.ours, self.started = machine_busy_seconds(), own_tree_cpu(), time.perf_counter()
+        return self
+
+    def stop(self) -> float:
+        self.wall_s = max(time.perf_counter() - self.started, 1e-9)
+        other = (machine_busy_seconds() - self.busy) - (own_tree_cpu() - self.ours)
+        self.cores = max(other, 0.0) / self.wall_s
+        return self.cores
+
+
+def wait_for_quiet(threshold: float, longest_s: float, step_s: float = 0.5) -> dict[str, float]:
+    """Wait until processes outside the benchmark use under `threshold` cores, at most `longest_s`."""
+    waited = 0.0
+    while True:
+        meter = OtherCpu().start()
+        time.sleep(step_s)
+        level = meter.stop()
+        if level < threshold or waited >= longest_s:
+            return {"waited_s": round(waited, 1), "other_cores": round(level, 2)}
+        waited += step_s
+
+
 # -- the load generator -----------------------------------------------------------------------------
 
 
+class Session(Protocol):
+    """One load thread's connection: `send` makes one request and returns its status and answer."""
+
+    def send(self) -> tuple[int | str, Any]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
-class LoadSpec:
+class Phase:
     """One load phase.
 
     Attributes:
-        urls: Endpoints; thread i sends to urls[i % len(urls)] (several server processes of one runtime).
-        body: The request body, sent unchanged by every request.
-        headers: Request headers (content type, token).
         concurrency: Threads, each with one request in flight.
-        instances: Instances in the body (for instances/s).
+        instances: Instances per request (for instances/s).
         duration_s: Measured phase: threads send no new request after this many seconds.
-        max_requests_per_worker: Bound on measured requests per thread.
         warmup_per_worker: Unmeasured requests per thread before the common start.
-        timeout_s: Limit for one request.
+        max_requests_per_worker: Bound on measured requests per thread.
+        timeout_s: Limit for the warm-up and for the last request of a thread.
     """
 
-    urls: tuple[str, ...]
-    body: bytes
-    headers: dict[str, str]
     concurrency: int
     instances: int
     duration_s: float
-    max_requests_per_worker: int = 10_000
     warmup_per_worker: int = 1
+    max_requests_per_worker: int = 1_000_000
     timeout_s: float = 120.0
 
 
 @dataclass
-class LoadResult:
+class PhaseResult:
     """What one load phase measured (latencies in ms, CPU in cores = CPU seconds per wall second)."""
 
     concurrency: int
-    batch: int
+    instances: int
     requests: int
     errors: int
     window_s: float
+    wall_s: float
     rps: float
     ips: float
     p50_ms: float
     p95_ms: float
     p99_ms: float
-    mean_ms: float
     client_cores: float
+    client_cpu_us_per_request: float
+    client_thread_cpu_us_per_request: float
     server_cores: float
-    other_cores: float
-    client_cpu_share: float
     server_cores_by_process: dict[str, float]
-    server_peak_rss_mib: float
+    idle_servers_cores: float
+    other_cores: float
     statuses: dict[str, int] = field(default_factory=dict)
-    bounded_by_count: bool = False
+    verified: int = 0
+    # Wrong answers among the verified ones, and threads that could not connect or stopped early.
+    problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,35 +249,50 @@ class LoadResult:
 
 @dataclass
 class _Worker:
-    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (start, end, status)
+    samples: list[tuple[float, float, int | str]] = field(default_factory=list)  # (start, end, status)
+    answer: Any = None
+    thread_cpu: float = 0.0
     last_end: float = math.inf
+    failure: str | None = None
 
 
-def run_load(spec: LoadSpec, server_pids: Sequence[int], sampler: TreeSampler | None = None) -> LoadResult:
-    """Run one phase and measure it (see the module docstring)."""
-    workers = [_Worker() for _ in range(spec.concurrency)]
-    barrier = threading.Barrier(spec.concurrency + 1)
+def run_phase(phase: Phase, open_session: Callable[[int], Session], *, server_pids: Sequence[int] = (),
+              idle_pids: Sequence[int] = (), on_start: Callable[[], None] | None = None,
+              verify: Callable[[Any], str | None] | None = None) -> PhaseResult:
+    """Run one phase and measure it (see the module docstring).
+
+    Args:
+        phase: Concurrency, instances per request, duration.
+        open_session: Session of thread i (called in that thread, before its warm-up).
+        server_pids: Process groups of the server under load.
+        idle_pids: Process groups of the benchmark's other servers (what they cost while idle).
+        on_start: Called after every warm-up, just before the measured requests (log offsets).
+        verify: What is wrong with one answer, or None; applied to one answer per thread afterwards.
+    """
+    workers = [_Worker() for _ in range(phase.concurrency)]
+    barrier = threading.Barrier(phase.concurrency + 1)
     stop_at: list[float] = []  # set by this thread before the common start
-    threads = [threading.Thread(target=_work, args=(spec, index, workers[index], barrier, stop_at),
-                                name=f"load-{index}", daemon=True) for index in range(spec.concurrency)]
+    threads = [threading.Thread(target=_work, args=(phase, open_session, index, workers[index], barrier, stop_at),
+                                name=f"load-{index}", daemon=True) for index in range(phase.concurrency)]
     for thread in threads:
         thread.start()
-    warmup_limit = spec.timeout_s * (spec.warmup_per_worker + 1)
+    warmup_limit = phase.timeout_s * (phase.warmup_per_worker + 1)
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout=warmup_limit)  # every thread has finished its warm-up
-    if sampler is not None:
-        sampler.reset_phase()
-    server0, busy0 = tree_cpu_by_name(server_pids), machine_busy_seconds()
+    if on_start is not None:
+        on_start()
+    server0, idle0 = tree_cpu_by_name(server_pids), sum(tree_cpu_by_name(idle_pids).values())
+    other = OtherCpu().start()
     cpu0, start = time.process_time(), time.perf_counter()
-    stop_at.append(start + spec.duration_s)
+    stop_at.append(start + phase.duration_s)
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout=warmup_limit)  # release them together
     for thread in threads:
-        thread.join(timeout=spec.duration_s + 2 * spec.timeout_s)
+        thread.join(timeout=phase.duration_s + 2 * phase.timeout_s)
     stop = time.perf_counter()
-    cpu1, server1, busy1 = time.process_time(), tree_cpu_by_name(server_pids), machine_busy_seconds()
-    if sampler is not None:
-        sampler.sample()
+    cpu1, server1 = time.process_time(), tree_cpu_by_name(server_pids)
+    idle1 = sum(tree_cpu_by_name(idle_pids).values())
+    other_cores = other.stop()
 
     wall = max(stop - start, 1e-9)
     # Steady window: until the first thread has finished its last request, every thread had one in flight.
@@ -251,57 +304,75 @@ def run_load(spec: LoadSpec, server_pids: Sequence[int], sampler: TreeSampler | 
     ok = ok_in_window if len(ok_in_window) >= 5 else [s for s in every if s[2] == 200]
     latencies = [(end - begin) * 1000 for begin, end, _status in ok]
     client_cpu = cpu1 - cpu0
-    server_by_name = {name: server1.get(name, 0.0) - server0.get(name, 0.0) for name in server1}
-    server_cpu = sum(max(v, 0.0) for v in server_by_name.values())
-    other_cpu = max((busy1 - busy0) - client_cpu - server_cpu, 0.0)
-    return LoadResult(
-        concurrency=spec.concurrency,
-        batch=spec.instances,
+    server_by_name = {name: max(server1.get(name, 0.0) - server0.get(name, 0.0), 0.0) for name in server1}
+    server_cpu = sum(server_by_name.values())
+    requests = max(len(every), 1)
+    problems = [w.failure for w in workers if w.failure] + _verify(workers, verify)
+    return PhaseResult(
+        concurrency=phase.concurrency,
+        instances=phase.instances,
         requests=len(every),
-        errors=sum(1 for s in every if s[2] != 200),
+        errors=sum(1 for s in every if s[2] != 200) + (0 if every else phase.concurrency),
         window_s=round(window, 3),
+        wall_s=round(wall, 3),
         rps=round(len(ok_in_window) / window, 2),
-        ips=round(len(ok_in_window) * spec.instances / window, 2),
-        p50_ms=round(percentile(latencies, 50), 2),
-        p95_ms=round(percentile(latencies, 95), 2),
-        p99_ms=round(percentile(latencies, 99), 2),
-        mean_ms=round(sum(latencies) / len(latencies), 2) if latencies else math.nan,
+        ips=round(len(ok_in_window) * phase.instances / window, 2),
+        p50_ms=round(percentile(latencies, 50), 3),
+        p95_ms=round(percentile(latencies, 95), 3),
+        p99_ms=round(percentile(latencies, 99), 3),
         client_cores=round(client_cpu / wall, 3),
+        client_cpu_us_per_request=round(client_cpu / requests * 1e6, 1),
+        client_thread_cpu_us_per_request=round(sum(w.thread_cpu for w in workers) / requests * 1e6, 1),
         server_cores=round(server_cpu / wall, 3),
-        other_cores=round(other_cpu / wall, 3),
-        client_cpu_share=round(client_cpu / max(client_cpu + server_cpu, 1e-9), 3),
-        server_cores_by_process={name: round(max(v, 0.0) / wall, 3) for name, v in sorted(server_by_name.items())},
-        server_peak_rss_mib=sampler.phase_peak_mib() if sampler is not None else math.nan,
+        server_cores_by_process={name: round(v / wall, 3) for name, v in sorted(server_by_name.items())},
+        idle_servers_cores=round(max(idle1 - idle0, 0.0) / wall, 3),
+        other_cores=round(other_cores, 3),
         statuses=dict(Counter(str(s[2]) for s in every)),
-        bounded_by_count=any(len(w.samples) >= spec.max_requests_per_worker for w in workers),
+        verified=sum(1 for w in workers if w.answer is not None),
+        problems=problems,
     )
 
 
-def _work(spec: LoadSpec, index: int, worker: _Worker, barrier: threading.Barrier, stop_at: list[float]) -> None:
-    url = spec.urls[index % len(spec.urls)]
-    # trust_env=False: no proxy from the environment ever sees loopback traffic.
-    with httpx.Client(timeout=spec.timeout_s, trust_env=False) as client:
-        for _ in range(spec.warmup_per_worker):
-            _send(client, url, spec)
-        try:
-            barrier.wait()  # warm-up done
-            barrier.wait()  # common start
-        except threading.BrokenBarrierError:
-            return
-        for _ in range(spec.max_requests_per_worker):
-            if time.perf_counter() >= stop_at[0]:
-                break
-            begin = time.perf_counter()
-            status = _send(client, url, spec)
-            worker.samples.append((begin, time.perf_counter(), status))
-        if worker.samples:
-            worker.last_end = worker.samples[-1][1]
+def _verify(workers: Sequence[_Worker], verify: Callable[[Any], str | None] | None) -> list[str]:
+    if verify is None:
+        return []
+    problems = (verify(w.answer) for w in workers if w.answer is not None)
+    return [problem for problem in problems if problem]
 
 
-def _send(client: httpx.Client, url: str, spec: LoadSpec) -> int:
+def _work(phase: Phase, open_session: Callable[[int], Session], index: int, worker: _Worker,
+          barrier: threading.Barrier, stop_at: list[float]) -> None:
+    session: Session | None = None
     try:
-        response = client.post(url, content=spec.body, headers=spec.headers)
-        response.read()
-        return response.status_code
-    except httpx.HTTPError:
-        return 0
+        session = open_session(index)
+        for _ in range(phase.warmup_per_worker):
+            session.send()
+    except Exception as err:  # reported with the phase; the barrier must still see this thread
+        worker.failure = f"thread {index} could not start: {type(err).__name__}: {err}"
+    try:
+        barrier.wait()  # warm-up done
+        barrier.wait()  # common start
+    except threading.BrokenBarrierError:
+        worker.failure = worker.failure or f"thread {index}: the phase never started"
+    if worker.failure or session is None:
+        if session is not None:
+            session.close()
+        return
+    samples, deadline, send = worker.samples, stop_at[0], session.send
+    cpu0 = time.thread_time()
+    try:
+        for _ in range(phase.max_requests_per_worker):
+            begin = time.perf_counter()
+            if begin >= deadline:
+                break
+            status, answer = send()
+            samples.append((begin, time.perf_counter(), status))
+            if worker.answer is None and status == 200:
+                worker.answer = answer
+    except Exception as err:  # reported with the phase instead of a thread dying unseen
+        worker.failure = f"thread {index} stopped: {type(err).__name__}: {err}"
+    finally:
+        worker.thread_cpu = time.thread_time() - cpu0
+        if samples:
+            worker.last_end = samples[-1][1]
+        session.close()

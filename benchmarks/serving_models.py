@@ -1,4 +1,4 @@
-"""The models benchmarks/serving.py serves: packaging, request bodies and the in-process (raw) measurement.
+"""The models benchmarks/serving.py serves: packaging, the instances it sends, and the raw worker.
 
 - `digits` and `ranker` are the example models of model-handlers/, packaged by `package_models` into
   `build/bench-models` (cached: trained once per set of training inputs).
@@ -6,6 +6,8 @@
   with the shared runtime `model-handlers/_runtime`, into a throw-away catalog in a temporary folder,
   `input.json` fixes the image side, and the same `package_models` trains (a fixed-seed initialisation)
   and archives it there. model-handlers/ itself never sees it.
+- `RawWorker` runs serving_raw.py for one model in a long-lived interpreter: the model is loaded once,
+  and each raw measurement of a round costs only its measuring time.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,27 +44,19 @@ RANKER_USERS = 600  # known user ids 0..599 (model-handlers/README.md)
 
 @dataclass(frozen=True)
 class BenchModel:
-    """A packaged model and the bodies the benchmark sends to it (one per batch size)."""
+    """A packaged model and the instances the benchmark sends to it (thread i of a phase sends instances[i])."""
 
     served: ServedModel
-    bodies: dict[int, Path]
+    instances: tuple[Any, ...]
 
     @property
     def name(self) -> str:
         return self.served.name
 
-    def body(self, batch: int) -> bytes:
-        return self.bodies[batch].read_bytes()
-
-    def with_config(self, **changes: int) -> BenchModel:
-        """The same package with other TorchServe settings (`min_workers`, `batch_size`...): no re-archiving.
-
-        TorchServe takes workers and batching from `model_snapshot` in config.properties, which the
-        local server renders from the folder's parsed `model-config.yaml`.
-        """
-        folder = self.served.folder
-        config = folder.config.model_copy(update=changes)
-        return replace(self, served=replace(self.served, folder=replace(folder, config=config)))
+    @property
+    def server_batch_size(self) -> int:
+        """TorchServe's batchSize in the model's model-config.yaml: the most requests one forward pass joins."""
+        return self.served.folder.config.batch_size
 
 
 def instance(model: str, rng: random.Random, side: int) -> Any:
@@ -76,17 +70,10 @@ def instance(model: str, rng: random.Random, side: int) -> Any:
     raise ValueError(f"no request generator for model {model!r}")
 
 
-def write_bodies(model: str, batches: Sequence[int], side: int, folder: Path) -> dict[int, Path]:
-    """`{"instances": [...]}` bodies, compact JSON, one file per batch size."""
-    folder.mkdir(parents=True, exist_ok=True)
+def instance_pool(model: str, count: int, side: int) -> tuple[Any, ...]:
+    """`count` different instances of `model`, the same in every run."""
     rng = random.Random(SEED)
-    largest = [instance(model, rng, side) for _ in range(max(batches))]
-    bodies = {}
-    for batch in batches:
-        path = folder / f"{model}-{batch}.json"
-        path.write_text(json.dumps({"instances": largest[:batch]}, separators=(",", ":")))
-        bodies[batch] = path
-    return bodies
+    return tuple(instance(model, rng, side) for _ in range(count))
 
 
 def resnet_catalog(root: Path, side: int) -> Catalog:
@@ -102,23 +89,21 @@ def resnet_catalog(root: Path, side: int) -> Catalog:
     return Catalog(root)
 
 
-def prepare(models: Sequence[str], batches: Sequence[int], side: int, scratch: Path) -> dict[str, BenchModel]:
-    """Package the models and write their request bodies; `scratch` holds everything temporary."""
-    prepared: dict[str, BenchModel] = {}
+def prepare(models: Sequence[str], pool_sizes: Mapping[str, int], side: int, scratch: Path
+            ) -> dict[str, BenchModel]:
+    """Package the models and draw the instances they are sent; `scratch` holds everything temporary."""
+    served: dict[str, ServedModel] = {}
     example_names = [m for m in models if m != RESNET]
     if example_names:
         catalog = Catalog(MODEL_HANDLERS)
         manifest = package_models(EXAMPLES_OUT, example_names, catalog=catalog)
         for folder in catalog.select(example_names):
-            served = ServedModel(folder, catalog.runtime_dir, manifest.models[folder.name])
-            prepared[folder.name] = BenchModel(served, write_bodies(folder.name, batches, side, scratch / "bodies"))
+            served[folder.name] = ServedModel(folder, catalog.runtime_dir, manifest.models[folder.name])
     if RESNET in models:
         catalog = resnet_catalog(scratch / "catalog", side)
         manifest = package_models(scratch / "packages", [RESNET], catalog=catalog)
-        folder = catalog.load(RESNET)
-        served = ServedModel(folder, MODEL_HANDLERS / RUNTIME_DIR_NAME, manifest.models[RESNET])
-        prepared[RESNET] = BenchModel(served, write_bodies(RESNET, batches, side, scratch / "bodies"))
-    return {name: prepared[name] for name in models}
+        served[RESNET] = ServedModel(catalog.load(RESNET), MODEL_HANDLERS / RUNTIME_DIR_NAME, manifest.models[RESNET])
+    return {name: BenchModel(served[name], instance_pool(name, pool_sizes[name], side)) for name in models}
 
 
 def extract_weights(model: BenchModel, folder: Path) -> Path:
@@ -130,67 +115,85 @@ def extract_weights(model: BenchModel, folder: Path) -> Path:
     return folder
 
 
-def _raw_spec(model: BenchModel, *, threads: int, seconds: float, scratch: Path, quick: bool = False
-              ) -> dict[str, Any]:
-    return {
-        "min_calls": 3 if quick else 5,
-        "no_grad": not quick,
-        "folder": str(model.served.folder.path),
-        "runtime_dir": str(model.served.runtime_dir),
-        "weights_dir": str(extract_weights(model, scratch / "weights" / model.name)),
-        "max_batch_instances": model.served.folder.config.max_batch_instances,
-        "threads": threads,
-        "seconds": seconds,
-        "bodies": {str(batch): str(path) for batch, path in model.bodies.items()},
-    }
+class RawWorker:
+    """serving_raw.py for one model in its own interpreter, loaded once, measuring on request.
 
+    torch threads are the servers': `torchThreads` of the model's model-config.yaml when set (both
+    runtimes apply it), else OMP_NUM_THREADS = `threads` when given (the servers get it too), else
+    torch's default.
 
-def measure_raw(model: BenchModel, *, threads: int, seconds: float, scratch: Path, quick: bool = False
-                ) -> dict[str, Any]:
-    """Run serving_raw.py for one model in a fresh interpreter (see its docstring)."""
-    spec = _raw_spec(model, threads=threads, seconds=seconds, scratch=scratch, quick=quick)
-    spec_file = scratch / f"raw-{model.name}-{threads}t.json"
-    spec_file.write_text(json.dumps(spec))
-    run = subprocess.run([sys.executable, str(RAW_SCRIPT), str(spec_file)], capture_output=True, text=True,
-                         timeout=600, check=False, env=_child_env(scratch))
-    if run.returncode != 0:
-        raise RuntimeError(f"raw measurement of {model.name} failed:\n{run.stderr[-3000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
-
-
-def measure_raw_parallel(model: BenchModel, *, processes: int, seconds: float, scratch: Path) -> dict[str, Any]:
-    """`processes` one-thread raw measurements at the same time: the limit of N workers x 1 thread.
-
-    Returns, per batch, the summed `ips`/`rps` of `core_predict` and `forward` over the processes.
+    Args:
+        model: The model; the worker predicts on its instances.
+        scratch: Temporary folder (weights, instances, the worker's stderr).
+        threads: OMP_NUM_THREADS of the servers, or None.
     """
-    spec = _raw_spec(model, threads=1, seconds=seconds, scratch=scratch)
-    spec_file = scratch / f"raw-{model.name}-parallel.json"
-    spec_file.write_text(json.dumps(spec))
-    children = [subprocess.Popen([sys.executable, str(RAW_SCRIPT), str(spec_file)], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=_child_env(scratch))
-                for _ in range(processes)]
-    outputs = []
-    try:
-        for child in children:
-            out, err = child.communicate(timeout=600)
-            if child.returncode != 0:
-                raise RuntimeError(f"parallel raw measurement of {model.name} failed:\n{err[-3000:]}")
-            outputs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    combined: dict[str, Any] = {"processes": processes, "threads": 1, "batches": {}}
-    for batch in outputs[0]["batches"]:
-        combined["batches"][batch] = {
-            path: {key: round(sum(o["batches"][batch][path][key] for o in outputs), 2) for key in ("rps", "ips")}
-            for path in ("core_predict", "forward")
+
+    def __init__(self, model: BenchModel, scratch: Path, threads: int | None = None) -> None:
+        self.model = model
+        self.scratch = scratch
+        self.threads = threads
+        self.process: subprocess.Popen[str] | None = None
+        self.hello: dict[str, Any] = {}
+        self.stderr = scratch / f"raw-{model.name}.log"
+
+    def start(self) -> dict[str, Any]:
+        """Start the worker and wait until the model is loaded; its greeting (torch threads)."""
+        instances = self.scratch / f"instances-{self.model.name}.json"
+        instances.write_text(json.dumps(list(self.model.instances)))
+        spec = {
+            "folder": str(self.model.served.folder.path),
+            "runtime_dir": str(self.model.served.runtime_dir),
+            "weights_dir": str(extract_weights(self.model, self.scratch / "weights" / self.model.name)),
+            "max_batch_instances": self.model.served.folder.config.max_batch_instances,
+            "threads": getattr(self.model.served.folder.config, "torch_threads", None),
+            "instances": str(instances),
         }
-    return combined
+        spec_file = self.scratch / f"raw-{self.model.name}.json"
+        spec_file.write_text(json.dumps(spec))
+        with self.stderr.open("w") as errors:
+            self.process = subprocess.Popen([sys.executable, str(RAW_SCRIPT), str(spec_file)], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=errors, text=True,
+                                            env=raw_env(self.scratch, self.threads))
+        self.hello = self._answer()
+        return self.hello
+
+    def measure(self, batch: int, seconds: float, min_calls: int = 3) -> dict[str, Any]:
+        """Back-to-back `ModelCore.predict` on the first `batch` instances for `seconds` (see serving_raw.py)."""
+        if self.process is None or self.process.stdin is None:
+            raise RuntimeError("start() first")
+        self.process.stdin.write(json.dumps({"batch": batch, "seconds": seconds, "min_calls": min_calls}) + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def close(self) -> None:
+        if self.process is None:
+            return
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=30)
+            raise RuntimeError(f"raw worker of {self.model.name} exited ({self.process.returncode}):\n"
+                               f"{self.stderr.read_text(errors='replace')[-3000:]}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"raw worker of {self.model.name}: {answer['error']}")
+        return answer
 
 
-def _child_env(scratch: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}}
+def raw_env(scratch: Path, threads: int | None) -> dict[str, str]:
+    """The servers' environment (infra.serving.local_server.child_env): torch threads come out the same."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
     env.update({"PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(scratch)})
+    if threads:
+        env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     return env

@@ -1,92 +1,32 @@
-"""Summaries, the markdown table and the PNG plot of benchmarks/serving.py's results."""
+"""Output of benchmarks/serving.py: one JSON line per (model, runtime, protocol), the markdown table, the PNG."""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-SATURATION_MIN_CONCURRENCY = 4
-DEFAULT_THREADS = 2  # torch's intra-op threads when OMP_NUM_THREADS is not set: one per core here
+from serving_plan import TARGETS, Target
+from serving_verdict import Verdict
+
+TRUSTED, REFUSED, NOT_AVAILABLE = "trusted", "refused", "not available"
 
 
-def raw_reference(raw: Mapping[str, Any], batch: int, group: int | None = None,
-                  threads: int | None = None) -> dict[str, Any]:
-    """The in-process limit at `batch`: the best of the raw runs (torch 2 and 1 threads, before and after),
-    those of the same group of servers when there are (measured minutes, not tens of minutes, apart).
-
-    Throughput is batch / median latency of back-to-back `ModelCore.predict` calls: the median, so that a
-    noisy neighbour's burst does not lower the limit the servers are compared with. `threads` keeps the
-    runs with that many torch threads (for latency: a one-thread server is compared with one thread).
-    """
-    chosen = [run for run in raw["runs"] if group is not None and run.get("group") == group] or \
-        [run for run in raw["runs"] if "group" not in run] or list(raw["runs"])
-    runs = [(run["threads"], run["batches"][str(batch)]) for run in chosen
-            if threads is None or run["threads"] == threads] or \
-        [(run["threads"], run["batches"][str(batch)]) for run in chosen]
-    threads, best = min(runs, key=lambda item: item[1]["core_predict"]["p50_ms"])
-    fastest_forward = min(entry["forward"]["p50_ms"] for _, entry in runs)
-    predict = best["core_predict"]
-    return {
-        "rps": round(1000 / predict["p50_ms"], 2),
-        "ips": round(1000 * batch / predict["p50_ms"], 2),
-        "p50_ms": predict["p50_ms"],
-        "threads": threads,
-        "forward_ips": round(1000 * batch / fastest_forward, 2),
-        "forward_p50_ms": fastest_forward,
-    }
-
-
-def cells_of(server: Mapping[str, Any], model: str) -> list[dict[str, Any]]:
-    return [cell for cell in server["cells"] if cell["model"] == model]
-
-
-def saturated(cells: Iterable[Mapping[str, Any]], batch: int) -> Mapping[str, Any] | None:
-    """The cell with the highest throughput at `batch` among those with several requests in flight."""
-    candidates = [c for c in cells if c["batch"] == batch and c["concurrency"] >= SATURATION_MIN_CONCURRENCY]
-    return max(candidates, key=lambda c: c["ips"], default=None)
-
-
-def single(cells: Iterable[Mapping[str, Any]], concurrency: int = 1, batch: int = 1) -> Mapping[str, Any] | None:
-    return next((c for c in cells if c["concurrency"] == concurrency and c["batch"] == batch), None)
-
-
-def summarize(raw: Mapping[str, Any], servers: Sequence[Mapping[str, Any]], batch: int) -> list[dict[str, Any]]:
-    """One line per (model, set-up): raw vs served throughput at `batch` under saturation, and added p50."""
-    lines = []
-    for server in servers:
-        for model in server["models"]:
-            cells = cells_of(server, model)
-            group = server.get("group")
-            reference = raw_reference(raw[model], batch, group)
-            best = saturated(cells, batch)
-            one = single(cells)
-            line: dict[str, Any] = {
-                "model": model,
-                "runtime": server["key"],
-                "batch": batch,
-                "raw_rps": reference["rps"],
-                "served_rps": best["rps"] if best else None,
-                "ratio": round(best["ips"] / reference["ips"], 3) if best else None,
-                "saturation_concurrency": best["concurrency"] if best else None,
-            }
-            if batch != 1:
-                reference_1, best_1 = raw_reference(raw[model], 1, group), saturated(cells, 1)
-                line["ratio_batch1"] = round(best_1["ips"] / reference_1["ips"], 3) if best_1 else None
-            if one is not None:
-                threads = server["settings"].get("threads") or DEFAULT_THREADS
-                same = raw_reference(raw[model], 1, group, threads)
-                line["p50_overhead_ms"] = round(one["p50_ms"] - same["p50_ms"], 2)
-                line["raw_p50_ms"] = same["p50_ms"]
-                # The same requests timed inside the handler: immune to the machine's drift between runs.
-                handler = one.get("handler_p50_ms")
-                valid = handler is not None and not math.isnan(handler)
-                line["p50_outside_handler_ms"] = round(one["p50_ms"] - handler, 2) if valid else None
-            line["ready_s"] = server.get("ready_s")
-            line["peak_rss_mib"] = server.get("peak_rss_mib")
-            lines.append(line)
-    return lines
+def result_line(model: str, target: Target, verdict: Verdict | None, *, unavailable: str | None = None,
+                context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON line of one result: figures only when trusted, otherwise null with the reasons."""
+    line: dict[str, Any] = {"model": model, "runtime": target.runtime, "protocol": target.protocol}
+    if verdict is None:
+        line.update(status=NOT_AVAILABLE, trusted=False, reasons=[f"not available: {unavailable}"])
+        line.update(dict.fromkeys(("raw_rps", "served_rps", "ratio", "p50_overhead_ms")))
+    else:
+        line.update(status=TRUSTED if verdict.trusted else REFUSED, trusted=verdict.trusted,
+                    reasons=list(verdict.reasons), **verdict.figures())
+    line["rps_unit"] = "instances/s"
+    line.update(context or {})
+    return line
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -97,121 +37,88 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def markdown_table(raw: Mapping[str, Any], servers: Sequence[Mapping[str, Any]], models: Sequence[str],
-                   batches: Sequence[int]) -> str:
-    """Every cell: throughput, latency, ratio to raw, generator CPU share, server memory.
+def _with_spread(value: Any, spread: Any, digits: int) -> str:
+    if value is None:
+        return "-"
+    return f"{_fmt(value, digits)} (±{spread / 2:.0%})" if spread is not None else _fmt(value, digits)
 
-    The raw rows show the best raw run of the whole run; `x raw` divides by the raw runs next to the
-    server's own group where there are (resnet18).
-    """
-    header = ("| model | runtime | batch | conc. | req/s | inst/s | x raw | p50 ms | p95 ms | p99 ms "
-              "| handler p50 ms | client CPU | other CPU | server MiB |")
-    rows = [header, _rule(header)]
-    for model in models:
-        for batch in batches:
-            reference = raw_reference(raw[model], batch)
-            rows.append(f"| {model} | raw `ModelCore.predict` ({reference['threads']}t) | {batch} | 1 "
-                        f"| {_fmt(reference['rps'])} "
-                        f"| {_fmt(reference['ips'])} | 1.00 | {_fmt(reference['p50_ms'], 2)} | - | - | - | - | - | - |")
-            rows.append(f"| {model} | raw forward only | {batch} | 1 | {_fmt(reference['forward_ips'] / batch)} "
-                        f"| {_fmt(reference['forward_ips'])} | - | {_fmt(reference['forward_p50_ms'], 2)} "
-                        "| - | - | - | - | - | - |")
-            for server in servers:
-                local = raw_reference(raw[model], batch, server.get("group"))
-                for cell in cells_of(server, model):
-                    if cell["batch"] != batch:
-                        continue
-                    rows.append(
-                        f"| {model} | {server['key']} | {batch} | {cell['concurrency']} | {_fmt(cell['rps'])} "
-                        f"| {_fmt(cell['ips'])} | {_fmt(cell['ips'] / local['ips'], 2)} "
-                        f"| {_fmt(cell['p50_ms'], 2)} | {_fmt(cell['p95_ms'], 2)} | {_fmt(cell['p99_ms'], 2)} "
-                        f"| {_fmt(cell.get('handler_p50_ms'), 2)} "
-                        f"| {cell['client_cpu_share']:.0%} | {_fmt(cell['other_cores'], 2)} "
-                        f"| {_fmt(cell['server_peak_rss_mib'], 0)} |")
+
+def markdown_table(lines: Sequence[Mapping[str, Any]]) -> str:
+    """The README table: medians over the rounds, with half the (max - min) / median spread."""
+    header = ("| model | runtime | protocol | raw inst/s | served inst/s | served/raw | p50 added (ms) "
+              "| ready (s) | trusted |")
+    rows = [header, "|" + " --- |" * (header.count("|") - 1)]
+    for line in lines:
+        if line["status"] == TRUSTED:
+            trusted = "yes"
+        else:
+            trusted = ("n/a: " if line["status"] == NOT_AVAILABLE else "no: ") + "; ".join(line["reasons"])
+        added = line.get("p50_overhead_ms")
+        width = line.get("p50_overhead_ms_spread")
+        rows.append(
+            f"| {line['model']} | {line['runtime']} | {line['protocol']} "
+            f"| {_with_spread(line.get('raw_rps'), line.get('raw_rps_spread'), 1)} "
+            f"| {_with_spread(line.get('served_rps'), line.get('served_rps_spread'), 1)} "
+            f"| {_with_spread(line.get('ratio'), line.get('ratio_spread'), 2)} "
+            f"| {_fmt(added, 1)}{f' (±{width / 2:.1f})' if added is not None and width is not None else ''} "
+            f"| {_fmt(line.get('ready_s'), 1)} | {trusted.replace('|', '/')} |")
     return "\n".join(rows)
 
 
-def _rule(header: str) -> str:
-    return "|" + " --- |" * (header.count("|") - 1)
+def print_results(results: Mapping[str, Any]) -> None:
+    """The JSON lines, then the markdown table (for `--report`)."""
+    for line in results["results"]:
+        print(json.dumps(line))
+    print()
+    print(markdown_table(results["results"]))
 
 
-def costs_table(raw: Mapping[str, Any], models_info: Mapping[str, Any], models: Sequence[str],
-                batches: Sequence[int]) -> str:
-    """Where a request's time goes in-process: JSON parsing, validation and collation, the forward pass."""
-    rows = ["| model | batch | body KB | `json.loads` ms (TorchServe) | `orjson.loads` ms (KServe) "
-            "| predict ms 2t / 1t | of which forward ms 2t / 1t | answer `json.dumps` ms |"]
-    rows.append(_rule(rows[0]))
-    for model in models:
-        for batch in batches:
-            by_threads = {run["threads"]: run["batches"][str(batch)] for run in raw[model]["runs"]
-                          if run["when"] == "before"}
-            any_run = next(iter(by_threads.values()))
-            order = sorted(by_threads, reverse=True)
-            predict = " / ".join(_fmt(by_threads[t]["core_predict"]["p50_ms"], 2) for t in order)
-            forward = " / ".join(_fmt(by_threads[t]["forward"]["p50_ms"], 2) for t in order)
-            size = models_info[model]["body_bytes"][str(batch)] / 1000
-            rows.append(f"| {model} | {batch} | {_fmt(size, 1)} | {_fmt(any_run['json_loads_ms'], 2)} "
-                        f"| {_fmt(any_run['orjson_loads_ms'], 2)} | {predict} | {forward} "
-                        f"| {_fmt(any_run['answer_dumps_ms'], 3)} |")
-    return "\n".join(rows)
-
-
-def servers_table(servers: Sequence[Mapping[str, Any]]) -> str:
-    rows = ["| runtime | settings | models | ready s | peak RSS MiB |", "| --- | --- | --- | --- | --- |"]
-    for server in servers:
-        rows.append(f"| {server['key']} | {server['description']} | {', '.join(server['models'])} "
-                    f"| {_fmt(server.get('ready_s'), 1)} | {_fmt(server.get('peak_rss_mib'), 0)} |")
-    return "\n".join(rows)
-
-
-def plot(results: Mapping[str, Any], path: Path) -> None:
-    """Instances/s and p50 latency against concurrency: one column per model, one line per set-up and batch."""
-    import matplotlib
-
+def plot(results: Mapping[str, Any], path: Path) -> bool:
+    """served/raw per result, with the range over the rounds; refused results hatched. False without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = list(results["models"])
-    servers = results["servers"]
-    batches = results["meta"]["batches"]
-    figure, axes = plt.subplots(2, len(models), figsize=(5.2 * len(models), 8.5), squeeze=False)
-    styles = {batch: style for batch, style in zip(batches, ("-", "--", ":", "-."), strict=False)}
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    keys = [server["key"] for server in servers]
-    for column, model in enumerate(models):
-        top, bottom = axes[0][column], axes[1][column]
-        for server in servers:
-            colour = colours[keys.index(server["key"]) % len(colours)]
-            for batch in batches:
-                cells = sorted((c for c in cells_of(server, model) if c["batch"] == batch),
-                               key=lambda c: c["concurrency"])
-                if not cells:
-                    continue
-                x = [c["concurrency"] for c in cells]
-                label = f"{server['key']} b={batch}"
-                top.plot(x, [c["ips"] for c in cells], styles[batch], marker="o", color=colour, label=label)
-                bottom.plot(x, [c["p50_ms"] for c in cells], styles[batch], marker="o", color=colour, label=label)
-        for batch in batches:
-            reference = raw_reference(results["raw"][model], batch)
-            top.axhline(reference["ips"], color="black", linestyle=styles[batch], linewidth=1,
-                        label=f"raw b={batch}")
-            bottom.axhline(reference["p50_ms"], color="black", linestyle=styles[batch], linewidth=1,
-                           label=f"raw b={batch}")
-        top.set_title(f"{model}: throughput")
-        top.set_ylabel("instances/s (log)")
-        top.set_yscale("log")
-        bottom.set_title(f"{model}: p50 latency")
-        bottom.set_ylabel("ms (log)")
-        bottom.set_yscale("log")
-        for axis in (top, bottom):
-            axis.set_xscale("log", base=2)
-            axis.set_xlabel("concurrency")
-            axis.grid(True, alpha=0.3)
-        top.legend(fontsize=6)
+    lines = [line for line in results["results"] if line["status"] != NOT_AVAILABLE]
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.9 * len(lines) + 2), 4.5))
+    for index, line in enumerate(lines):
+        measured = results["models"][line["model"]]["verdicts"][f"{line['runtime']}/{line['protocol']}"]
+        ratios = measured.get("ratios") or []
+        value = measured["measured"]["ratio"] or 0.0
+        trusted = line["status"] == TRUSTED
+        axis.bar(index, value, color="tab:blue" if trusted else "white", edgecolor="tab:blue",
+                 hatch=None if trusted else "//")
+        if ratios:
+            axis.plot([index, index], [min(ratios), max(ratios)], color="black", linewidth=1)
+    axis.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    axis.set_xticks(range(len(lines)))
+    axis.set_xticklabels([f"{line['model']}\n{line['runtime']}\n{line['protocol']}" for line in lines], fontsize=7)
+    axis.set_ylabel("served / raw instances/s (median, range over rounds)")
     meta = results["meta"]
-    figure.suptitle(f"benchmarks/serving.py ({meta['mode']}, {meta['machine']['cpus']} CPUs, "
-                    f"resnet18 input 3x{meta['image_side']}x{meta['image_side']})")
+    axis.set_title(f"benchmarks/serving.py ({meta['mode']}, {meta['machine']['cpus']} CPUs); hatched: refused")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+    return True
+
+
+def result_lines(models: Sequence[str], records: Mapping[str, Mapping[str, Any]],
+                 verdicts: Mapping[str, Mapping[Target, Verdict]], servers: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One line per (model, runtime, protocol), in the order of `models` and TARGETS."""
+    lines = []
+    for name in models:
+        record = records[name]
+        for target in TARGETS:
+            context = {"ready_s": servers.get(target.runtime, {}).get("ready_s"),
+                       "concurrency": record["concurrency"], "latency_concurrency": record["latency_concurrency"],
+                       "instances_per_request": record["instances_per_request"],
+                       "raw_batches": record["raw_batches"], "rounds": len(record["selected_rounds"]),
+                       "rounds_run": len(record["rounds"])}
+            verdict = verdicts[name].get(target)
+            reason = record["unavailable"].get(target.key, "not measured")
+            lines.append(result_line(name, target, verdict, unavailable=reason, context=context))
+    return lines

@@ -1,12 +1,12 @@
-"""Server set-ups of benchmarks/serving.py: start real servers on loopback, load them, stop them.
+"""The servers of benchmarks/serving.py: one TorchServe and one KServe ModelServer, each hosting every model.
 
-A `Setup` is one runtime with one set of settings. TorchServe (`infra.serving.torchserve_process`)
-gets the generated config.properties, with workers and dynamic batching taken from each model's
-`model-config.yaml` unless the set-up overrides them; KServe (`infra.serving.kserve_process`) runs one
-ModelServer process per `processes`, and the load generator spreads its threads over them (what
-uvicorn workers or replicas behind a Service would do). `threads` sets OMP_NUM_THREADS for the server
-processes, and so torch's intra-op threads in every worker. Every server is stopped in a finally block
-and its ports are checked to be free afterwards.
+Both run on loopback for the whole run (infra.serving.torchserve_process, infra.serving.kserve_process):
+TorchServe with the generated config.properties (workers and dynamic batching from each model's
+`model-config.yaml`, token authorization on as with `aip serve`), KServe with its shipped settings.
+They are started one after the other, so each ready time (start to every model ready) is measured
+alone. A `Route` is how the load generator reaches one model through one (runtime, protocol) target;
+a target the server does not offer for a model is reported with the reason instead. Everything is
+stopped in `stop`, and its ports are checked to be free afterwards.
 """
 
 from __future__ import annotations
@@ -21,79 +21,35 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from serving_load import LoadSpec, TreeSampler, machine_busy_seconds, percentile, run_load, tree_cpu_by_name
+from serving_client import (
+    BINARY_HEADER,
+    GrpcSession,
+    HttpConnection,
+    HttpSession,
+    HttpxSession,
+    grpc_request,
+    http_request,
+    v1_body,
+    v2_binary_body,
+    v2_tensors,
+    verify_grpc,
+    verify_v1,
+    verify_v2_rest,
+)
+from serving_load import Session, TreeSampler, percentile, tree_cpu_by_name
 from serving_models import BenchModel
+from serving_plan import KSERVE_V1, KSERVE_V2_BINARY, KSERVE_V2_GRPC, TARGETS, TORCHSERVE_V1, Target
 
 from infra.serving.kserve_process import KServeServer
 from infra.serving.local_server import LocalServer
 from infra.serving.processes import LOOPBACK
 from infra.serving.torchserve_process import TorchServeServer
 
-Runtime = Literal["torchserve", "kserve"]
-Cell = tuple[int, int]  # (concurrency, instances per request)
 READY_TIMEOUT_S = 180.0
-
-
-@dataclass(frozen=True)
-class Setup:
-    """One server configuration.
-
-    Attributes:
-        key: Short name used in the results (`torchserve`, `torchserve-2w1t`...).
-        runtime: Which server.
-        description: What is special about it, for the table.
-        models: Models it serves (all in one server).
-        cells: (concurrency, batch) load phases run against each model.
-        workers: TorchServe workers per model (minWorkers = maxWorkers); None keeps model-config.yaml.
-        batch_size: TorchServe batchSize; None keeps model-config.yaml.
-        max_batch_delay: TorchServe maxBatchDelay (ms); None keeps model-config.yaml.
-        threads: OMP_NUM_THREADS of the server processes; None leaves torch's default (one per core).
-        processes: KServe ModelServer processes (one thread each is what makes several useful).
-        content_type: Content-Type of the requests; TorchServe parses `application/json` itself with
-            `json.loads`, any other type reaches the handler as bytes.
-    """
-
-    key: str
-    runtime: Runtime
-    description: str
-    models: tuple[str, ...]
-    cells: tuple[Cell, ...]
-    workers: int | None = None
-    batch_size: int | None = None
-    max_batch_delay: int | None = None
-    threads: int | None = None
-    processes: int = 1
-    content_type: str = "application/json"
-
-    def settings(self) -> dict[str, Any]:
-        return {"workers": self.workers, "batch_size": self.batch_size, "max_batch_delay": self.max_batch_delay,
-                "threads": self.threads, "processes": self.processes, "content_type": self.content_type}
-
-
-@dataclass
-class Pace:
-    """How long load phases last, and how long they may wait for a quiet machine.
-
-    Attributes:
-        seconds: Measured seconds per phase, by model (`*` for the others).
-        quiet_threshold: Other processes' CPU (cores) above which a phase waits for the machine to calm.
-        quiet_wait_s: Longest wait before one phase.
-        quiet_budget_s: Longest total wait over the whole run (bounded even on a busy machine).
-        retries: Phases that may be run a second time because other processes were busy (whole run).
-    """
-
-    seconds: Mapping[str, float]
-    quiet_threshold: float = 0.3
-    quiet_wait_s: float = 0.0
-    quiet_budget_s: float = 0.0
-    retries: int = 0
-
-    def for_model(self, model: str) -> float:
-        return self.seconds.get(model, self.seconds["*"])
+LOG_WAIT_S = 3.0
 
 
 @contextmanager
@@ -111,25 +67,218 @@ def environ(updates: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def configured(setup: Setup, model: BenchModel) -> BenchModel:
-    changes: dict[str, int] = {}
-    if setup.workers is not None:
-        changes.update(min_workers=setup.workers, max_workers=setup.workers)
-    if setup.batch_size is not None:
-        changes["batch_size"] = setup.batch_size
-    if setup.max_batch_delay is not None:
-        changes["max_batch_delay"] = setup.max_batch_delay
-    return model.with_config(**changes) if changes else model
+@dataclass(frozen=True)
+class Route:
+    """One model behind one target: what a load phase needs.
+
+    Attributes:
+        target: Runtime and protocol.
+        model: Model name.
+        pids: Process groups of the server behind it.
+        log_files: Where its handlers' per-request records go.
+        open_session: The session of load thread i (it sends instance i of the model's pool).
+        open_httpx_session: The same request through httpx, for HTTP targets (client comparison).
+        verify: What is wrong with one answer of a one-instance request, or None.
+    """
+
+    target: Target
+    model: str
+    pids: tuple[int, ...]
+    log_files: tuple[Path, ...]
+    open_session: Callable[[int], Session]
+    verify: Callable[[Any], str | None]
+    open_httpx_session: Callable[[int], Session] | None = None
 
 
-def build_servers(setup: Setup, models: Sequence[BenchModel], work_root: Path) -> list[LocalServer]:
-    served = [configured(setup, m).served for m in models]
-    if setup.runtime == "torchserve":
-        if setup.processes != 1:
-            raise ValueError("TorchServe set-ups run one server (use workers)")
-        return [TorchServeServer(served, Path(tempfile.mkdtemp(prefix="torchserve-", dir=work_root)))]
-    return [KServeServer(served, Path(tempfile.mkdtemp(prefix="kserve-", dir=work_root)))
-            for _ in range(setup.processes)]
+class Servers:
+    """TorchServe and KServe hosting `models`, for the whole run.
+
+    Args:
+        models: The packaged models.
+        work_root: Folder for the servers' work dirs.
+        threads: OMP_NUM_THREADS of the server processes; None leaves torch's default.
+    """
+
+    def __init__(self, models: Mapping[str, BenchModel], work_root: Path, threads: int | None = None) -> None:
+        self.models = dict(models)
+        self.threads = threads
+        work_root.mkdir(parents=True, exist_ok=True)
+        served = [m.served for m in self.models.values()]
+        self.torchserve = TorchServeServer(served, Path(tempfile.mkdtemp(prefix="torchserve-", dir=work_root)))
+        self.kserve = KServeServer(served, Path(tempfile.mkdtemp(prefix="kserve-", dir=work_root)))
+        self.by_runtime: dict[str, LocalServer] = {"torchserve": self.torchserve, "kserve": self.kserve}
+        self.started: list[LocalServer] = []
+        self.samplers: dict[str, TreeSampler] = {}
+        self.info: dict[str, dict[str, Any]] = {runtime: {} for runtime in self.by_runtime}
+        self._torchserve_headers: dict[str, str] = {}
+
+    def start(self, log: Callable[[str], None]) -> None:
+        """Start each server and wait for every model: the ready time is start to all models ready."""
+        threads = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)} if self.threads else {}
+        for runtime, server in self.by_runtime.items():
+            began = time.perf_counter()
+            with environ(threads):
+                server.start()
+            self.started.append(server)
+            pgid = server.process_group()
+            self.samplers[runtime] = TreeSampler([pgid] if pgid is not None else []).__enter__()
+            server.wait_ready(timeout=READY_TIMEOUT_S)
+            self.info[runtime]["ready_s"] = round(time.perf_counter() - began, 2)
+            self.samplers[runtime].sample()
+            self.info[runtime]["ready_rss_mib"] = self.samplers[runtime].peak_mib
+            log(f"{runtime}: ready in {self.info[runtime]['ready_s']} s, {self.info[runtime]['ready_rss_mib']} MiB")
+        self._torchserve_headers = self.torchserve.request_headers()
+
+    def pids(self, runtime: str) -> tuple[int, ...]:
+        pgid = self.by_runtime[runtime].process_group()
+        return (pgid,) if pgid is not None else ()
+
+    def other_pids(self, runtime: str) -> tuple[int, ...]:
+        return tuple(pid for name in self.by_runtime if name != runtime for pid in self.pids(name))
+
+    def idle_cores(self, seconds: float) -> dict[str, float]:
+        """CPU (cores) each server uses with no request at all: what it costs the other's phases."""
+        before = {runtime: sum(tree_cpu_by_name(self.pids(runtime)).values()) for runtime in self.by_runtime}
+        time.sleep(seconds)
+        idle = {runtime: round((sum(tree_cpu_by_name(self.pids(runtime)).values()) - before[runtime]) / seconds, 3)
+                for runtime in self.by_runtime}
+        for runtime, cores in idle.items():
+            self.info[runtime]["idle_cores"] = cores
+        return idle
+
+    def routes(self, model: BenchModel, timeout_s: float = 120.0) -> dict[Target, Route | str]:
+        """Every target for `model`: a Route checked with one request, or why the target is not available.
+
+        Raises:
+            RuntimeError: A v1 target fails its check (the server is broken, nothing to compare).
+        """
+        found: dict[Target, Route | str] = {}
+        for target in TARGETS:
+            try:
+                route = self._route(target, model, timeout_s)
+            except Unavailable as err:
+                found[target] = str(err)
+                continue
+            problem = check(route)
+            if problem is not None:
+                if target.protocol == "v1-json":
+                    raise RuntimeError(f"{target.key} {model.name}: {problem}")
+                found[target] = f"the check request failed: {problem}"
+            else:
+                found[target] = route
+        return found
+
+    def _route(self, target: Target, model: BenchModel, timeout_s: float) -> Route:
+        runtime = self.by_runtime[target.runtime]
+        logs = tuple(log_files(runtime))
+        pids = self.pids(target.runtime)
+        if target == TORCHSERVE_V1:
+            url = self.torchserve.predictions_url(model.name)
+            headers = {**self._torchserve_headers, "Content-Type": "application/json"}
+            return _http_route(target, model, url, headers, pids, logs, verify_v1, timeout_s)
+        if target == KSERVE_V1:
+            headers = {"Content-Type": "application/json"}
+            return _http_route(target, model, self.kserve.v1_url(model.name), headers, pids, logs, verify_v1, timeout_s)
+        inputs = v2_inputs(self.kserve.base_url, model.name)
+        try:
+            tensors = [v2_tensors([instance], inputs) for instance in model.instances]
+        except ValueError as err:
+            raise Unavailable(f"the model's instances do not map to its v2 inputs: {err}") from None
+        if target == KSERVE_V2_BINARY:
+            bodies = [v2_binary_body(t) for t in tensors]
+            url = urlsplit(self.kserve.v2_url(model.name))
+            requests = [http_request("POST", url.hostname or LOOPBACK, url.port or 80, url.path, body,
+                                     {"Content-Type": "application/octet-stream", BINARY_HEADER: str(length)})
+                        for body, length in bodies]
+            return Route(target, model.name, pids, logs,
+                         open_session=lambda i: HttpSession(url.hostname or LOOPBACK, url.port or 80,
+                                                            requests[i % len(requests)], timeout_s),
+                         verify=lambda answer: verify_v2_rest(answer, 1))
+        if target == KSERVE_V2_GRPC:
+            grpc_target = getattr(self.kserve, "grpc_target", None)
+            if not grpc_target:
+                raise Unavailable("this KServeServer serves no gRPC (it has no grpc_target)")
+            messages = [grpc_request(model.name, t) for t in tensors]
+            return Route(target, model.name, pids, logs,
+                         open_session=lambda i: GrpcSession(grpc_target, messages[i % len(messages)], timeout_s),
+                         verify=lambda answer: verify_grpc(answer, 1))
+        raise ValueError(f"unknown target {target}")
+
+    def peak_rss_mib(self) -> dict[str, float]:
+        return {runtime: sampler.peak_mib for runtime, sampler in self.samplers.items()}
+
+    def stop(self) -> None:
+        """Stop everything started, check that no port is left listening, remove the work dirs."""
+        problems = []
+        for server in reversed(self.started):
+            try:
+                server.stop()
+            except Exception as err:  # stop the other one all the same
+                problems.append(f"{server.runtime}: {type(err).__name__}: {err}")
+        for runtime, sampler in self.samplers.items():
+            sampler.__exit__(None, None, None)
+            self.info[runtime]["peak_rss_mib"] = sampler.peak_mib
+        leftover = [port for server in self.started for port in server_ports(server) if listening(port)]
+        for server in self.by_runtime.values():
+            shutil.rmtree(server.work_dir, ignore_errors=True)
+        if leftover:
+            problems.append(f"ports still listening after stop: {leftover}")
+        if problems:
+            raise RuntimeError("; ".join(problems))
+
+
+class Unavailable(Exception):
+    """The server does not offer this target for this model; the message says why."""
+
+
+def _http_route(target: Target, model: BenchModel, url: str, headers: Mapping[str, str], pids: tuple[int, ...],
+                logs: tuple[Path, ...], verify: Callable[[Any, int], str | None], timeout_s: float) -> Route:
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or LOOPBACK, parts.port or 80, parts.path
+    bodies = [v1_body([instance]) for instance in model.instances]
+    requests = [http_request("POST", host, port, path, body, headers) for body in bodies]
+    return Route(
+        target, model.name, pids, logs,
+        open_session=lambda i: HttpSession(host, port, requests[i % len(requests)], timeout_s),
+        verify=lambda answer: verify(answer, 1),
+        open_httpx_session=lambda i: HttpxSession(url, bodies[i % len(bodies)], headers, timeout_s),
+    )
+
+
+def v2_inputs(base_url: str, model: str) -> list[dict[str, Any]]:
+    """The model's declared v2 inputs (`GET /v2/models/<m>`).
+
+    Raises:
+        Unavailable: The metadata cannot be read, or it declares no inputs (the model refuses v2).
+    """
+    connection = HttpConnection(urlsplit(base_url).hostname or LOOPBACK, urlsplit(base_url).port or 80, 30.0)
+    try:
+        answer = connection.exchange(http_request("GET", connection.host, connection.port, f"/v2/models/{model}"))
+    except OSError as err:
+        raise Unavailable(f"GET /v2/models/{model} failed: {err}") from None
+    finally:
+        connection.close()
+    if answer.status != 200:
+        raise Unavailable(f"GET /v2/models/{model} answered {answer.status}: {answer.body[:200]!r}")
+    inputs = json.loads(answer.body).get("inputs") or []
+    if not inputs:
+        raise Unavailable(f"the model refuses v2: GET /v2/models/{model} declares no inputs")
+    return inputs
+
+
+def check(route: Route) -> str | None:
+    """One request through a fresh session: None when it is answered correctly, else what is wrong."""
+    try:
+        session = route.open_session(0)
+    except Exception as err:  # a gRPC target that cannot even be dialled
+        return f"{type(err).__name__}: {err}"
+    try:
+        status, answer = session.send()
+    finally:
+        session.close()
+    if status != 200:
+        return f"status {status}: {getattr(answer, 'body', b'')[:300]!r}"
+    return route.verify(answer)
 
 
 def server_ports(server: LocalServer) -> list[int]:
@@ -138,7 +287,9 @@ def server_ports(server: LocalServer) -> list[int]:
         return sorted({lst.inference_port, lst.management_port, lst.metrics_port, lst.grpc_inference_port,
                        lst.grpc_management_port})
     if isinstance(server, KServeServer):
-        return [server.port]
+        grpc_target = getattr(server, "grpc_target", None)
+        grpc_port = [int(grpc_target.rsplit(":", 1)[1])] if grpc_target else []
+        return [server.port, *grpc_port]
     return [urlsplit(server.metrics_url()).port or 0]
 
 
@@ -149,47 +300,20 @@ def listening(port: int) -> bool:
         return sock.connect_ex((LOOPBACK, port)) == 0
 
 
-def wait_for_quiet(pace: Pace, pids: Sequence[int] = ()) -> dict[str, float]:
-    """Wait until the rest of the machine uses under `quiet_threshold` cores, within the pace's limits.
-
-    Other sessions share this machine; a phase run while they are busy measures them as much as us.
-    """
-    waited, level = 0.0, 0.0
-    while True:
-        busy0, ours0, own0 = machine_busy_seconds(), sum(tree_cpu_by_name(pids).values()), time.process_time()
-        time.sleep(0.5)
-        busy1, ours1, own1 = machine_busy_seconds(), sum(tree_cpu_by_name(pids).values()), time.process_time()
-        level = max((busy1 - busy0) - (ours1 - ours0) - (own1 - own0), 0.0) / 0.5
-        if level < pace.quiet_threshold or waited >= pace.quiet_wait_s or pace.quiet_budget_s <= 0:
-            return {"waited_s": round(waited, 1), "other_cores_before": round(level, 2)}
-        waited += 0.5
-        pace.quiet_budget_s -= 0.5
-
-
-def smoke(url: str, body: bytes, headers: Mapping[str, str], batch: int) -> None:
-    """One request must answer 200 with one prediction per instance, or the set-up is broken."""
-    with httpx.Client(timeout=120, trust_env=False) as client:
-        response = client.post(url, content=body, headers=dict(headers))
-    if response.status_code != 200:
-        raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:500]}")
-    predictions = response.json().get("predictions", [])
-    if len(predictions) != batch:
-        raise RuntimeError(f"{url} answered {len(predictions)} predictions for {batch} instances")
-
-
 def log_files(server: LocalServer) -> list[Path]:
     """Where the handlers' per-request ECS records end up: TorchServe's model_log.log, KServe's stdout."""
     name = "model_log.log" if isinstance(server, TorchServeServer) else "stdout.log"
     return [server.work_dir / "logs" / name]
 
 
-def log_offsets(servers: Sequence[LocalServer]) -> dict[Path, int]:
-    return {path: path.stat().st_size if path.is_file() else 0 for s in servers for path in log_files(s)}
+def log_offsets(paths: Sequence[Path]) -> dict[Path, int]:
+    return {path: path.stat().st_size if path.is_file() else 0 for path in paths}
 
 
 def handler_latencies(offsets: Mapping[Path, int], model: str) -> list[float]:
-    """`aip.latency_ms` of the successful requests logged since `offsets`: time spent in the handler
-    (TorchServe: `handle()` for the whole batch, after TorchServe parsed the JSON; KServe: `predict()`)."""
+    """`aip.latency_ms` of the successful requests logged since `offsets`, in log order: time spent in
+    the handler (TorchServe: `handle()` for the whole batch, after TorchServe parsed the JSON; KServe:
+    `predict()`)."""
     found = []
     for path, offset in offsets.items():
         if not path.is_file():
@@ -212,119 +336,16 @@ def handler_latencies(offsets: Mapping[Path, int], model: str) -> list[float]:
     return found
 
 
-class Running:
-    """A set-up's server(s), started; `cell` runs one load phase against them, `stop` stops them."""
+def handler_p50(offsets: Mapping[Path, int], model: str, requests: int, wait_s: float = LOG_WAIT_S
+                ) -> tuple[float | None, int]:
+    """The handlers' p50 over the last `requests` records since `offsets` (a late warm-up record comes
+    first and is left out), waiting up to `wait_s` for the server to write them; and the records used."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = handler_latencies(offsets, model)
+        if len(found) >= requests or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    used = found[-requests:] if requests else []
+    return (round(percentile(used, 50), 3) if used else None), len(used)
 
-    def __init__(self, setup: Setup, models: Mapping[str, BenchModel], work_root: Path) -> None:
-        self.setup = setup
-        self.models = [models[name] for name in setup.models]
-        self.servers = build_servers(setup, self.models, work_root)
-        self.started: list[LocalServer] = []
-        self.sampler: TreeSampler | None = None
-        self.pids: list[int] = []
-        self.result: dict[str, Any] = {"key": setup.key, "runtime": setup.runtime, "description": setup.description,
-                                       "models": list(setup.models), "settings": setup.settings(), "cells": []}
-
-    def start(self) -> None:
-        """Start the server(s) and wait for every model; measures the ready time (start -> all models ready)."""
-        threads = self.setup.threads
-        began = time.perf_counter()
-        with environ({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {}):
-            for server in self.servers:
-                server.start()
-                self.started.append(server)
-        self.pids = [pid for pid in (s.process_group() for s in self.servers) if pid is not None]
-        self.sampler = TreeSampler(self.pids).__enter__()
-        for server in self.servers:
-            server.wait_ready(timeout=READY_TIMEOUT_S)
-        self.result["ready_s"] = round(time.perf_counter() - began, 2)
-        self.sampler.sample()
-        self.result["ready_rss_mib"] = round(self.sampler.peak / 2**20, 1)
-
-    def cell(self, model: BenchModel, concurrency: int, batch: int, pace: Pace) -> dict[str, Any]:
-        """One load phase; run again (once, if the pace allows) when other processes were busy meanwhile."""
-        if self.sampler is None:
-            raise RuntimeError("start() first")
-        headers = {**self.servers[0].request_headers(), "Content-Type": self.setup.content_type}
-        urls = tuple(server.v1_url(model.name) for server in self.servers)
-        body = model.body(batch)
-        for url in urls:
-            smoke(url, body, headers, batch)
-        spec = LoadSpec(urls=urls, body=body, headers=headers, concurrency=concurrency, instances=batch,
-                        duration_s=pace.for_model(model.name))
-        attempts: list[dict[str, Any]] = []
-        while True:
-            quiet = wait_for_quiet(pace, self.pids)
-            offsets = log_offsets(self.servers)
-            measured = run_load(spec, self.pids, self.sampler).as_dict()
-            time.sleep(0.3)  # let the servers flush their request logs
-            handler = handler_latencies(offsets, model.name)
-            measured["handler_p50_ms"] = round(percentile(handler, 50), 2)
-            measured["handler_records"] = len(handler)
-            attempts.append({"model": model.name, **quiet, **measured})
-            if attempts[-1]["other_cores"] <= pace.quiet_threshold or pace.retries <= 0 or len(attempts) > 1:
-                break
-            pace.retries -= 1
-        best = min(attempts, key=lambda a: a["other_cores"])
-        best["attempts"] = len(attempts)
-        if len(attempts) > 1:
-            best["discarded_other_cores"] = [a["other_cores"] for a in attempts if a is not best]
-        self.result["cells"].append(best)
-        return best
-
-    def stop(self) -> None:
-        """Stop everything started, check that no port is left listening, remove the work dirs."""
-        try:
-            for server in reversed(self.started):
-                server.stop()
-        finally:
-            if self.sampler is not None:
-                self.sampler.__exit__(None, None, None)
-                self.result["peak_rss_mib"] = self.sampler.peak_mib
-                self.result["rss_samples"] = self.sampler.samples
-            leftover = [port for server in self.servers for port in server_ports(server) if listening(port)]
-            self.result["left_listening"] = leftover
-            for server in self.servers:
-                shutil.rmtree(server.work_dir, ignore_errors=True)
-        if leftover:
-            raise RuntimeError(f"{self.setup.key}: ports still listening after stop: {leftover}")
-
-
-def run_group(setups: Sequence[Setup], models: Mapping[str, BenchModel], pace: Pace, scratch: Path,
-              log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Run set-ups side by side: all started (one after the other, each ready time measured alone), then
-    every (model, concurrency, batch) phase on each set-up in turn, so that a busy spell of the shared
-    machine hits neighbouring measurements of every set-up alike. Everything is stopped in the end.
-    """
-    work_root = scratch / "servers"
-    work_root.mkdir(parents=True, exist_ok=True)
-    running: list[Running] = []
-    try:
-        for setup in setups:
-            entry = Running(setup, models, work_root)
-            running.append(entry)
-            wait_for_quiet(pace)
-            entry.start()
-            log(f"{setup.key}: ready in {entry.result['ready_s']} s, {entry.result['ready_rss_mib']} MiB")
-        order = list(dict.fromkeys(name for setup in setups for name in setup.models))
-        for name in order:
-            cells = list(dict.fromkeys(cell for setup in setups if name in setup.models for cell in setup.cells))
-            for concurrency, batch in cells:
-                for entry in running:
-                    if name not in entry.setup.models or (concurrency, batch) not in entry.setup.cells:
-                        continue
-                    cell = entry.cell(models[name], concurrency, batch, pace)
-                    log(f"{entry.setup.key} {name} c={concurrency} b={batch}: {cell['rps']} req/s "
-                        f"{cell['ips']} inst/s p50 {cell['p50_ms']} ms p99 {cell['p99_ms']} ms; cores: client "
-                        f"{cell['client_cores']} server {cell['server_cores']} other {cell['other_cores']} "
-                        f"(waited {cell['waited_s']} s, {cell['attempts']} attempt(s)); errors {cell['errors']}")
-    finally:
-        problems = []
-        for entry in running:
-            try:
-                entry.stop()
-            except Exception as err:  # stop the others all the same
-                problems.append(f"{type(err).__name__}: {err}")
-        if problems:
-            raise RuntimeError("; ".join(problems))
-    return [entry.result for entry in running]

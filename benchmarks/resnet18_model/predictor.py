@@ -11,7 +11,7 @@ from core import ResNetCore
 
 
 class ResNetModel(KServeModel):
-    """Serves :class:`core.ResNetCore` under the KServe ModelServer (v1)."""
+    """Serves :class:`core.ResNetCore` under the KServe ModelServer (v1, and v2 with binary tensors)."""
 
     core_class = ResNetCore
 

@@ -12,8 +12,8 @@ import pulumi_kubernetes as k8s
 
 from infra.components.failover import DrainTiming, disruption_budget_spec, drain_timing, zone_spread
 from infra.components.pod_security import restricted_pod_security_context, restricted_security_context
-from infra.components.team_workspace import SERVING_SERVICE_ACCOUNT
-from infra.config.serving import ModelDeployment
+from infra.components.team_workspace import GRPC_INFERENCE_PORT, INFERENCE_PORT, SERVING_SERVICE_ACCOUNT
+from infra.config.serving import GRPC_PROTOCOL, ModelDeployment
 from infra.serving.config_properties import CLUSTER_INFERENCE_PORT, CLUSTER_METRICS_PORT
 from infra.serving.manifest import PackagedModel
 from infra.versions import TORCHSERVE_RUNTIME
@@ -73,6 +73,27 @@ def scrape_annotations(model: ModelDeployment) -> dict[str, str]:
             "prometheus.io/path": "/metrics"}
 
 
+def kserve_predictor_listeners(model: ModelDeployment) -> tuple[list[str], list[dict[str, Any]]]:
+    """The port arguments and container ports of a kserve-runtime predictor.
+
+    REST stays the first port, named `http`: in Standard mode KServe 0.20 points the predictor Service's
+    port 80 and the default TCP readiness probe at the first container port, and the team's PodMonitor
+    scrapes `/metrics` on the port named `http`. With `protocol: grpc-v2` gRPC v2 follows as a second port
+    named `h2c`, which KServe exposes on the Service as port 8081 with `appProtocol: kubernetes.io/h2c`
+    (a port whose name holds `h2c` or `grpc`). Listed first, it would take over port 80 and the probe, and
+    REST clients would reach gRPC. Without grpc-v2 the predictor serves no gRPC at all (`--grpc-port 0`).
+    https://github.com/kserve/kserve/blob/v0.20.0/pkg/controller/v1beta1/inferenceservice/reconcilers/service/service_reconciler.go
+    """
+    args = ["--http-port", str(INFERENCE_PORT)]
+    ports = [{"name": "http", "containerPort": INFERENCE_PORT, "protocol": "TCP"}]
+    if model.protocol == GRPC_PROTOCOL:
+        args += ["--grpc-port", str(GRPC_INFERENCE_PORT)]
+        ports.append({"name": "h2c", "containerPort": GRPC_INFERENCE_PORT, "protocol": "TCP"})
+    else:
+        args += ["--grpc-port", "0"]
+    return args, ports
+
+
 def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[str, Any] | None,
                    response_timeout_s: int = DEFAULT_RESPONSE_TIMEOUT_S) -> dict[str, Any]:
     """The predictor of an InferenceService: runtime, resources, scaling, identity, GPU placement, and
@@ -95,13 +116,13 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
         spec["model"] = _model_block(model, storage_uri, drain)
     else:
         # A team's own predictor image carries its weights; KServe only runs it.
+        args, ports = kserve_predictor_listeners(model)
         spec["containers"] = [{
             "name": "kserve-container",
             "image": model.image,
             # `args` replaces the image's CMD: repeat where model-handlers/<model>/Dockerfile puts the weights.
-            "args": ["--model-name", model.name, "--model-dir", f"/models/{model.name}", "--http-port", "8080"],
-            # Named like the TorchServe runtime's inference port; the team's PodMonitor scrapes it by name.
-            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+            "args": ["--model-name", model.name, "--model-dir", f"/models/{model.name}", *args],
+            "ports": ports,
             "resources": _resources(model),
             "securityContext": restricted_security_context(),
             "lifecycle": drain.pre_stop(),

@@ -57,6 +57,10 @@ def torchserve_runtime_spec() -> dict[str, Any]:
     wrapper: the wrapper answers every client error with a 500 and re-encodes bodies. TorchServe
     serves KServe's v1 route (`/v1/models/<m>:predict`) on the predictor port directly.
 
+    Worker settings belong in config.properties, not in this container's env: the frontend writes
+    TS_DECODE_INPUT_REQUEST into each worker's environment from `decode_input_request`, over any value
+    set here (infra/serving/config_properties.py). Other variables (OMP_NUM_THREADS...) do reach the workers.
+
     Draining is per model, sized to its response timeout: each InferenceService sets the preStop hook on
     this container (merged over it) and the pod's grace period (inference_service.predictor_spec).
     """

@@ -48,6 +48,9 @@ def namespace_labels(team: str) -> dict[str, str]:
 GATEWAY_LABEL = "ai-platform.io/inference-gateway"
 MONITORING_NAMESPACE = "monitoring"
 INFERENCE_PORT, METRICS_PORTS = 8080, (8080, 8082)
+# gRPC v2 of a kserve predictor with `protocol: grpc-v2`, admitted from exactly the callers of INFERENCE_PORT.
+# TorchServe pods use the same number for their management API, bound to loopback, out of any peer's reach.
+GRPC_INFERENCE_PORT = 8081
 
 
 def network_policies() -> dict[str, dict[str, Any]]:
@@ -69,11 +72,11 @@ def network_policies() -> dict[str, dict[str, Any]]:
             "ports": ports(53, protocol="UDP") + ports(53)}]},
         "allow-https-egress": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": ports(443)}]},
         "allow-inference-egress": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
-            "to": [{"podSelector": {}}], "ports": ports(INFERENCE_PORT)}]},
+            "to": [{"podSelector": {}}], "ports": ports(INFERENCE_PORT, GRPC_INFERENCE_PORT)}]},
         "allow-inference": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{
             "from": [{"podSelector": {}},
                      {"namespaceSelector": {"matchLabels": {GATEWAY_LABEL: "true"}}}],
-            "ports": ports(INFERENCE_PORT)}]},
+            "ports": ports(INFERENCE_PORT, GRPC_INFERENCE_PORT)}]},
         "allow-metrics-scrape": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{
             "from": [{"namespaceSelector": {"matchLabels": {
                 "kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],

@@ -15,6 +15,8 @@ from policies.images import pin_problem
 _CPU = re.compile(r"^([1-9]\d*m|\d+(\.\d+)?)$")
 _MEMORY = re.compile(r"^[1-9]\d*(Ki|Mi|Gi|Ti)$")
 _VERSION = re.compile(r"^[0-9a-f]{12,64}$")
+# The protocol that adds gRPC v2 to a kserve predictor (infra.components.inference_service.predictor_spec).
+GRPC_PROTOCOL = "grpc-v2"
 
 
 def _cpu(value: str) -> str:
@@ -80,7 +82,10 @@ class ModelDeployment(FrozenModel):
         description="Model folder under model-handlers/; also the InferenceService name.")
     runtime: Literal["torchserve", "kserve"] = Field(
         default="torchserve", description="`torchserve` (the platform's runtime) or `kserve` (your predictor image).")
-    protocol: Literal["v1", "v2"] = Field(default="v1", description="KServe inference protocol.")
+    protocol: Literal["v1", "v2", "grpc-v2"] = Field(
+        default="v1", description="KServe inference protocol. `grpc-v2` (kserve runtime only) also serves gRPC v2 "
+                                  "(`inference.GRPCInferenceService`) on the predictor Service's port 8081; REST v1/v2 "
+                                  "and `/metrics` stay on its port 80 (container port 8080).")
     image: Annotated[StrictStr, AfterValidator(_pinned_image)] | None = Field(
         default=None, validate_default=True,
         description="Predictor image for the `kserve` runtime, pinned by digest (`@sha256:`) or a version tag of at "
@@ -118,6 +123,9 @@ class ModelDeployment(FrozenModel):
     @field_validator("protocol")
     @classmethod
     def _protocol_of_runtime(cls, value: str, info: ValidationInfo) -> str:
+        if value == GRPC_PROTOCOL and info.data.get("runtime") != "kserve":
+            raise ValueError("grpc-v2 is only for the kserve runtime (your predictor serves gRPC v2 beside REST); "
+                             "the torchserve runtime serves v1 over REST")
         if info.data.get("runtime") == "torchserve" and value not in TORCHSERVE_PROTOCOLS:
             raise ValueError(f"must be one of: {', '.join(TORCHSERVE_PROTOCOLS)} for the torchserve runtime "
                              "(v2 is served by the kserve runtime)")

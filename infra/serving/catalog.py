@@ -41,6 +41,12 @@ class ModelConfig(BaseModel):
         max_batch_delay: Milliseconds TorchServe waits to fill a batch.
         response_timeout: Seconds before a worker that has not answered is restarted.
         max_batch_instances: Most instances one request may carry (enforced by the handler).
+        torch_threads: torch's intra-op threads in each TorchServe worker or KServe predictor process
+            (`torch.set_num_threads`, applied by `aip_serving` before the weights load; TorchServe ignores
+            the key). Unset: torch's default, one thread per physical core of the node (not the pod's CPU
+            limit) unless the environment sets `OMP_NUM_THREADS`. Workers x threads should not exceed the
+            pod's CPUs. Local KServe serving hosts every model in one process: the largest value among
+            them applies (infra/serving/kserve_host.py).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
@@ -51,6 +57,9 @@ class ModelConfig(BaseModel):
     max_batch_delay: int = Field(100, alias="maxBatchDelay", ge=0, le=60_000)
     response_timeout: int = Field(120, alias="responseTimeout", ge=1, le=3600)
     max_batch_instances: int = Field(alias="maxBatchInstances", ge=1, le=100_000)
+    # Strict: the handler accepts only an int (aip_serving.model_config.torch_threads, same bound), so a
+    # "2" or 2.0 that pydantic would coerce must fail here, when packaging, not when a worker loads.
+    torch_threads: int | None = Field(None, alias="torchThreads", ge=1, le=256, strict=True)
 
     @model_validator(mode="after")
     def _workers_in_order(self) -> ModelConfig:

@@ -54,7 +54,7 @@ TORCHSERVE_KEYS = frozenset({
     "grpc_inference_address", "grpc_inference_port", "grpc_management_address", "grpc_management_port",
     "enable_metrics_api", "metrics_mode", "disable_token_authorization", "enable_model_api",
     "enable_envvars_config", "install_py_dep_per_model", "allowed_urls", "model_store", "model_snapshot",
-    "vmargs",
+    "decode_input_request", "vmargs",
 })
 
 
@@ -206,6 +206,13 @@ def render_config_properties(models: Sequence[SnapshotModel], settings: ServerSe
         ("enable_envvars_config", "false"),
         # Never pip-install a requirements file shipped inside an archive.
         ("install_py_dep_per_model", "false"),
+        # Request bodies reach the handler as raw bytes: the worker would otherwise json.loads every
+        # application/json body (and log a traceback for each one that is not JSON) before the handler
+        # parses it faster itself (aip_serving.protocol). Only this key works: the frontend builds each
+        # worker's environment as its own plus TS_DECODE_INPUT_REQUEST=<this key, default true>
+        # (EnvironmentUtils.getEnvString, ConfigManager.getBackendConfiguration), so a
+        # TS_DECODE_INPUT_REQUEST in the container's environment is overwritten.
+        ("decode_input_request", "false"),
         # Archives may only come from the model store itself: no http(s), s3 or other file URLs.
         ("allowed_urls", f"file://{_regex_literal(settings.model_store)}/[^/]+[.]mar"),
         ("model_store", settings.model_store),

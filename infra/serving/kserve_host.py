@@ -2,13 +2,19 @@
 
     python kserve_host.py SPEC.json
 
-SPEC: {"host": "127.0.0.1", "port": N, "models": [{"name", "folder", "runtime_dir", "model_dir",
-"version", "max_batch_instances"}]}. Run by path and standard library plus KServe only: it must not
-depend on this repository being importable.
+SPEC: {"host": "127.0.0.1", "port": N, "grpc_port": N (absent or 0: no gRPC), "models": [{"name", "folder",
+"runtime_dir", "model_dir", "version", "max_batch_instances", "batch_size", "torch_threads"}]}. Run by path
+and standard library plus KServe only: it must not depend on this repository being importable.
+
+torch's intra-op thread count belongs to the process, not to a model: with several models in one process
+the largest `torchThreads` among them applies to all (a model that asked for fewer may then use more, never
+fewer than it asked for), and none set leaves torch's default. A KServe pod hosts one model, so there each
+model gets exactly its own (`aip_serving.kserve.serve`).
 
 Two things KServe 0.16 does not offer are done here:
 - Loopback: `RESTServer` hard-codes host 0.0.0.0; a subclass sets the host on its uvicorn config and
-  replaces the name `ModelServer.start` looks up. gRPC is off (`enable_grpc=False`).
+  replaces the name `ModelServer.start` looks up. `GRPCServer` hard-codes `[::]`; a subclass of the
+  runtime's guarded gRPC server (`aip_serving.grpc_guard`) sets the host the same way.
 - Several models in one interpreter: each model folder has top-level modules named `core` and `model`.
   After importing one model's predictor, its modules are dropped from `sys.modules` (its classes keep
   references to them), so the next model imports its own `core`, not the previous one's.
@@ -68,21 +74,46 @@ def bind_rest_server_to(host: str) -> None:
     kserve.model_server.RESTServer = HostBoundRESTServer  # type: ignore[misc]
 
 
+def bind_grpc_server_to(host: str) -> None:
+    """Make KServe's gRPC server listen on `host` instead of its hard-coded `[::]`, guarded as in a pod.
+
+    The runtime's guarded server (refused repository RPCs, checked requests, counted calls) is the one
+    subclassed; `KServeModel.start` keeps a subclass of it in place instead of installing its own.
+    """
+    import kserve.model_server
+    from aip_serving.grpc_guard import GuardedGRPCServer
+
+    class HostBoundGRPCServer(GuardedGRPCServer):
+        listen_host = host
+
+    kserve.model_server.GRPCServer = HostBoundGRPCServer  # type: ignore[misc]
+
+
+def process_torch_threads(entries: list[dict[str, Any]]) -> int | None:
+    """The largest `torch_threads` of the hosted models, or None when none sets it (see the module docstring)."""
+    return max((entry["torch_threads"] for entry in entries if entry.get("torch_threads") is not None), default=None)
+
+
 def main(spec_file: Path) -> None:
     spec = json.loads(spec_file.read_text())
     runtime_dirs = {entry["runtime_dir"] for entry in spec["models"]}
     sys.path[:0] = sorted(runtime_dirs)
     import kserve
+    from aip_serving.threads import apply_torch_threads
 
+    apply_torch_threads(process_torch_threads(spec["models"]))  # before any model loads or runs
     models = []
     for entry in spec["models"]:
         predictor = import_predictor(Path(entry["folder"]), entry["name"])
         model = predictor(entry["name"], entry["model_dir"], max_batch_instances=entry["max_batch_instances"],
-                          version=entry["version"])
+                          version=entry["version"], batch_size=entry.get("batch_size"))
         model.load()
         models.append(model)
     bind_rest_server_to(spec["host"])
-    kserve.ModelServer(http_port=spec["port"], enable_grpc=False).start(models)
+    grpc_port = spec.get("grpc_port")
+    if grpc_port:
+        bind_grpc_server_to(spec["host"])
+    kserve.ModelServer(http_port=spec["port"], grpc_port=grpc_port or 0, enable_grpc=bool(grpc_port)).start(models)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,14 @@ v2: input ``image`` of shape ``[N, 64]`` or ``[N, 8, 8]``; outputs ``label`` (IN
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import numpy as np
 import torch
 from aip_serving.checks import finite_numbers, json_type
 from aip_serving.core import ModelCore, Prediction, TensorSpec, check_lengths
 from aip_serving.errors import InputError
+from aip_serving.tensors import NUMBER_KINDS, check_input_names, check_kind, check_rows, check_values
 from model import CLASSES, IMAGE_SIDE, MAX_PIXEL, PIXELS, DigitsCNN, build_model
 
 IMAGE = f"an {IMAGE_SIDE}x{IMAGE_SIDE} image"
@@ -23,8 +24,11 @@ V2_INPUT = "image"
 # Six decimals keep answers small; the probabilities still sum to 1 within 1e-5.
 DECIMALS = 6
 
+Pixels = Union[list[float], np.ndarray]
+"""One decoded image, 64 pixels: Python floats from a v1 instance, a float32 row from a v2 tensor."""
 
-class DigitsCore(ModelCore[list[float]]):
+
+class DigitsCore(ModelCore[Pixels]):
     """Validates images, classifies a batch in one pass, answers label and probabilities."""
 
     name = "digits"
@@ -65,14 +69,15 @@ class DigitsCore(ModelCore[list[float]]):
             pixels.extend(finite_numbers(row_path, row, low=0, high=MAX_PIXEL))
         return pixels
 
-    def collate(self, decoded: Sequence[list[float]]) -> torch.Tensor:
-        return torch.tensor(decoded, dtype=torch.float32, device=self.device)
+    def collate(self, decoded: Sequence[Pixels]) -> torch.Tensor:
+        batch = np.stack([np.asarray(pixels, dtype=np.float32) for pixels in decoded])
+        return torch.from_numpy(batch).to(self.device)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         # Softmax on the device: only [N, 10] probabilities travel back.
         return torch.softmax(self.model(inputs), dim=1)
 
-    def encode(self, outputs: torch.Tensor, decoded: Sequence[list[float]]) -> list[Prediction]:
+    def encode(self, outputs: torch.Tensor, decoded: Sequence[Pixels]) -> list[Prediction]:
         probabilities = outputs.float().cpu()
         labels = probabilities.argmax(dim=1).tolist()
         rows = probabilities.tolist()
@@ -96,3 +101,17 @@ class DigitsCore(ModelCore[list[float]]):
             )
         # Rows go through the same checks as v1 instances (dtype, NaN, range, shape).
         return image.tolist()
+
+    def decode_tensors(self, tensors: Mapping[str, np.ndarray]) -> list[Pixels]:
+        check_input_names(tensors, self.v2_inputs, required=(V2_INPUT,))
+        image = tensors[V2_INPUT]
+        check_kind(V2_INPUT, image, NUMBER_KINDS, f"pixels in [0, {MAX_PIXEL:g}] (FP32 or another number datatype)")
+        if image.ndim < 2 or image.shape[1:] not in ((PIXELS,), (IMAGE_SIDE, IMAGE_SIDE)):
+            raise InputError(
+                f'input "{V2_INPUT}": expected shape [N, {PIXELS}] or [N, {IMAGE_SIDE}, {IMAGE_SIDE}], '
+                f"got {list(image.shape)}"
+            )
+        check_rows(V2_INPUT, len(image), self.max_batch_instances)
+        check_values(V2_INPUT, image, low=0, high=MAX_PIXEL)
+        # Views of one float32 array (no copy when the client sent FP32): collate stacks them as they are.
+        return list(image.reshape(len(image), PIXELS).astype(np.float32, copy=False))

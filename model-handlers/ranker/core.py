@@ -19,6 +19,15 @@ import torch
 from aip_serving.checks import boolean, integer, json_object
 from aip_serving.core import ModelCore, Prediction, TensorSpec, check_lengths
 from aip_serving.errors import InputError
+from aip_serving.tensors import (
+    INTEGER_KINDS,
+    check_input_names,
+    check_kind,
+    check_rows,
+    check_values,
+    one_or_per_row,
+    row_problems,
+)
 from model import MatrixFactorization, build_model
 
 DEFAULT_K = 10
@@ -114,6 +123,39 @@ class RankerCore(ModelCore[Query]):
         return [
             {"user_id": user, "k": k, "exclude_seen": skip}
             for user, k, skip in zip(user_list, ks, exclude)
+        ]
+
+    def decode_tensors(self, tensors: Mapping[str, np.ndarray]) -> list[Query]:
+        check_input_names(tensors, self.v2_inputs, required=("user_id",))
+        user_ids = tensors["user_id"]
+        check_kind("user_id", user_ids, INTEGER_KINDS, "integer user ids (INT64 or another integer datatype)")
+        if user_ids.ndim == 2 and user_ids.shape[1] == 1:
+            user_ids = user_ids.reshape(-1)
+        if user_ids.ndim != 1:
+            raise InputError(f'input "user_id": expected shape [N], got {list(user_ids.shape)}')
+        rows = len(user_ids)
+        check_rows("user_id", rows, self.max_batch_instances)
+        users = self.model.users
+        known = (user_ids >= 0) & (user_ids < users)
+        if not known.all():
+            raise InputError.from_problems(row_problems(
+                "user_id", user_ids, known, lambda user: f"unknown user id {user} (known ids: 0..{users - 1})"))
+        k = DEFAULT_K
+        if "k" in tensors:
+            check_kind("k", tensors["k"], INTEGER_KINDS, f"integers in [1, {MAX_K}] (INT64 or another integer type)")
+            ks = one_or_per_row("k", tensors["k"], rows, "user")
+            check_values("k", ks, low=1, high=MAX_K)
+            if (ks != ks[0]).any():
+                raise InputError('input "k": a v2 request answers [N, k] tensors, so every user needs the same k')
+            k = int(ks[0])
+        exclude = np.ones(rows, dtype=bool)
+        if "exclude_seen" in tensors:
+            check_kind("exclude_seen", tensors["exclude_seen"], "b", "BOOL (true or false)")
+            exclude = one_or_per_row("exclude_seen", tensors["exclude_seen"], rows, "user")
+        # One small record per user: the ids, not image-sized rows, are what becomes Python values here.
+        return [
+            Query(user_id=user, k=k, exclude_seen=skip)
+            for user, skip in zip(user_ids.tolist(), exclude.tolist())
         ]
 
 

@@ -15,6 +15,11 @@ from tests.handlers.conftest import Trained
 BLANK = [0] * 64
 
 
+def predict(model: Any, payload: Any, headers: dict[str, str] | None = None) -> Any:
+    """``KServeModel.predict`` is a coroutine, as KServe's ``Model.__call__`` awaits it."""
+    return asyncio.run(model.predict(payload, headers))
+
+
 def loaded(trained: Trained, **kwargs: Any) -> Any:
     classes = {"digits": "DigitsModel", "ranker": "RankerModel"}
     model = getattr(trained.folder.predictor, classes[trained.folder.name])(trained.folder.name, trained.model_dir,
@@ -35,7 +40,7 @@ def ranker_model(ranker_trained: Trained) -> Any:
 
 
 def test_v1_dict(digits_model: Any) -> None:
-    answer = digits_model.predict({"instances": [BLANK, BLANK]}, {})
+    answer = predict(digits_model, {"instances": [BLANK, BLANK]}, {})
     assert len(answer["predictions"]) == 2
 
 
@@ -43,10 +48,10 @@ def test_v1_bytes_are_decoded(digits_model: Any) -> None:
     """What KServe hands over when the client sends a content type other than JSON."""
     from kserve.errors import InvalidInput
 
-    assert len(digits_model.predict(json.dumps({"instances": [[BLANK[:8]] * 8]}).encode())["predictions"]) == 1
+    assert len(predict(digits_model, json.dumps({"instances": [[BLANK[:8]] * 8]}).encode())["predictions"]) == 1
     # A classic mistake: one image's 8 rows sent as 8 instances.
     with pytest.raises(InvalidInput, match=r"^instances\[0\]: expected 64 numbers \(an 8x8 image\), got 8; "):
-        digits_model.predict(json.dumps({"instances": [BLANK[:8]] * 8}).encode())
+        predict(digits_model, json.dumps({"instances": [BLANK[:8]] * 8}).encode())
 
 
 @pytest.mark.parametrize(
@@ -63,7 +68,7 @@ def test_invalid_input_is_a_400(digits_model: Any, payload: Any, message: str) -
     from kserve.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as caught:
-        digits_model.predict(payload, {"x-request-id": "r-1"})
+        predict(digits_model, payload, {"x-request-id": "r-1"})
     assert str(caught.value) == message
 
 
@@ -77,7 +82,7 @@ def test_v2_digits(digits_model: Any) -> None:
     from kserve.protocol.infer_type import InferInput, InferResponse
 
     image = InferInput("image", [3, 8, 8], "FP32", data=np.zeros((3, 8, 8)).flatten().tolist())
-    response = digits_model.predict(v2_request("digits", [image], "req-42"))
+    response = predict(digits_model, v2_request("digits", [image], "req-42"))
     assert isinstance(response, InferResponse)
     assert response.id == "req-42"
     outputs = {output.name: output for output in response.outputs}
@@ -91,7 +96,7 @@ def test_v2_without_an_id_gets_a_new_one(ranker_model: Any) -> None:
 
     users = InferInput("user_id", [2], "INT64", data=[1, 2])
     k = InferInput("k", [1], "INT64", data=[3])
-    response = ranker_model.predict(v2_request("ranker", [users, k]))
+    response = predict(ranker_model, v2_request("ranker", [users, k]))
     assert len(response.id) == 36  # a uuid4
     outputs = {output.name: output.as_numpy() for output in response.outputs}
     assert outputs["items"].shape == (2, 3) and outputs["scores"].shape == (2, 3)
@@ -100,12 +105,15 @@ def test_v2_without_an_id_gets_a_new_one(ranker_model: Any) -> None:
 @pytest.mark.parametrize(
     ("inputs", "message"),
     [
-        ([("image", [1, 64], "BOOL", [True] * 64)], "instances[0][0]: expected a number, got boolean"),
+        ([("image", [1, 64], "BOOL", [True] * 64)], 'input "image": expected pixels in [0, 16] (FP32 or another '
+                                                    "number datatype), got BOOL"),
         ([("image", [1, 64], "FP32", [0.0] * 63)], 'input "image": data does not fit shape [1, 64]'),
         ([("image", [64], "FP32", [0.0] * 64)], 'input "image": expected shape [N, 64] or [N, 8, 8], got [64]'),
         ([("pixels", [1, 64], "FP32", [0.0] * 64)], 'unknown input "pixels" (expected: image)'),
         ([("image", [1, 64], "FP32", [0.0] * 64)] * 2, 'input "image" appears more than once'),
-        ([("image", [65, 64], "FP32", [0.0] * 64 * 65)], '"instances" has 65 instances, more than the limit'),
+        ([("image", [65, 64], "FP32", [0.0] * 64 * 65)], 'input "image" has 65 rows, more than the limit of 64'),
+        ([("image", [2, 64], "FP32", [0.0] * 64 + [0.0] * 5 + [float("nan")] + [0.0] * 58)],
+         'input "image" row 1, element [5]: expected a finite number, got NaN'),
         # numpy raises OverflowError (not ValueError) for an integer outside INT64.
         ([("image", [1, 64], "INT64", [2**70] * 64)], 'input "image": data does not fit shape [1, 64]'),
     ],
@@ -116,7 +124,7 @@ def test_v2_invalid_input_is_a_400(digits_model: Any, inputs: list[Any], message
 
     request = v2_request("digits", [InferInput(name, shape, dtype, data=data) for name, shape, dtype, data in inputs])
     with pytest.raises(InvalidInput) as caught:
-        digits_model.predict(request)
+        predict(digits_model, request)
     assert str(caught.value).startswith(message)
 
 
@@ -125,7 +133,7 @@ def test_max_batch_instances_is_configurable(digits_trained: Trained) -> None:
 
     model = loaded(digits_trained, max_batch_instances=1)
     with pytest.raises(InvalidInput, match="more than the limit of 1 per request"):
-        model.predict({"instances": [BLANK, BLANK]})
+        predict(model, {"instances": [BLANK, BLANK]})
 
 
 def test_serve_arguments_accept_both_spellings(digits_trained: Trained) -> None:
@@ -195,11 +203,45 @@ def test_v2_int64_overflow_is_a_400_for_the_ranker(ranker_model: Any) -> None:
 
     users = InferInput("user_id", [1], "INT64", data=[2**70])
     with pytest.raises(InvalidInput, match='input "user_id": data does not fit shape'):
-        ranker_model.predict(v2_request("ranker", [users]))
+        predict(ranker_model, v2_request("ranker", [users]))
 
 
 def test_v1_huge_integer_is_a_400(digits_model: Any) -> None:
     from kserve.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="integers may have at most 4300 digits"):
-        digits_model.predict(b'{"instances": [[' + b"9" * 5000 + b"]]}")
+        predict(digits_model, b'{"instances": [[' + b"9" * 5000 + b"]]}")
+
+
+def test_serve_sets_torch_threads_from_the_model_folder(digits_trained: Trained, tmp_path: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve()`` calls ``apply_torch_threads`` first; it reads the config next to the predictor's file."""
+    import importlib.util
+    import sys
+
+    import torch
+    from aip_serving.kserve import apply_torch_threads
+    from aip_serving.model_config import MODEL_CONFIG_FILE, read_model_config, torch_threads
+    from aip_serving.threads import threads_per_process
+
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    (tmp_path / MODEL_CONFIG_FILE).write_text(f"maxBatchInstances: 4\ntorchThreads: {wanted}\n")
+    (tmp_path / "threads_predictor.py").write_text(
+        "from aip_serving.kserve import KServeModel\n\n\nclass ThreadsModel(KServeModel):\n    pass\n")
+    spec = importlib.util.spec_from_file_location("threads_predictor", tmp_path / "threads_predictor.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "threads_predictor", module)
+    spec.loader.exec_module(module)
+    try:
+        assert apply_torch_threads(module.ThreadsModel) == wanted == torch.get_num_threads()
+        torch.set_num_threads(before)
+        shipped = torch_threads(read_model_config(digits_trained.folder.path / MODEL_CONFIG_FILE))
+        # As `python predictor.py` runs it: the predictor's module is loaded (the fixture unloads it).
+        monkeypatch.setitem(sys.modules, "predictor", digits_trained.folder.predictor)
+        expected = shipped or threads_per_process(None, 1)
+        assert apply_torch_threads(digits_trained.folder.predictor.DigitsModel) == expected
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)

@@ -112,6 +112,8 @@ def test_torch_free_runtime_works_under_python39_without_ecs_logging(tmp_path: P
             "instances": protocol.read_instances('{"instances": [1, true]}'),
             "json_type": [checks.json_type(v) for v in (1, 1.5, "s", b"b", [1], (1,), {}, None, True)],
             "limit": model_config.max_batch_instances({"maxBatchInstances": 4}),
+            "threads": model_config.torch_threads({"torchThreads": 2}),
+            "encoded": protocol.encode_json({"predictions": [1, "\\u00e9"]}).decode(),
             "refused": refused,
         }))
         """
@@ -139,6 +141,8 @@ def test_torch_free_runtime_works_under_python39_without_ecs_logging(tmp_path: P
     assert out["json_type"] == ["number", "number", "string", "string", "array", "array", "object", "null",
                                 "boolean"]
     assert out["limit"] == 4
+    assert out["threads"] == 2
+    assert json.loads(out["encoded"]) == {"predictions": [1, "\u00e9"]} and " " not in out["encoded"]
     huge, long_key, not_utf8, missing = out["refused"]
     assert "integers may have at most 4300 digits" in huge
     assert long_key == f'unknown top-level field "{"k" * 64}\u2026" (allowed: instances)'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -100,16 +101,65 @@ def test_boolean_and_object_checks(rt: Any) -> None:
          'unknown top-level fields "f0", "f1", "f10", "f11", "f2" and 7 more (allowed: instances)'),
     ],
 )
-def test_read_instances_refuses(rt: Any, body: Any, message: str) -> None:
+def test_read_instances_refuses(rt: Any, parser: str, body: Any, message: str) -> None:
     with pytest.raises(rt.errors.InputError) as caught:
         rt.protocol.read_instances(body)
     assert str(caught.value) == message
 
 
 @pytest.mark.parametrize("body", [b'{"instances": [1, 2]}', bytearray(b'{"instances": [1, 2]}'),
-                                  '{"instances": [1, 2]}', {"instances": [1, 2]}])
-def test_read_instances_accepts_every_body_type(rt: Any, body: Any) -> None:
+                                  memoryview(b'{"instances": [1, 2]}'), '{"instances": [1, 2]}',
+                                  {"instances": [1, 2]}])
+def test_read_instances_accepts_every_body_type(rt: Any, parser: str, body: Any) -> None:
     assert rt.protocol.read_instances(body) == [1, 2]
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    # orjson refuses these; json reads them, and the checks then name the value.
+    (b'{"instances": [NaN, -Infinity]}', "[nan, -inf]"),
+    (b'{"instances": ["\\ud800"]}', "['\\ud800']"),
+    (b'{"instances": [' + b"9" * 400 + b"]}", f"[{'9' * 400}]"),
+])
+def test_values_only_json_reads_still_reach_the_checks(rt: Any, parser: str, body: bytes, expected: str) -> None:
+    assert repr(rt.protocol.read_instances(body)) == expected
+
+
+def test_an_integer_beyond_64_bits_is_a_float_with_orjson_as_in_kserve(rt: Any, parser: str) -> None:
+    """The one value the two parsers read differently; KServe's own decoding (orjson) does the same."""
+    (value,) = rt.protocol.read_instances(b'{"instances": [18446744073709551616]}')
+    assert value == 2**64 and type(value) is (float if parser == "orjson" else int)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ({"predictions": [{"label": 3, "probabilities": [0.5, 0.125]}]},
+     b'{"predictions":[{"label":3,"probabilities":[0.5,0.125]}]}'),
+    ({"code": 400, "type": "InputError", "message": 'unknown field "caf\u00e9": x'},
+     '{"code":400,"type":"InputError","message":"unknown field \\"caf\u00e9\\": x"}'.encode()),
+])
+def test_encode_json_is_compact(rt: Any, parser: str, value: Any, expected: bytes) -> None:
+    encoded = rt.protocol.encode_json(value)
+    assert isinstance(encoded, bytes) and json.loads(encoded) == value
+    if parser == "orjson":
+        assert encoded == expected
+    else:  # json escapes non-ASCII
+        assert encoded == json.dumps(value, separators=(",", ":")).encode()
+
+
+def test_encode_json_quotes_back_what_only_json_could_read(rt: Any, parser: str) -> None:
+    """A lone surrogate (json reads it in a body, a message may quote it) and non-string keys."""
+    for value in ({"message": 'unknown field "\ud800"'}, {1: "a"}):
+        encoded = rt.protocol.encode_json(value)
+        assert encoded == json.dumps(value, separators=(",", ":")).encode()
+
+
+@pytest.fixture(params=["orjson", "json"])
+def parser(request: pytest.FixtureRequest, rt: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both parsers of aip_serving.protocol: orjson where installed (it comes with KServe), json without."""
+    if request.param == "json":
+        monkeypatch.setattr(rt.protocol, "orjson", None)
+    elif rt.protocol.orjson is None:
+        pytest.skip("orjson is not installed")
+    return request.param
 
 
 def test_input_error_lists_a_few_problems_and_counts_the_rest(rt: Any) -> None:
@@ -132,6 +182,7 @@ def test_decode_body_turns_any_value_error_into_an_input_error(rt: Any, monkeypa
     def refuse(text: str) -> Any:
         raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
 
+    monkeypatch.setattr(rt.protocol, "orjson", None)
     monkeypatch.setattr(rt.protocol.json, "loads", refuse)
     with pytest.raises(rt.errors.InputError, match="a value is out of range"):
         rt.protocol.decode_body("{}")

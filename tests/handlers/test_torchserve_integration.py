@@ -1,7 +1,10 @@
 """Both models archived with torch-model-archiver and served by a real TorchServe 0.12 on loopback.
 
 Marked ``integration`` (needs Java; about 15 s): ``pytest -m integration tests/handlers`` runs it alone,
-``-m "not integration"`` leaves it out. TorchServe runs with no service envelope, as the platform does.
+``-m "not integration"`` leaves it out. TorchServe runs with no service envelope, as the platform does,
+but with a hand-written config.properties that keeps the stock ``decode_input_request=true``: the worker
+``json.loads`` every ``application/json`` body before the handler, as for a ``.mar`` under a stock
+TorchServe. tests/serving/test_torchserve.py runs the platform's generated file (bodies as bytes).
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ def test_valid_and_invalid_requests(torchserve: str) -> None:
         still_alive = client.post("/predictions/ranker", json={"instances": [{"user_id": 2}]})
 
     assert ok.status_code == 200 and len(ok.json()["predictions"]) == 2
+    assert ok.headers["content-type"] == "application/json" and b"\n" not in ok.content  # the handler's bytes
     assert as_text.status_code == 200 and as_text.json() == ok.json()
     assert bad.status_code == 400
     assert bad.json() == {"code": 400, "type": "InputError",

@@ -199,6 +199,8 @@ def test_team_namespace_denies_ingress_except_callers_and_prometheus():
     assert policies["allow-dns"]["egress"][0]["ports"] == [{"protocol": "UDP", "port": 53},
                                                           {"protocol": "TCP", "port": 53}]
     inference = policies["allow-inference"]["ingress"][0]
-    assert inference["ports"] == [{"protocol": "TCP", "port": 8080}]
+    # REST and gRPC v2 (kserve predictors with protocol grpc-v2) from the same callers, in and out alike.
+    assert inference["ports"] == [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8081}]
+    assert policies["allow-inference-egress"]["egress"][0]["ports"] == inference["ports"]
     scrape = policies["allow-metrics-scrape"]["ingress"][0]
     assert scrape["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]

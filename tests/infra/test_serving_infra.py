@@ -82,6 +82,24 @@ def test_kserve_runtime_runs_the_teams_image_non_root():
     assert container["args"][container["args"].index("--model-dir") + 1] == "/models/digits"
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # Asked for no gRPC: the predictor serves none, and declares no gRPC port.
+    assert container["args"][container["args"].index("--grpc-port") + 1] == "0"
+    assert [p["name"] for p in container["ports"]] == ["http"]
+
+
+def test_a_grpc_v2_model_adds_the_h2c_port_after_http():
+    model = deployment(runtime="kserve", protocol="grpc-v2", image="registry.example.com/vision/digits:1.4.2")
+    predictor = inference_service_manifest("vision", model, None, None, None)["spec"]["predictor"]
+    container = predictor["containers"][0]
+    # KServe (Standard mode) points the Service's port 80 and the default readiness probe at the first port:
+    # REST stays there; gRPC gets Service port 8081 with appProtocol kubernetes.io/h2c.
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                                  {"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]
+    args = container["args"]
+    assert args[args.index("--http-port") + 1] == "8080" and args[args.index("--grpc-port") + 1] == "8081"
+    # /metrics is scraped on the HTTP port, as for every kserve predictor.
+    assert predictor["annotations"]["prometheus.io/port"] == "8080"
+    validate_custom_resource(inference_service_manifest("vision", model, None, None, None))
 
 
 @pytest.mark.parametrize("entry", [
@@ -89,7 +107,8 @@ def test_kserve_runtime_runs_the_teams_image_non_root():
     {"resources": {"gpu": 1}, "gpuPool": "l4"},
     {"canary": {"trafficPercent": 25, "stableVersion": "ba9876543210"}},
     {"runtime": "kserve", "image": "registry.example.com/vision/digits@sha256:" + "a" * 64},
-], ids=["cpu", "gpu", "canary", "kserve-runtime"])
+    {"runtime": "kserve", "protocol": "grpc-v2", "image": "registry.example.com/vision/digits@sha256:" + "a" * 64},
+], ids=["cpu", "gpu", "canary", "kserve-runtime", "kserve-grpc-v2"])
 def test_inference_services_use_only_fields_of_kserves_api(entry):
     validate_custom_resource(inference_service_manifest("vision", deployment(**entry), URI, STABLE, POOL))
 
@@ -145,6 +164,11 @@ BAD_MODELS = [
     ({"name": "digits", "scaleMetric": "rps"}, "models[0].scaleMetric", "must be one of: cpu, memory"),
     ({"name": "digits", "protocol": "v2"}, "models[0].protocol",
      "must be one of: v1 for the torchserve runtime (v2 is served by the kserve runtime)"),
+    ({"name": "digits", "protocol": "grpc-v2"}, "models[0].protocol",
+     "grpc-v2 is only for the kserve runtime (your predictor serves gRPC v2 beside REST); the torchserve runtime "
+     "serves v1 over REST"),
+    ({"name": "digits", "runtime": "kserve", "image": "acme/digits:1.2.3", "protocol": "grpc"}, "models[0].protocol",
+     "must be one of: v1, v2, grpc-v2"),
 ]
 
 

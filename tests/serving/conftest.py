@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from infra.serving.kserve_process import KServeServer
 from infra.serving.local_server import LocalServer, ServedModel
 from infra.serving.manifest import Manifest
 from infra.serving.package import package_models
-from infra.serving.processes import port_is_free
+from infra.serving.processes import LOOPBACK
 from infra.serving.torchserve_process import TorchServeServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,21 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def can_listen_on(port: int) -> bool:
+    """Whether a new server could listen on the port now.
+
+    With SO_REUSEADDR, as uvicorn and TorchServe bind: a connection of the stopped server left in
+    TIME_WAIT (the server closed an idle keep-alive connection, 5 s for uvicorn) does not hold the port.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
 @contextmanager
 def running(server: LocalServer) -> Iterator[LocalServer]:
     """Start a server, wait for every model; on the way out stop it and check that nothing is left."""
@@ -98,7 +114,7 @@ def running(server: LocalServer) -> Iterator[LocalServer]:
         server.stop()
     assert pgid is not None and not group_pids(pgid), "processes of the server survived stop()"
     assert not processes_mentioning(str(server.work_dir))
-    assert all(port_is_free(port) for port in ports), "a port of the server is still taken"
+    assert all(can_listen_on(port) for port in ports), "a port of the server is still taken"
 
 
 def served_models(catalog: Catalog, manifest: Manifest) -> list[ServedModel]:

@@ -42,6 +42,13 @@ def write_config(tmp_path: Path, text: str) -> Path:
     ("maxBatchInstances: 0\nmaxBatchDelay: -1\n",
      ["2 problems:", "maxBatchInstances = 0: must be at least 1", "maxBatchDelay = -1: must be at least 0"]),
     ("maxBatchInstances: 8\nminWorkers: 3\nmaxWorkers: 2\n", ["maxWorkers (2) must be at least minWorkers (3)"]),
+    ("maxBatchInstances: 8\ntorchThreads: 0\n", ["torchThreads = 0: must be at least 1"]),
+    ("maxBatchInstances: 8\ntorchThreads: 257\n", ["torchThreads = 257: must be at most 256"]),
+    # Strict, as the handler is (aip_serving.model_config.torch_threads): no "2", 2.0 or true turned into 2.
+    ("maxBatchInstances: 8\ntorchThreads: '2'\n", ["torchThreads = '2': must be a whole number"]),
+    ("maxBatchInstances: 8\ntorchThreads: 2.0\n", ["torchThreads = 2.0: must be a whole number"]),
+    ("maxBatchInstances: 8\ntorchThreads: true\n", ["torchThreads = True: must be a whole number"]),
+    ("maxBatchInstances: 8\ntorchthreads: 2\n", ["torchthreads: unknown key (did you mean torchThreads?)"]),
     ("- 1\n- 2\n", ["must be a mapping of TorchServe settings, got list"]),
     ("a: [unclosed\n", ["not valid YAML"]),
 ])
@@ -59,6 +66,23 @@ def test_defaults_are_torchserves_own(tmp_path: Path):
     config = load_model_config(write_config(tmp_path, "maxBatchInstances: 4\n"))
     assert (config.min_workers, config.max_workers, config.batch_size, config.max_batch_delay,
             config.response_timeout) == (1, 1, 1, 100, 120)
+    assert config.torch_threads is None  # torch's own default
+
+
+@pytest.mark.parametrize(("text", "threads"), [("torchThreads: 2\n", 2), ("torchThreads: 256\n", 256),
+                                               ("torchThreads: null\n", None), ("", None)])
+def test_torch_threads_is_optional(tmp_path: Path, text: str, threads: int | None):
+    assert load_model_config(write_config(tmp_path, "maxBatchInstances: 4\n" + text)).torch_threads == threads
+
+
+@pytest.mark.parametrize(("values", "expected"), [([None, None], None), ([1, None, 4, 2], 4), ([3], 3), ([], None)])
+def test_one_kserve_process_hosting_several_models_takes_their_largest_torch_threads(
+    values: list[int | None], expected: int | None
+):
+    from infra.serving.kserve_host import process_torch_threads
+
+    assert process_torch_threads([{"name": f"m{i}", "torch_threads": v} for i, v in enumerate(values)]) == expected
+    assert process_torch_threads([{"name": "older-spec"}]) is None
 
 
 def test_unknown_model_lists_the_models(catalog: Catalog):

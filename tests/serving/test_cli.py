@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -78,6 +79,9 @@ def test_serve_smoke_passes_and_leaves_nothing_behind(runtime: str, out: Path):
     run = aip("serve", "--smoke", "--runtime", runtime, "--out", str(out))
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"smoke test on {runtime}" in run.stdout and "passed" in run.stdout
+    if runtime == "kserve":
+        assert re.search(r"gRPC 127\.0\.0\.1:\d+  \(KServe v2 gRPC inference\.GRPCInferenceService/ModelInfer, "
+                         r"digits ", run.stdout), run.stdout
     assert "Traceback" not in run.stderr
     serve_root = out / ".serve"
     assert not serve_root.exists()

@@ -60,6 +60,7 @@ def test_cluster_file_is_exactly_this():
         "enable_model_api=false\n"
         "enable_envvars_config=false\n"
         "install_py_dep_per_model=false\n"
+        "decode_input_request=false\n"
         "allowed_urls=file:///mnt/models/model-store/[^/]+[.]mar\n"
         "model_store=/mnt/models/model-store\n"
         'model_snapshot={"name":"startup.cfg","modelCount":1,"models":{"digits":{"0123456789abcdef":'
@@ -104,6 +105,18 @@ def test_every_key_is_one_torchserve_0_12_reads(settings: ServerSettings):
 def test_secure_settings(settings: ServerSettings, expected: dict[str, str]):
     properties = parse_config_properties(render_config_properties([DIGITS], settings))
     assert {key: properties[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize("settings", [cluster_settings(), local()], ids=["cluster", "local"])
+def test_request_bodies_reach_the_handler_undecoded(settings: ServerSettings):
+    """`decode_input_request=false`: the worker hands every body over as bytes, the handler parses it.
+
+    ConfigManager.getBackendConfiguration turns the key (default true) into TS_DECODE_INPUT_REQUEST of each
+    worker's environment, over whatever the frontend's own environment says: the key is the only switch.
+    """
+    config_manager, _ = torchserve_sources()
+    assert b"TS_DECODE_INPUT_REQUEST" in config_manager and b"decode_input_request" in config_manager
+    assert parse_config_properties(render_config_properties([DIGITS], settings))["decode_input_request"] == "false"
 
 
 def test_the_runtime_spec_and_the_file_agree():

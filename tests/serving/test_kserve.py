@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -22,11 +24,11 @@ def client() -> httpx.Client:
     return httpx.Client(timeout=30, trust_env=False, headers=JSON)
 
 
-def test_only_one_listener_on_loopback_and_no_grpc(kserve: KServeServer):
+def test_rest_and_grpc_are_the_only_listeners_and_on_loopback(kserve: KServeServer):
     pgid = kserve.process_group()
     assert pgid is not None
     sockets = listening(group_pids(pgid))
-    assert {port for _, port in sockets} == {kserve.port}
+    assert {port for _, port in sockets} == {kserve.port, kserve.grpc_port}
     assert {host for host, _ in sockets} <= LOOPBACK_HOSTS
 
 
@@ -71,7 +73,8 @@ def test_bad_inputs_get_a_4xx_with_the_message_and_the_server_keeps_serving(kser
         assert unknown.status_code == 400 and 'unknown input "pixels"' in unknown.json()["error"]
         misshapen = http.post(kserve.v2_url("digits"), json={"inputs": [
             {"name": "image", "shape": [1, 63], "datatype": "FP32", "data": ZERO[:63]}]})
-        assert misshapen.status_code == 400 and "expected 64 numbers" in misshapen.json()["error"]
+        assert misshapen.status_code == 400
+        assert misshapen.json()["error"] == 'input "image": expected shape [N, 64] or [N, 8, 8], got [1, 63]'
         good = example(catalog, "digits", "single-image")
         answer = http.post(kserve.v1_url("digits"), content=good.body())
         assert check_response(good.expect, answer.status_code, answer.text) == []
@@ -84,3 +87,10 @@ def test_metrics_have_kserves_latency_histograms(kserve: KServeServer, catalog: 
         metrics = http.get(kserve.metrics_url())
     assert metrics.status_code == 200
     assert "request_predict_seconds_bucket" in metrics.text
+
+
+def test_the_host_gets_each_models_torch_threads(kserve: KServeServer):
+    """kserve_host.py applies the largest of them to its one process (tests/serving/test_catalog.py)."""
+    entries = json.loads((kserve.work_dir / "kserve-spec.json").read_text())["models"]
+    assert {entry["name"]: entry["torch_threads"] for entry in entries} == {
+        model.name: model.folder.config.torch_threads for model in kserve.models}

@@ -67,6 +67,18 @@ def test_bad_inputs_get_a_4xx_with_the_message_and_the_workers_keep_serving(torc
     assert torchserve.ready()
 
 
+def test_the_worker_hands_bodies_over_raw_and_answers_are_compact(torchserve: TorchServeServer, catalog: Catalog):
+    """`decode_input_request=false`: no `json.loads` in the worker, so a body that is not JSON logs no
+    "Failed json decoding" traceback; the handler's answers go out as its compact bytes."""
+    headers = {**JSON, **torchserve.request_headers()}
+    broken = httpx.post(torchserve.v1_url("digits"), content=b"{", headers=headers, timeout=30, trust_env=False)
+    answer = post(torchserve, torchserve.v1_url("digits"), example(catalog, "digits", "single-image"))
+    assert broken.status_code == 400 and broken.json()["message"].startswith("request body is not valid JSON")
+    assert broken.headers["content-type"] == answer.headers["content-type"] == "application/json"
+    assert answer.status_code == 200 and b"\n" not in answer.content and b'{"predictions":[{' in answer.content
+    assert "Failed json decoding" not in (torchserve.work_dir / "logs" / "model_log.log").read_text()
+
+
 def test_undecodable_body_is_a_400(torchserve: TorchServeServer):
     answer = httpx.post(torchserve.v1_url("digits"), content=b"\xff{not json", timeout=30, trust_env=False,
                         headers={**JSON, **torchserve.request_headers()})
@@ -98,7 +110,8 @@ def test_metrics_are_prometheus_text(torchserve: TorchServeServer, catalog: Cata
 def test_the_config_torchserve_runs_with_is_the_packaged_one_on_loopback(torchserve: TorchServeServer):
     local = parse_config_properties((torchserve.work_dir / "config" / "config.properties").read_text())
     packaged = parse_config_properties(torchserve.models[0].package.files["config/config.properties"].read_text())
-    for key in ("enable_model_api", "enable_envvars_config", "install_py_dep_per_model", "metrics_mode"):
+    for key in ("enable_model_api", "enable_envvars_config", "install_py_dep_per_model", "metrics_mode",
+                "decode_input_request"):
         assert local[key] == packaged[key]
     snapshot = json.loads(local["model_snapshot"])["models"]
     assert {name: list(versions) for name, versions in snapshot.items()} == {

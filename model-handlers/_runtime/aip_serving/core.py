@@ -75,9 +75,9 @@ class ModelCore(ABC, Generic[DecodedT]):
     4. :meth:`encode` turns the outputs into one JSON-able prediction per instance.
 
     For the KServe v2 protocol a subclass also maps named input tensors to instances
-    (:meth:`instances_from_tensors`) and declares its input tensors (:attr:`v2_inputs`,
-    :attr:`v2_input_specs`) and output tensors (:attr:`v2_outputs`, :attr:`v2_output_shapes`), which the
-    v2 model metadata lists (:meth:`v2_metadata`).
+    (:meth:`instances_from_tensors`, or straight to decoded rows with :meth:`decode_tensors`) and
+    declares its input tensors (:attr:`v2_inputs`, :attr:`v2_input_specs`) and output tensors
+    (:attr:`v2_outputs`, :attr:`v2_output_shapes`), which the v2 model metadata lists (:meth:`v2_metadata`).
 
     Attributes:
         name: The model's name (its folder under ``model-handlers/``).
@@ -150,6 +150,19 @@ class ModelCore(ABC, Generic[DecodedT]):
             InputError: This model does not speak v2, or an input is unknown, missing or misshapen.
         """
         raise InputError(f"model {self.name} does not accept v2 (tensor) requests: send {{\"{INSTANCES}\": [...]}}")
+
+    def decode_tensors(self, tensors: Mapping[str, np.ndarray]) -> list[DecodedT]:
+        """Validate a v2 request's named input tensors and decode them into rows :meth:`collate` accepts.
+
+        By default the tensors become v1 instances (:meth:`instances_from_tensors`) that go through the
+        v1 checks value by value. A model whose inputs are large arrays overrides this with vectorised
+        checks (:mod:`aip_serving.tensors`) that keep each row a numpy array: binary tensors then never
+        become Python numbers.
+
+        Raises:
+            InputError: What is wrong, naming the input tensor (and the row, where it matters).
+        """
+        return self.decode_instances(self.instances_from_tensors(tensors))
 
     @classmethod
     def v2_metadata(cls) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -232,7 +245,8 @@ class ModelCore(ABC, Generic[DecodedT]):
     def predict_decoded(self, decoded: Sequence[DecodedT]) -> list[Prediction]:
         """Predict already-validated instances, possibly from several requests, in ONE forward pass.
 
-        This is the entry point for runtimes that batch requests (TorchServe): they decode each request
+        This is the entry point for runtimes that batch requests (TorchServe, and the KServe predictor's
+        :class:`~aip_serving.batching.GreedyBatcher`): they decode each request
         on its own, so one bad request cannot fail the others, then predict all of them together.
         """
         if not decoded:

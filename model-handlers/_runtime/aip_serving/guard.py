@@ -23,6 +23,9 @@ code runs, where a malformed body becomes a 500. This middleware, installed by
     take it for a binary request without its header);
   - with another non-JSON content type and no header, 400 naming the header.
 
+The gRPC side (KServe's ``inference.GRPCInferenceService``) follows the same rules:
+:mod:`aip_serving.grpc_guard`.
+
 No KServe import: the module travels in TorchServe archives too (Python 3.9), where it is never used.
 """
 

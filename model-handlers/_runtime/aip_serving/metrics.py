@@ -25,6 +25,10 @@ so the client received nothing from it: it went away mid-upload or before the an
 refused the request's HTTP framing (bad chunked encoding) halfway through the body and answered that 400
 on its own, outside the application. Not a server error, so never a 5xx; the recording rules leave it
 out of the answers (``infra/observability/rules/inference.rules.yaml``).
+
+gRPC v2 ``ModelInfer`` calls for hosted models are counted in the same counter by
+:mod:`aip_serving.grpc_guard`, with ``code`` the HTTP status that means the same as the call's gRPC status
+(:func:`http_status_of_grpc`), so the rules and alerts read both protocols alike.
 """
 
 from __future__ import annotations
@@ -46,6 +50,16 @@ _STATE_KEY = "aip_counted_models"
 UNHANDLED_STATUS = 500
 # The connection ended before the application answered (see the module's docstring).
 CLIENT_CLOSED_STATUS = 499
+# gRPC status names and the HTTP status of the same meaning, as grpc-gateway maps them
+# (https://github.com/grpc-ecosystem/grpc-gateway/blob/main/runtime/errors.go, HTTPStatusFromCode): a
+# cancelled call is the client's going away (499, never a 5xx), a refused argument a 400, a model or
+# version that is not served a 404, an RPC that is not served a 501.
+GRPC_HTTP_STATUS = {
+    "OK": 200, "CANCELLED": CLIENT_CLOSED_STATUS, "UNKNOWN": 500, "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504, "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "PERMISSION_DENIED": 403,
+    "RESOURCE_EXHAUSTED": 429, "FAILED_PRECONDITION": 400, "ABORTED": 409, "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501, "INTERNAL": 500, "UNAVAILABLE": 503, "DATA_LOSS": 500, "UNAUTHENTICATED": 401,
+}
 
 # The inference routes as KServe's router (Starlette) matches them: on the raw ``scope["path"]``, case and
 # slashes as sent. ``/v2/models/digits/infer/`` or ``//v2/...`` is no inference route: KServe answers it
@@ -83,6 +97,14 @@ def requests_counter(registry: Any = None) -> Any:
     if _default_counter is None:
         _default_counter = Counter(_COUNTER_NAME, _HELP, REQUESTS_LABELS)
     return _default_counter
+
+
+def http_status_of_grpc(code_name: str | None) -> int:
+    """The HTTP status meaning what the gRPC status ``code_name`` (``"NOT_FOUND"``...) means; None is OK.
+
+    A name this table does not know is a server error (500).
+    """
+    return GRPC_HTTP_STATUS.get(code_name or "OK", UNHANDLED_STATUS)
 
 
 def inference_model(method: str, path: str) -> str | None:

@@ -1,9 +1,17 @@
 """The KServe v1 request body, ``{"instances": [...]}``, as both runtimes receive it.
 
-A body reaches a model in several shapes: TorchServe hands over a ``dict`` when the client said
-``Content-Type: application/json``, a ``str`` for ``text/*`` and a ``bytearray`` otherwise; KServe hands
-over a ``dict``, or ``bytes`` for a ``text/*`` body. :func:`read_instances` accepts all of them and
-answers a bad body with an :class:`~aip_serving.errors.InputError`, never a server error.
+A body reaches a model in several shapes: the platform's TorchServe (``decode_input_request=false``)
+hands over a ``bytearray`` whatever the content type; a stock TorchServe hands over a ``dict`` when the
+client said ``Content-Type: application/json``, a ``str`` for ``text/*`` and a ``bytearray`` otherwise;
+KServe hands over a ``dict``, or ``bytes`` for a ``text/*`` body. :func:`read_instances` accepts all of
+them and answers a bad body with an :class:`~aip_serving.errors.InputError`, never a server error.
+
+Bytes and text are parsed with orjson where it is installed (it comes with KServe; the TorchServe image
+may lack it), 4 to 8 times faster than ``json`` on large bodies. A body orjson refuses is parsed
+again by ``json``, so a bad body gets the same message either way, and the values orjson refuses but
+``json`` reads (``NaN``, ``Infinity``, lone surrogates) still reach the checks that name them. One
+difference remains, shared with the KServe runtime (KServe decodes with orjson): an integer outside the
+64-bit range becomes a float.
 """
 
 from __future__ import annotations
@@ -14,6 +22,11 @@ from typing import Any
 
 from aip_serving.checks import json_type, quoted_keys
 from aip_serving.errors import InputError
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - depends on the image
+    orjson = None  # type: ignore[assignment]
 
 INSTANCES = "instances"
 PREDICTIONS = "predictions"
@@ -27,6 +40,11 @@ def decode_body(body: Any) -> Any:
         InputError: The body is empty, not UTF-8, not JSON, nested too deeply to parse, or holds a value
             Python refuses to build (an integer of more than 4,300 digits raises a plain ``ValueError``).
     """
+    if orjson is not None and isinstance(body, (bytes, bytearray, memoryview, str)):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # json below reads what orjson refuses, or words the problem as clients have always seen it
     if isinstance(body, (bytes, bytearray, memoryview)):
         try:
             body = bytes(body).decode("utf-8")
@@ -80,3 +98,17 @@ def read_instances(body: Any) -> list[Any]:
 def v1_response(predictions: Sequence[Any]) -> dict[str, list[Any]]:
     """The v1 answer: one prediction per instance, in request order."""
     return {PREDICTIONS: list(predictions)}
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact JSON bytes (no spaces, no indentation): orjson where installed, ``json`` otherwise.
+
+    A string orjson refuses to encode (a lone surrogate, which ``json`` accepts in a body and a message
+    may quote back) falls back to ``json``, which escapes it; so does a dict with non-string keys.
+    """
+    if orjson is not None:
+        try:
+            return orjson.dumps(value)
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            pass
+    return json.dumps(value, separators=(",", ":")).encode("ascii")

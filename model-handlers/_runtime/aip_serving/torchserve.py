@@ -9,11 +9,14 @@ handler module that defines several), a subclass of :class:`TorchServeHandler` n
 What TorchServe 0.12 hands to ``handle(data, context)`` (read from the installed ``ts`` package):
 
 - Without a service envelope (the platform's setting): ``data`` is a list with one ``dict`` per request of
-  the dynamic batch, the body under ``"body"`` (or ``"data"``): a ``dict`` already parsed when the client
-  sent ``Content-Type: application/json``, a ``str`` for ``text/*``, a ``bytearray`` otherwise. The
-  answer must be a list of the same length. ``context.set_response_status(code, phrase, idx)`` sets the
-  HTTP status of request ``idx`` alone; raising ``PredictionException(message, code)`` fails the whole
-  batch with that status.
+  the dynamic batch, the body under ``"body"`` (or ``"data"``). With ``decode_input_request=false`` (the
+  platform's config.properties) the body is the raw ``bytearray`` and :mod:`aip_serving.protocol` parses
+  it (with orjson where installed); a stock TorchServe instead runs ``json.loads`` on an
+  ``application/json`` body first (a ``dict``) and decodes ``text/*`` to a ``str``: both are served. The
+  answer must be a list of the same length. Each answer is compact JSON ``bytes``, which TorchServe sends
+  as they are; anything else it would ``json.dumps`` with ``indent=2``.
+  ``context.set_response_status(code, phrase, idx)`` sets the HTTP status of request ``idx`` alone;
+  raising ``PredictionException(message, code)`` fails the whole batch with that status.
 - With ``service_envelope=kserve`` (``TS_SERVICE_ENVELOPE``), ``KServeEnvelope`` reads only the FIRST
   request of the batch, calls ``handle`` with that request's ``instances`` list and wraps the answer into
   one ``{"predictions": ...}``; with ``batchSize`` > 1 the other requests are lost and TorchServe answers
@@ -34,8 +37,9 @@ from ts.utils.util import PredictionException
 from aip_serving.core import ModelCore, Prediction
 from aip_serving.errors import InputError
 from aip_serving.logs import RequestRecord, configure_request_logger, log_request
-from aip_serving.model_config import max_batch_instances
-from aip_serving.protocol import v1_response
+from aip_serving.model_config import max_batch_instances, torch_threads
+from aip_serving.protocol import encode_json, v1_response
+from aip_serving.threads import apply_torch_threads
 
 RUNTIME = "torchserve"
 _BODY_KEYS = ("body", "data")
@@ -151,6 +155,12 @@ class TorchServeHandler(BaseHandler):
         self.manifest = context.manifest or {}
         archived = self.manifest.get("model", {})
         self.model_yaml_config = getattr(context, "model_yaml_config", None) or {}
+        # TorchServe 0.12 sets no thread count for a worker (OMP_NUM_THREADS only under torchrun), so torch
+        # would start one thread per physical core of the node in every worker: torchThreads, else the
+        # pod's CPUs shared by the workers (aip_serving.threads). Intra-op only: set_num_interop_threads
+        # raises once inter-op work has run in the process.
+        workers = self.model_yaml_config.get("minWorkers")
+        apply_torch_threads(torch_threads(self.model_yaml_config), workers if type(workers) is int else 1)
         self.device = device_for(properties.get("gpu_id"))
         self.core = self.core_class.load(
             properties["model_dir"],
@@ -210,9 +220,9 @@ class TorchServeHandler(BaseHandler):
             if request_instances is None:
                 err = errors[idx]
                 context.set_response_status(err.http_status, reason_phrase(err.message), idx)
-                answers.append(error_body(err))
+                answers.append(encode_json(error_body(err)))
                 continue
-            answers.append(v1_response(predictions[cursor : cursor + len(request_instances)]))
+            answers.append(encode_json(v1_response(predictions[cursor : cursor + len(request_instances)])))
             cursor += len(request_instances)
         self._log_batch(context, counts, errors, started)
         return answers

@@ -1,0 +1,128 @@
+"""Server-side batching for an asyncio server: requests validated on their own, predicted together.
+
+An asyncio server (KServe's ModelServer) awaits one coroutine per request. Each request is read and
+validated in its own coroutine, so a bad one is refused alone; its decoded rows then wait in a queue,
+and one consumer runs forward passes, one at a time, in a worker thread. A forward pass takes every
+request queued when it starts (up to a limit) and never waits for more: alone, a request goes straight
+to the model; under load, the requests that arrived during one forward pass share the next. The event
+loop meanwhile keeps accepting and validating requests, since torch releases the GIL while it computes.
+
+No KServe or torch import: the module travels with the rest of the runtime to Python 3.9 images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Generic, TypeVar
+
+RowT = TypeVar("RowT")
+AnswerT = TypeVar("AnswerT")
+
+
+class _Pending(Generic[RowT, AnswerT]):
+    """One request waiting for a forward pass: its rows, and where its answers go."""
+
+    __slots__ = ("future", "rows")
+
+    def __init__(self, rows: Sequence[RowT], future: asyncio.Future[list[AnswerT]]) -> None:
+        self.rows = rows
+        self.future = future
+
+
+class GreedyBatcher(Generic[RowT, AnswerT]):
+    """Runs forward passes one at a time in one worker thread, each over every request queued when it starts.
+
+    Args:
+        run: Predicts the rows of several requests in one forward pass and returns one answer per row,
+            in order. It runs in the worker thread, never on the event loop.
+        max_requests: The most requests one forward pass serves (``batchSize`` of ``model-config.yaml``).
+            With the per-request instance limit it bounds what one forward pass holds in memory.
+        thread_name: Name prefix of the worker thread (thread dumps, profilers).
+
+    Raises:
+        ValueError: ``max_requests`` is below 1.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[RowT]], Sequence[AnswerT]],
+        *,
+        max_requests: int,
+        thread_name: str = "forward",
+    ) -> None:
+        if max_requests < 1:
+            raise ValueError(f"max_requests must be positive, got {max_requests}")
+        self.max_requests = max_requests
+        self._run = run
+        self._thread_name = thread_name
+        self._queue: deque[_Pending[RowT, AnswerT]] = deque()
+        self._consumer: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def submit(self, rows: Sequence[RowT]) -> list[AnswerT]:
+        """One request's answers, one per row, from the next forward pass that has room for it.
+
+        Raises:
+            Exception: Whatever the forward pass of this request's batch raised; the requests of other
+                forward passes are not affected.
+            RuntimeError: Called from a second event loop while the first still has requests queued.
+        """
+        loop = asyncio.get_running_loop()
+        consumer = self._consumer
+        running = consumer is not None and not consumer.done()
+        if running and consumer.get_loop() is not loop:  # type: ignore[union-attr]
+            raise RuntimeError("a GreedyBatcher serves one event loop at a time")
+        future: asyncio.Future[list[AnswerT]] = loop.create_future()
+        self._queue.append(_Pending(rows, future))
+        if not running:
+            self._consumer = loop.create_task(self._drain())
+        # A cancelled wait (the client went away) cancels the future: the consumer then skips the request.
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        batch: list[_Pending[RowT, AnswerT]] = []
+        try:
+            while self._queue:
+                batch = self._take()
+                if not batch:
+                    continue
+                rows = [row for pending in batch for row in pending.rows]
+                try:
+                    answers = await loop.run_in_executor(self._worker(), self._run, rows)
+                    if len(answers) != len(rows):
+                        raise RuntimeError(f"a forward pass answered {len(answers)} rows for {len(rows)}")
+                except Exception as err:  # it fails the requests of this batch, never the server
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(err)
+                    continue
+                start = 0
+                for pending in batch:
+                    end = start + len(pending.rows)
+                    if not pending.future.done():
+                        pending.future.set_result(list(answers[start:end]))
+                    start = end
+                batch = []
+        except asyncio.CancelledError:
+            # The loop is shutting down: nobody is left to run what is queued.
+            for pending in (*batch, *self._queue):
+                pending.future.cancel()
+            self._queue.clear()
+            raise
+
+    def _take(self) -> list[_Pending[RowT, AnswerT]]:
+        batch: list[_Pending[RowT, AnswerT]] = []
+        while self._queue and len(batch) < self.max_requests:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                batch.append(pending)
+        return batch
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
+        return self._executor
