@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install promtool alertmanager rules preview test gate crds lint docs benchmark-preview clean
+.PHONY: install promtool alertmanager rules preview test gate crds lint docs benchmark-preview benchmark-serving clean
 
 # Upstream CRD schemas the custom resources are validated against (`make crds` fetches them).
 export AIP_CRDS_DIR ?= $(wildcard $(CURDIR)/build/crds)
@@ -86,6 +86,10 @@ docs: install
 
 benchmark-preview: install
 	$(BIN)/python benchmarks/preview.py
+
+# Full serving benchmark (about 15 minutes on 2 quiet cores); exits 3 when the machine was too busy to trust.
+benchmark-serving: install
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -5,8 +5,9 @@ benchmarks/resnet18_model/ (11.7 M parameters, fixed-seed random weights; input 
 JSON integers 0..255, `--side` to change).
 
 Method. One TorchServe and one KServe ModelServer, each hosting every model at its shipped settings,
-are started one after the other (ready time: start to every model ready) and stay up for the whole run;
-what each costs while the other is loaded is measured and recorded. For each model, a long-lived child
+and with `--variants` one more server per tuning set-up (serving_variants.py), are started one after
+the other (ready time: start to every model ready) and stay up for the whole run; what each costs
+while another is loaded is measured and recorded. For each model, a long-lived child
 interpreter (serving_raw.py) loads the model once, and the model is then measured in rounds. Round r
 runs the raw reference, then every (runtime, protocol) target in an order rotated by r, so a busy spell
 of the shared machine hits the raw and the served figures of the same round alike:
@@ -14,13 +15,17 @@ of the shared machine hits the raw and the served figures of the same round alik
 - raw reference: back-to-back `ModelCore.predict` calls (decode, collate, forward, encode) on the very
   instances the load generator sends, torch threads as the servers have them (`torchThreads` of
   model-config.yaml, else `--threads`, else torch's default), at each batch size a server can form in
-  the throughput phase: 1 and
-  min(concurrency, the model's batchSize in model-config.yaml) x instances per request; the best
-  instances/s of those is the reference;
+  the throughput phase: 1 and min(concurrency, the model's batchSize) x instances per request, with the
+  largest batchSize of the shipped settings and the variants measured; the best instances/s of those is
+  the reference;
 - targets: torchserve/v1-json (POST /predictions/<m>), kserve/v1-json (/v1/models/<m>:predict),
   kserve/v2-binary (/v2/models/<m>/infer with the binary tensor extension, inputs as
   `GET /v2/models/<m>` declares them) and kserve/v2-grpc (ModelInfer with raw_input_contents, when the
   server has a `grpc_target`); a target a server or model does not offer is reported with the reason;
+- variants (`--variants`, or `--variants a,b`): each a named set of model-config.yaml overrides for
+  one runtime (workers, batchSize, maxBatchDelay, torchThreads), applied to every model on a server of
+  its own; each is one more v1-json target of every round (the protocols are compared at the shipped
+  settings only), rotated with the others and judged by the same rules;
 - each target gets a latency phase (1 request in flight; p50 overhead = client p50 minus the
   handlers' p50 from their request logs, on the same requests) and a throughput phase (16 requests in
   flight for digits and ranker, 4 for resnet18; 1 instance per request everywhere);
@@ -39,11 +44,14 @@ to 2 / 3 extra rounds, each after such a wait, and its results are judged on its
 A result still refused is printed with "trusted": false, null figures and the reasons, "machine
 busy: ..." goes to stderr, and the command exits 3.
 
-Output: one JSON line per (model, runtime, protocol) on stdout (throughput in instances/s);
+Output: one JSON line per (model, runtime, protocol, setup) on stdout (throughput in instances/s;
+`setup` is "shipped" or the variant, whose line carries its `overrides` and `description`);
 benchmarks/results/serving.json and serving.png (serving-quick.* with --quick) hold every round.
 
     .venv/bin/python benchmarks/serving.py --quick    # 3 rounds of 1.5-2 s phases, under 4 minutes
     .venv/bin/python benchmarks/serving.py            # 5 rounds of 4-5 s phases, about 15 minutes
+    .venv/bin/python benchmarks/serving.py --variants # and ts-2w, ts-1w-nobatch, ks-nobatch: about 22 minutes
+    .venv/bin/python benchmarks/serving.py --quick --models digits --variants ts-2w,ks-nobatch
     .venv/bin/python benchmarks/serving.py --report benchmarks/results/serving.json   # lines and table again
     .venv/bin/python benchmarks/serving.py --quick --models digits --compare-clients  # client CPU: socket vs httpx
 """
@@ -66,9 +74,10 @@ from typing import Any
 
 from serving_models import RESNET, prepare
 from serving_plan import FULL, QUICK, TARGETS, THROUGHPUT_CONCURRENCY, Mode
-from serving_report import NOT_AVAILABLE, REFUSED, plot, print_results, result_lines
+from serving_report import NOT_AVAILABLE, REFUSED, line_target, plot, print_results, result_lines
 from serving_rounds import ModelResult, compare_clients, log, measure_model
 from serving_servers import Servers
+from serving_variants import DEFAULT_VARIANTS, VARIANTS, Variant, describe_variants, parse_variants
 from serving_verdict import Bounds, exit_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +96,10 @@ DEFINITIONS = {
     "p50_overhead_ms": "latency phase (1 request in flight): client p50 minus the handlers' p50 from their request "
                        "logs on the same requests",
     "spread": "(max - min) / median over the rounds; p50_overhead_ms_spread: max - min in ms",
-    "ready_s": "server start to every model ready (one server per runtime hosting every model)",
+    "ready_s": "server start to every model ready (one server per runtime and set-up hosting every model; "
+               "TorchServe: every model with minWorkers READY workers)",
+    "setup": "shipped: each model's model-config.yaml; else the variant (--variants) whose overrides applied to "
+             "every model's config on a server of its own, measured in the same rounds (v1-json only)",
 }
 
 
@@ -106,7 +118,15 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def variant_list(text: str) -> tuple[Variant, ...]:
+    """argparse type of --variants: the message of an unknown name lists the choices."""
+    try:
+        return parse_variants(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds of short phases (under 4 minutes)")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
@@ -118,9 +138,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare-clients", action="store_true",
                         help="measure only the client CPU per request of the socket client against httpx "
                              "(v1 routes of the first model), into client-comparison.json")
+    parser.add_argument("--variants", type=variant_list, nargs="?", const="default", default=(), metavar="NAMES",
+                        help="tuning set-ups measured next to the shipped settings in the same rounds (v1-json, "
+                             f"a server each): comma-separated subset of {','.join(VARIANTS)}; "
+                             f"alone: {','.join(DEFAULT_VARIANTS)}")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for serving(-quick).json and .png")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
                         help="measure nothing: print the lines and the markdown table of an earlier results file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.report is not None:
         print_results(json.loads(args.report.read_text()))
@@ -144,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "rounds": mode.rounds, "extra_rounds": mode.extra_rounds, "phase_s": dict(mode.phase_s),
                  "raw_s": dict(mode.raw_s), "image_side": args.side, "torch_threads": args.threads or "torch default",
                  "bounds": bounds.describe(), "definitions": DEFINITIONS, "machine": machine(),
+                 "variants": describe_variants(args.variants),
                  "generator": "closed loop, one thread per request in flight, each with one keep-alive socket "
                               "(HTTP/1.1, request bytes encoded once) or one gRPC channel, on 127.0.0.1"},
         "servers": {}, "models": {}, "failed": [],
@@ -154,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         log(f"packaging {', '.join(models)} (resnet18 input 3x{args.side}x{args.side})")
         prepared = prepare(models, THROUGHPUT_CONCURRENCY, args.side, scratch)
-        servers = Servers(prepared, scratch / "servers", args.threads)
+        servers = Servers(prepared, scratch / "servers", args.threads, args.variants)
         servers.start(log)
         idle = servers.idle_cores(1.0 if args.quick else 3.0)
         log(f"idle servers use {idle} cores")
@@ -184,8 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     done = [name for name in models if name in measured]
     results["models"] = {name: measured[name].record for name in done}
+    targets = servers.targets() if servers is not None else TARGETS
     results["results"] = result_lines(done, results["models"], {name: measured[name].verdicts for name in done},
-                                      results["servers"])
+                                      results["servers"], targets)
     statuses = [line["status"] for line in results["results"]]
     code = EXIT_FAILED if results["failed"] else exit_code(statuses)
     results["meta"]["duration_s"] = round(time.perf_counter() - began, 1)
@@ -198,9 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in results["results"]:
         print(json.dumps(line), flush=True)
         if line["status"] == REFUSED:
-            log(f"machine busy: {line['model']} {line['runtime']}/{line['protocol']}: {'; '.join(line['reasons'])}")
+            log(f"machine busy: {line['model']} {line_target(line).key}: {'; '.join(line['reasons'])}")
         elif line["status"] == NOT_AVAILABLE:
-            log(f"{line['model']} {line['runtime']}/{line['protocol']}: {line['reasons'][0]}")
+            log(f"{line['model']} {line_target(line).key}: {line['reasons'][0]}")
     log(f"wrote {args.out / (stem + '.json')}{' and ' + stem + '.png' if drawn else ''}; "
         f"done in {results['meta']['duration_s']} s, exit {code}")
     return code

@@ -1,6 +1,7 @@
 """What benchmarks/serving.py measures, and in which order: pure definitions, no servers, no torch.
 
-- `Target`: one (runtime, protocol) pair a model is served through; `TARGETS` lists all of them.
+- `Target`: one (runtime, protocol) pair a model is served through, at the shipped settings or in a
+  tuning set-up (serving_variants.py); `TARGETS` lists the shipped ones, `targets_with` adds the set-ups'.
 - Cells: every target gets a latency phase (`LATENCY_CONCURRENCY` requests in flight) and a throughput
   phase (`THROUGHPUT_CONCURRENCY[model]` in flight), both with `INSTANCES_PER_REQUEST` instances per
   request.
@@ -24,16 +25,33 @@ INSTANCES_PER_REQUEST = 1
 THROUGHPUT_CONCURRENCY: Mapping[str, int] = {"digits": 16, "ranker": 16, "resnet18": 4}
 
 
+SHIPPED = "shipped"
+
+
 @dataclass(frozen=True, order=True)
 class Target:
-    """A runtime and the protocol a model is called through on it."""
+    """A runtime and the protocol a model is called through on it, and the set-up of the server.
+
+    Attributes:
+        runtime: `torchserve` or `kserve`.
+        protocol: `v1-json`, `v2-binary` or `v2-grpc`.
+        setup: SHIPPED (each model's model-config.yaml) or the name of a variant (serving_variants.py).
+    """
 
     runtime: str
     protocol: str
+    setup: str = SHIPPED
 
     @property
     def key(self) -> str:
-        return f"{self.runtime}/{self.protocol}"
+        """The name of its figures in the results file; the shipped ones keep their names of earlier runs."""
+        plain = f"{self.runtime}/{self.protocol}"
+        return plain if self.setup == SHIPPED else f"{plain}@{self.setup}"
+
+    @property
+    def server(self) -> str:
+        """The server behind it: the runtime's shipped one, else the variant's own."""
+        return self.runtime if self.setup == SHIPPED else self.setup
 
 
 TORCHSERVE_V1 = Target("torchserve", "v1-json")
@@ -41,6 +59,21 @@ KSERVE_V1 = Target("kserve", "v1-json")
 KSERVE_V2_BINARY = Target("kserve", "v2-binary")
 KSERVE_V2_GRPC = Target("kserve", "v2-grpc")
 TARGETS = (TORCHSERVE_V1, KSERVE_V1, KSERVE_V2_BINARY, KSERVE_V2_GRPC)
+VARIANT_PROTOCOL = "v1-json"
+
+
+def targets_with(setups: Sequence[tuple[str, str]]) -> tuple[Target, ...]:
+    """TARGETS and one v1-json target per (name, runtime) set-up, each right after its runtime's shipped v1-json.
+
+    Set-ups get v1-json only: the protocols are compared at the shipped settings, and each further target
+    lengthens every round.
+    """
+    found: list[Target] = []
+    for target in TARGETS:
+        found.append(target)
+        if target.protocol == VARIANT_PROTOCOL:
+            found += [Target(runtime, VARIANT_PROTOCOL, name) for name, runtime in setups if runtime == target.runtime]
+    return tuple(found)
 
 
 def raw_batch_sizes(concurrency: int, server_batch_size: int, instances_per_request: int) -> tuple[int, ...]:
@@ -48,7 +81,8 @@ def raw_batch_sizes(concurrency: int, server_batch_size: int, instances_per_requ
 
     A server can run one request alone, or at most min(concurrency, its batchSize) requests in one
     forward pass; the raw reference is the best of both, so batching alone can never lift a served
-    figure above it.
+    figure above it. With several set-ups of a model in the same rounds, `server_batch_size` is the
+    largest batchSize among them: one reference serves them all, and none of them can batch past it.
     """
     if min(concurrency, server_batch_size, instances_per_request) < 1:
         raise ValueError("concurrency, batch size and instances per request must be positive")

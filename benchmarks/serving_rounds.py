@@ -1,8 +1,9 @@
 """One model's rounds (benchmarks/serving.py): raw reference and phases interleaved, verdicts, extra rounds.
 
 Round r of a model runs the raw reference (serving_raw.py in the model's long-lived worker, at each
-batch size of `serving_plan.raw_batch_sizes`), then each available target's latency phase and
-throughput phase, in the order `serving_plan.round_order` gives for r. The results are judged
+batch size of `serving_plan.raw_batch_sizes` for the largest batchSize of the servers measured), then
+each available target's latency phase and throughput phase, the variants' among them, in the order
+`serving_plan.round_order` gives for r. The results are judged
 (serving_verdict.judge) on the model's quietest rounds; while one is refused the model gets another
 round, up to the mode's bound. Before its first round and each extra one it waits, within the mode's
 bound, for processes outside the benchmark to calm down.
@@ -22,7 +23,6 @@ from serving_models import BenchModel, RawWorker
 from serving_plan import (
     INSTANCES_PER_REQUEST,
     LATENCY_CONCURRENCY,
-    TARGETS,
     THROUGHPUT_CONCURRENCY,
     Mode,
     Target,
@@ -51,7 +51,7 @@ class ModelRun:
 
     def round(self, index: int) -> dict[str, Any]:
         """Raw reference, then every target's latency and throughput phases in the rotated order."""
-        order = round_order([t for t in TARGETS if t in self.routes], index)
+        order = round_order([t for t in self.servers.targets() if t in self.routes], index)
         seconds = self.mode.phase_seconds(self.model.name)
         whole = OtherCpu().start()
         raw = {}
@@ -66,7 +66,7 @@ class ModelRun:
             phases[target.key] = {
                 "latency": self._latency(route, seconds),
                 "throughput": run_phase(Phase(self.concurrency, INSTANCES_PER_REQUEST, seconds), route.open_session,
-                                        server_pids=route.pids, idle_pids=self.servers.other_pids(target.runtime),
+                                        server_pids=route.pids, idle_pids=self.servers.other_pids(target.server),
                                         verify=route.verify).as_dict(),
             }
         best = max(raw.values(), key=lambda entry: entry["ips"])
@@ -77,7 +77,7 @@ class ModelRun:
     def _latency(self, route: Route, seconds: float) -> dict[str, Any]:
         offsets: dict[Path, int] = {}
         result = run_phase(Phase(LATENCY_CONCURRENCY, INSTANCES_PER_REQUEST, seconds), route.open_session,
-                           server_pids=route.pids, idle_pids=self.servers.other_pids(route.target.runtime),
+                           server_pids=route.pids, idle_pids=self.servers.other_pids(route.target.server),
                            on_start=lambda: offsets.update(log_offsets(route.log_files)),
                            verify=route.verify).as_dict()
         handler, records = handler_p50(offsets, route.model, result["requests"])
@@ -120,7 +120,9 @@ def measure_model(model: BenchModel, servers: Servers, scratch: Path, mode: Mode
                   threads: int | None) -> ModelResult:
     """Every round of one model, extra rounds while a result is refused (within the mode's bound)."""
     concurrency = THROUGHPUT_CONCURRENCY[model.name]
-    batches = raw_batch_sizes(concurrency, model.server_batch_size, INSTANCES_PER_REQUEST)
+    batch_sizes = servers.batch_sizes(model.name)
+    batches = raw_batch_sizes(concurrency, max(batch_sizes.values(), default=model.server_batch_size),
+                              INSTANCES_PER_REQUEST)
     found = servers.routes(model)
     routes = {t: r for t, r in found.items() if not isinstance(r, str)}
     unavailable = {t.key: r for t, r in found.items() if isinstance(r, str)}
@@ -150,6 +152,7 @@ def measure_model(model: BenchModel, servers: Servers, scratch: Path, mode: Mode
     record = {
         "concurrency": concurrency, "latency_concurrency": LATENCY_CONCURRENCY,
         "instances_per_request": INSTANCES_PER_REQUEST, "server_batch_size": model.server_batch_size,
+        "batch_sizes": batch_sizes,
         "raw_batches": list(batches), "raw_worker": hello, "unavailable": unavailable,
         "rounds": rounds, "selected_rounds": chosen, "extra_rounds": len(rounds) - mode.rounds,
         "quiet_waits": waits,
@@ -185,7 +188,7 @@ def compare_clients(route: Route, servers: Servers, concurrency: int, seconds: f
         for _ in range(repeats):
             for name, opener in clients.items():
                 result = run_phase(Phase(level, INSTANCES_PER_REQUEST, seconds), opener, server_pids=route.pids,
-                                   idle_pids=servers.other_pids(route.target.runtime), verify=route.verify)
+                                   idle_pids=servers.other_pids(route.target.server), verify=route.verify)
                 runs[name].append(result.as_dict())
         found[f"concurrency {level}"] = {
             name: {"client_cpu_us_per_request": _mean(r["client_cpu_us_per_request"] for r in entries),

@@ -1,12 +1,13 @@
-"""The servers of benchmarks/serving.py: one TorchServe and one KServe ModelServer, each hosting every model.
+"""The servers of benchmarks/serving.py: one TorchServe and one KServe ModelServer, each hosting every model,
+and one more server per tuning set-up (`--variants`, serving_variants.py).
 
-Both run on loopback for the whole run (infra.serving.torchserve_process, infra.serving.kserve_process):
+All run on loopback for the whole run (infra.serving.torchserve_process, infra.serving.kserve_process):
 TorchServe with the generated config.properties (workers and dynamic batching from each model's
-`model-config.yaml`, token authorization on as with `aip serve`), KServe with its shipped settings.
-They are started one after the other, so each ready time (start to every model ready) is measured
-alone. A `Route` is how the load generator reaches one model through one (runtime, protocol) target;
-a target the server does not offer for a model is reported with the reason instead. Everything is
-stopped in `stop`, and its ports are checked to be free afterwards.
+`model-config.yaml`, token authorization on as with `aip serve`), KServe with its shipped settings; a
+variant's server with its overrides applied to every model. They are started one after the other, so
+each ready time (start to every model ready) is measured alone. A `Route` is how the load generator
+reaches one model through one target; a target the server does not offer for a model is reported with
+the reason instead. Everything is stopped in `stop`, and its ports are checked to be free afterwards.
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ from serving_client import (
 )
 from serving_load import Session, TreeSampler, percentile, tree_cpu_by_name
 from serving_models import BenchModel
-from serving_plan import KSERVE_V1, KSERVE_V2_BINARY, KSERVE_V2_GRPC, TARGETS, TORCHSERVE_V1, Target
+from serving_plan import KSERVE_V2_BINARY, KSERVE_V2_GRPC, SHIPPED, Target, targets_with
+from serving_variants import Variant, variant_model
 
+from infra.serving.catalog import ModelConfig
 from infra.serving.kserve_process import KServeServer
-from infra.serving.local_server import LocalServer
+from infra.serving.local_server import LocalServer, http_client
 from infra.serving.processes import LOOPBACK
 from infra.serving.torchserve_process import TorchServeServer
 
@@ -90,103 +93,191 @@ class Route:
     open_httpx_session: Callable[[int], Session] | None = None
 
 
+@dataclass
+class Setup:
+    """One server of the run and the models as it hosts them.
+
+    Attributes:
+        name: The runtime's name for its shipped settings, else the variant's (what `Target.server` gives).
+        runtime: `torchserve` or `kserve`.
+        models: Every model, with the config this server applies.
+        server: The server.
+        variant: The overrides of a tuning set-up; None for the shipped settings.
+    """
+
+    name: str
+    runtime: str
+    models: dict[str, BenchModel]
+    server: LocalServer
+    variant: Variant | None = None
+
+    def describe(self) -> dict[str, Any]:
+        if self.variant is None:
+            return {"runtime": self.runtime, "setup": SHIPPED, "overrides": {},
+                    "description": "each model's model-config.yaml as shipped"}
+        return {"runtime": self.runtime, "setup": self.variant.name, "overrides": self.variant.yaml_overrides(),
+                "description": self.variant.description}
+
+
+RUNTIMES = ("torchserve", "kserve")
+
+
 class Servers:
-    """TorchServe and KServe hosting `models`, for the whole run.
+    """TorchServe and KServe hosting `models` at their shipped settings, and one server per variant, for the whole run.
 
     Args:
         models: The packaged models.
-        work_root: Folder for the servers' work dirs.
+        work_root: Folder for the servers' work dirs (and the variants' archives).
         threads: OMP_NUM_THREADS of the server processes; None leaves torch's default.
+        variants: Tuning set-ups, each served by a server of its own (serving_variants.py).
     """
 
-    def __init__(self, models: Mapping[str, BenchModel], work_root: Path, threads: int | None = None) -> None:
+    def __init__(self, models: Mapping[str, BenchModel], work_root: Path, threads: int | None = None,
+                 variants: Sequence[Variant] = ()) -> None:
         self.models = dict(models)
         self.threads = threads
         work_root.mkdir(parents=True, exist_ok=True)
-        served = [m.served for m in self.models.values()]
-        self.torchserve = TorchServeServer(served, Path(tempfile.mkdtemp(prefix="torchserve-", dir=work_root)))
-        self.kserve = KServeServer(served, Path(tempfile.mkdtemp(prefix="kserve-", dir=work_root)))
-        self.by_runtime: dict[str, LocalServer] = {"torchserve": self.torchserve, "kserve": self.kserve}
+        self.setups: dict[str, Setup] = {}
+        for runtime in RUNTIMES:
+            self._add(Setup(runtime, runtime, self.models, self._server(runtime, runtime, self.models, work_root)))
+        for variant in variants:
+            hosted = {name: variant_model(model, variant, work_root / "archives")
+                      for name, model in self.models.items()}
+            self._add(Setup(variant.name, variant.runtime, hosted,
+                            self._server(variant.runtime, variant.name, hosted, work_root), variant))
         self.started: list[LocalServer] = []
         self.samplers: dict[str, TreeSampler] = {}
-        self.info: dict[str, dict[str, Any]] = {runtime: {} for runtime in self.by_runtime}
-        self._torchserve_headers: dict[str, str] = {}
+        self.info: dict[str, dict[str, Any]] = {name: setup.describe() for name, setup in self.setups.items()}
+        # A variant whose server cannot start or does not apply its settings: its targets are reported with
+        # this reason, and the shipped settings are measured all the same.
+        self.problems: dict[str, str] = {}
+        self._torchserve_headers: dict[str, dict[str, str]] = {}
+
+    def _add(self, setup: Setup) -> None:
+        if setup.name in self.setups:
+            raise ValueError(f"two servers named {setup.name}")
+        self.setups[setup.name] = setup
+
+    @staticmethod
+    def _server(runtime: str, name: str, hosted: Mapping[str, BenchModel], work_root: Path) -> LocalServer:
+        served = [m.served for m in hosted.values()]
+        work_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work_root))
+        if runtime == "torchserve":
+            return TorchServeServer(served, work_dir)
+        if runtime == "kserve":
+            return KServeServer(served, work_dir)
+        raise ValueError(f"unknown runtime {runtime!r}")
 
     def start(self, log: Callable[[str], None]) -> None:
-        """Start each server and wait for every model: the ready time is start to all models ready."""
-        threads = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)} if self.threads else {}
-        for runtime, server in self.by_runtime.items():
-            began = time.perf_counter()
-            with environ(threads):
-                server.start()
-            self.started.append(server)
-            pgid = server.process_group()
-            self.samplers[runtime] = TreeSampler([pgid] if pgid is not None else []).__enter__()
-            server.wait_ready(timeout=READY_TIMEOUT_S)
-            self.info[runtime]["ready_s"] = round(time.perf_counter() - began, 2)
-            self.samplers[runtime].sample()
-            self.info[runtime]["ready_rss_mib"] = self.samplers[runtime].peak_mib
-            log(f"{runtime}: ready in {self.info[runtime]['ready_s']} s, {self.info[runtime]['ready_rss_mib']} MiB")
-        self._torchserve_headers = self.torchserve.request_headers()
+        """Start each server in turn and wait for every model: the ready time is start to all models ready.
 
-    def pids(self, runtime: str) -> tuple[int, ...]:
-        pgid = self.by_runtime[runtime].process_group()
+        A TorchServe server is ready once every model has as many READY workers as its minWorkers, with
+        the batching its config asks for (as its management API describes it).
+        """
+        for name, setup in self.setups.items():
+            try:
+                self._start(setup, log)
+            except Exception as err:  # a variant's failure must not cost the shipped settings' figures
+                if setup.variant is None:
+                    raise
+                self.problems[name] = f"its server did not start: {type(err).__name__}: {err}"[:2000]
+                log(f"{name}: {self.problems[name]}")
+
+    def _start(self, setup: Setup, log: Callable[[str], None]) -> None:
+        threads = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)} if self.threads else {}
+        info = self.info[setup.name]
+        began = time.perf_counter()
+        with environ(threads):
+            setup.server.start()
+        self.started.append(setup.server)
+        pgid = setup.server.process_group()
+        self.samplers[setup.name] = TreeSampler([pgid] if pgid is not None else []).__enter__()
+        setup.server.wait_ready(timeout=READY_TIMEOUT_S)
+        if isinstance(setup.server, TorchServeServer):
+            self._torchserve_headers[setup.name] = setup.server.request_headers()
+            described, problems = wait_for_workers(setup.server, setup.models, READY_TIMEOUT_S)
+            info["models"] = described
+            if problems:
+                self.problems[setup.name] = "TorchServe does not apply the set-up: " + "; ".join(problems)
+                log(f"{setup.name}: {self.problems[setup.name]}")
+        info["ready_s"] = round(time.perf_counter() - began, 2)
+        self.samplers[setup.name].sample()
+        info["ready_rss_mib"] = self.samplers[setup.name].peak_mib
+        log(f"{setup.name}: ready in {info['ready_s']} s, {info['ready_rss_mib']} MiB")
+
+    def targets(self) -> tuple[Target, ...]:
+        """Every target of the run: TARGETS and each variant's v1-json."""
+        return targets_with([(s.name, s.runtime) for s in self.setups.values() if s.variant is not None])
+
+    def batch_sizes(self, model: str) -> dict[str, int]:
+        """The batchSize of `model` on each server that is measured."""
+        return {name: setup.models[model].server_batch_size for name, setup in self.setups.items()
+                if name not in self.problems}
+
+    def pids(self, server: str) -> tuple[int, ...]:
+        pgid = self.setups[server].server.process_group()
         return (pgid,) if pgid is not None else ()
 
-    def other_pids(self, runtime: str) -> tuple[int, ...]:
-        return tuple(pid for name in self.by_runtime if name != runtime for pid in self.pids(name))
+    def other_pids(self, server: str) -> tuple[int, ...]:
+        return tuple(pid for name in self.setups if name != server for pid in self.pids(name))
 
     def idle_cores(self, seconds: float) -> dict[str, float]:
         """CPU (cores) each server uses with no request at all: what it costs the other's phases."""
-        before = {runtime: sum(tree_cpu_by_name(self.pids(runtime)).values()) for runtime in self.by_runtime}
+        before = {name: sum(tree_cpu_by_name(self.pids(name)).values()) for name in self.setups}
         time.sleep(seconds)
-        idle = {runtime: round((sum(tree_cpu_by_name(self.pids(runtime)).values()) - before[runtime]) / seconds, 3)
-                for runtime in self.by_runtime}
-        for runtime, cores in idle.items():
-            self.info[runtime]["idle_cores"] = cores
+        idle = {name: round((sum(tree_cpu_by_name(self.pids(name)).values()) - before[name]) / seconds, 3)
+                for name in self.setups}
+        for name, cores in idle.items():
+            self.info[name]["idle_cores"] = cores
         return idle
 
     def routes(self, model: BenchModel, timeout_s: float = 120.0) -> dict[Target, Route | str]:
         """Every target for `model`: a Route checked with one request, or why the target is not available.
 
         Raises:
-            RuntimeError: A v1 target fails its check (the server is broken, nothing to compare).
+            RuntimeError: A shipped v1 target fails its check (the server is broken, nothing to compare).
         """
         found: dict[Target, Route | str] = {}
-        for target in TARGETS:
+        for target in self.targets():
+            setup = self.setups[target.server]
+            if target.server in self.problems:
+                found[target] = self.problems[target.server]
+                continue
             try:
-                route = self._route(target, model, timeout_s)
+                route = self._route(target, setup, setup.models[model.name], timeout_s)
             except Unavailable as err:
                 found[target] = str(err)
                 continue
             problem = check(route)
             if problem is not None:
-                if target.protocol == "v1-json":
+                if target.protocol == "v1-json" and target.setup == SHIPPED:
                     raise RuntimeError(f"{target.key} {model.name}: {problem}")
                 found[target] = f"the check request failed: {problem}"
             else:
                 found[target] = route
         return found
 
-    def _route(self, target: Target, model: BenchModel, timeout_s: float) -> Route:
-        runtime = self.by_runtime[target.runtime]
-        logs = tuple(log_files(runtime))
-        pids = self.pids(target.runtime)
-        if target == TORCHSERVE_V1:
-            url = self.torchserve.predictions_url(model.name)
-            headers = {**self._torchserve_headers, "Content-Type": "application/json"}
+    def _route(self, target: Target, setup: Setup, model: BenchModel, timeout_s: float) -> Route:
+        server = setup.server
+        logs = tuple(log_files(server))
+        pids = self.pids(setup.name)
+        if isinstance(server, TorchServeServer) and target.protocol == "v1-json":
+            url = server.predictions_url(model.name)
+            headers = {**self._torchserve_headers.get(setup.name, {}), "Content-Type": "application/json"}
             return _http_route(target, model, url, headers, pids, logs, verify_v1, timeout_s)
-        if target == KSERVE_V1:
+        if not isinstance(server, KServeServer):
+            raise ValueError(f"no route to {target.key} on {type(server).__name__}")
+        if target.protocol == "v1-json":
             headers = {"Content-Type": "application/json"}
-            return _http_route(target, model, self.kserve.v1_url(model.name), headers, pids, logs, verify_v1, timeout_s)
-        inputs = v2_inputs(self.kserve.base_url, model.name)
+            return _http_route(target, model, server.v1_url(model.name), headers, pids, logs, verify_v1, timeout_s)
+        inputs = v2_inputs(server.base_url, model.name)
         try:
             tensors = [v2_tensors([instance], inputs) for instance in model.instances]
         except ValueError as err:
             raise Unavailable(f"the model's instances do not map to its v2 inputs: {err}") from None
-        if target == KSERVE_V2_BINARY:
+        if target.protocol == KSERVE_V2_BINARY.protocol:
             bodies = [v2_binary_body(t) for t in tensors]
-            url = urlsplit(self.kserve.v2_url(model.name))
+            url = urlsplit(server.v2_url(model.name))
             requests = [http_request("POST", url.hostname or LOOPBACK, url.port or 80, url.path, body,
                                      {"Content-Type": "application/octet-stream", BINARY_HEADER: str(length)})
                         for body, length in bodies]
@@ -194,8 +285,8 @@ class Servers:
                          open_session=lambda i: HttpSession(url.hostname or LOOPBACK, url.port or 80,
                                                             requests[i % len(requests)], timeout_s),
                          verify=lambda answer: verify_v2_rest(answer, 1))
-        if target == KSERVE_V2_GRPC:
-            grpc_target = getattr(self.kserve, "grpc_target", None)
+        if target.protocol == KSERVE_V2_GRPC.protocol:
+            grpc_target = getattr(server, "grpc_target", None)
             if not grpc_target:
                 raise Unavailable("this KServeServer serves no gRPC (it has no grpc_target)")
             messages = [grpc_request(model.name, t) for t in tensors]
@@ -205,7 +296,7 @@ class Servers:
         raise ValueError(f"unknown target {target}")
 
     def peak_rss_mib(self) -> dict[str, float]:
-        return {runtime: sampler.peak_mib for runtime, sampler in self.samplers.items()}
+        return {name: sampler.peak_mib for name, sampler in self.samplers.items()}
 
     def stop(self) -> None:
         """Stop everything started, check that no port is left listening, remove the work dirs."""
@@ -213,18 +304,58 @@ class Servers:
         for server in reversed(self.started):
             try:
                 server.stop()
-            except Exception as err:  # stop the other one all the same
+            except Exception as err:  # stop the others all the same
                 problems.append(f"{server.runtime}: {type(err).__name__}: {err}")
-        for runtime, sampler in self.samplers.items():
+        for name, sampler in self.samplers.items():
             sampler.__exit__(None, None, None)
-            self.info[runtime]["peak_rss_mib"] = sampler.peak_mib
+            self.info[name]["peak_rss_mib"] = sampler.peak_mib
         leftover = [port for server in self.started for port in server_ports(server) if listening(port)]
-        for server in self.by_runtime.values():
-            shutil.rmtree(server.work_dir, ignore_errors=True)
+        for setup in self.setups.values():
+            shutil.rmtree(setup.server.work_dir, ignore_errors=True)
         if leftover:
             problems.append(f"ports still listening after stop: {leftover}")
         if problems:
             raise RuntimeError("; ".join(problems))
+
+
+def torchserve_config_problems(described: Sequence[Mapping[str, Any]], config: ModelConfig) -> list[str]:
+    """What TorchServe's description of a model (GET /models/<m>) says differently from `config`,
+    READY workers included; empty when it serves the model as configured."""
+    if not described:
+        return ["no version described"]
+    version = described[0]
+    expected = {"minWorkers": config.min_workers, "maxWorkers": config.max_workers,
+                "batchSize": config.batch_size, "maxBatchDelay": config.max_batch_delay}
+    problems = [f"{key} {version.get(key)} instead of {value}" for key, value in expected.items()
+                if version.get(key) != value]
+    ready = sum(1 for worker in version.get("workers", []) if worker.get("status") == "READY")
+    if ready != config.min_workers:
+        problems.append(f"{ready} READY workers instead of {config.min_workers}")
+    return problems
+
+
+def wait_for_workers(server: TorchServeServer, models: Mapping[str, BenchModel], timeout_s: float
+                     ) -> tuple[dict[str, Any], list[str]]:
+    """Each model's settings and workers as TorchServe describes them, once they match the models' configs
+    (or `timeout_s` has passed), and what still differs."""
+    deadline = time.monotonic() + timeout_s
+    url, headers = server.listeners.management_url, server.management_headers()
+    with http_client() as client:
+        while True:
+            described: dict[str, Any] = {}
+            problems: list[str] = []
+            for name, model in models.items():
+                answer = client.get(f"{url}/models/{name}", headers=headers)
+                versions = answer.json() if answer.status_code == 200 else []
+                described[name] = {key: versions[0].get(key) for key in
+                                   ("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay")} if versions else {}
+                if versions:
+                    described[name]["ready_workers"] = sum(1 for w in versions[0].get("workers", [])
+                                                           if w.get("status") == "READY")
+                problems += [f"{name}: {p}" for p in torchserve_config_problems(versions, model.served.folder.config)]
+            if not problems or time.monotonic() >= deadline:
+                return described, problems
+            time.sleep(0.5)
 
 
 class Unavailable(Exception):

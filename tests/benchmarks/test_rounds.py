@@ -65,7 +65,7 @@ def test_the_issue_case_becomes_a_refused_line_and_a_non_zero_exit(capsys):
     print_results({"results": lines})
     printed = capsys.readouterr().out.splitlines()
     assert json.loads(printed[0])["model"] == "resnet18"
-    assert any(row.startswith("| resnet18 | kserve | v1-json | - | - | - | - | 5.5 | no: served/raw 2.18")
+    assert any(row.startswith("| resnet18 | kserve | v1-json | shipped | - | - | - | - | 5.5 | no: served/raw 2.18")
                for row in printed)
 
 

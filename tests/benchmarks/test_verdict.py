@@ -117,7 +117,7 @@ def test_lines_and_table_say_why_a_result_is_missing():
     assert trusted["rps_unit"] == "instances/s"
     assert missing["status"] == "not available" and missing["ratio"] is None
     table = markdown_table([trusted, missing]).splitlines()
-    assert table[0].startswith("| model | runtime | protocol | raw inst/s | served inst/s | served/raw |")
-    assert table[2] == ("| digits | torchserve | v1-json | 100.0 (±0%) | 80.0 (±0%) | 0.80 (±0%) | 2.0 (±0.0) "
-                        "| 8.0 | yes |")
+    assert table[0].startswith("| model | runtime | protocol | setup | raw inst/s | served inst/s | served/raw |")
+    assert table[2] == ("| digits | torchserve | v1-json | shipped | 100.0 (±0%) | 80.0 (±0%) | 0.80 (±0%) "
+                        "| 2.0 (±0.0) | 8.0 | yes |")
     assert table[3].endswith("| n/a: not available: this KServeServer serves no gRPC |")
