@@ -113,7 +113,10 @@ def main(spec_file: Path) -> None:
     grpc_port = spec.get("grpc_port")
     if grpc_port:
         bind_grpc_server_to(spec["host"])
-    kserve.ModelServer(http_port=spec["port"], grpc_port=grpc_port or 0, enable_grpc=bool(grpc_port)).start(models)
+    from aip_serving.kserve import SERVER_OPTIONS
+
+    kserve.ModelServer(http_port=spec["port"], grpc_port=grpc_port or 0, enable_grpc=bool(grpc_port),
+                       **SERVER_OPTIONS).start(models)
 
 
 if __name__ == "__main__":

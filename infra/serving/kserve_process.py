@@ -54,6 +54,7 @@ class KServeServer:
         models: The models, packaged.
         work_dir: An empty folder this server owns.
         port: HTTP port; 0 picks a free one. The gRPC port is always a free one.
+        interpreter_args: Options of the child's interpreter, before the host script (e.g. a profiler).
 
     Attributes:
         grpc_port: Port of KServe's ``inference.GRPCInferenceService`` on 127.0.0.1.
@@ -62,8 +63,10 @@ class KServeServer:
 
     runtime = "kserve"
 
-    def __init__(self, models: Sequence[ServedModel], work_dir: Path, *, port: int = 0):
+    def __init__(self, models: Sequence[ServedModel], work_dir: Path, *, port: int = 0,
+                 interpreter_args: Sequence[str] = ()):
         self.models = list(models)
+        self.interpreter_args = tuple(interpreter_args)
         self.work_dir = work_dir
         if port and not port_is_free(port):
             raise ServingError(f"port {port} on 127.0.0.1 is in use")
@@ -92,7 +95,8 @@ class KServeServer:
         spec = self.work_dir / "kserve-spec.json"
         spec.write_text(json.dumps({"host": LOOPBACK, "port": self.port, "grpc_port": self.grpc_port,
                                     "models": entries}, indent=2))
-        self._group = ProcessGroup([sys.executable, kserve_host.__file__, str(spec)], cwd=self.work_dir,
+        command = [sys.executable, *self.interpreter_args, kserve_host.__file__, str(spec)]
+        self._group = ProcessGroup(command, cwd=self.work_dir,
                                    env=child_env(self.work_dir), log_file=self.work_dir / "logs" / "stdout.log")
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
