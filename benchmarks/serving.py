@@ -50,7 +50,7 @@ benchmarks/results/serving.json and serving.png (serving-quick.* with --quick) h
 
     .venv/bin/python benchmarks/serving.py --quick    # 3 rounds of 1.5-2 s phases, under 4 minutes
     .venv/bin/python benchmarks/serving.py            # 5 rounds of 4-5 s phases, about 15 minutes
-    .venv/bin/python benchmarks/serving.py --variants # and ts-2w, ts-1w-nobatch, ks-nobatch: about 22 minutes
+    .venv/bin/python benchmarks/serving.py --variants # and ts-2w, ts-1w-nobatch, ks-nobatch: about 23 minutes
     .venv/bin/python benchmarks/serving.py --quick --models digits --variants ts-2w,ks-nobatch
     .venv/bin/python benchmarks/serving.py --report benchmarks/results/serving.json   # lines and table again
     .venv/bin/python benchmarks/serving.py --quick --models digits --compare-clients  # client CPU: socket vs httpx
@@ -89,8 +89,8 @@ DEFINITIONS = {
     "rps": "instances per second (1 instance per request, so requests per second too)",
     "raw_rps": "best instances/s of back-to-back ModelCore.predict (decode + collate + forward + encode) in one "
                "long-lived interpreter, on the very instances sent, torch threads as the servers have them, over "
-               "the batch sizes the server can form in the throughput phase: 1 and min(concurrency, batchSize of "
-               "model-config.yaml) x instances per request",
+               "the batch sizes the servers can form in the throughput phase: 1 and min(concurrency, batchSize of "
+               "model-config.yaml, the largest of the shipped settings and the variants) x instances per request",
     "served_rps": "instances/s of the throughput phase over its steady window (every thread with a request in flight)",
     "ratio": "served_rps / raw_rps of the same round, median over the rounds",
     "p50_overhead_ms": "latency phase (1 request in flight): client p50 minus the handlers' p50 from their request "

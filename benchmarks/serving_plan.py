@@ -108,7 +108,8 @@ class Mode:
         extra_rounds: Further rounds a model may get when one of its results is refused.
         phase_s: Measured seconds of one load phase, by model (`*` for the others).
         raw_s: Measured seconds of the raw reference at one batch size, by model.
-        spread_bound: Largest (max - min) / median over the rounds of a raw or served figure.
+        spread_bound: Largest (max - min) / median over the rounds of served/raw (raw and served alone:
+            twice as much, serving_verdict.Bounds).
         quiet_wait_s: Longest wait for a quiet machine before an extra round.
     """
 

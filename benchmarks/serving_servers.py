@@ -146,6 +146,7 @@ class Servers:
             self._add(Setup(variant.name, variant.runtime, hosted,
                             self._server(variant.runtime, variant.name, hosted, work_root), variant))
         self.started: list[LocalServer] = []
+        self.stopped_early: list[LocalServer] = []
         self.samplers: dict[str, TreeSampler] = {}
         self.info: dict[str, dict[str, Any]] = {name: setup.describe() for name, setup in self.setups.items()}
         # A variant whose server cannot start or does not apply its settings: its targets are reported with
@@ -182,28 +183,43 @@ class Servers:
                     raise
                 self.problems[name] = f"its server did not start: {type(err).__name__}: {err}"[:2000]
                 log(f"{name}: {self.problems[name]}")
+                self._stop_early(setup)
+
+    def _stop_early(self, setup: Setup) -> None:
+        """Stop a server that will not be measured, so that it costs the others nothing; `stop` checks its ports."""
+        if setup.server not in self.started:
+            return
+        try:
+            setup.server.stop()
+        except Exception as err:  # left to `stop`, which tries again and reports it
+            self.problems[setup.name] += f"; stopping it: {type(err).__name__}: {err}"
+            return
+        self.started.remove(setup.server)
+        self.stopped_early.append(setup.server)
 
     def _start(self, setup: Setup, log: Callable[[str], None]) -> None:
         threads = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)} if self.threads else {}
         info = self.info[setup.name]
         began = time.perf_counter()
+        self.started.append(setup.server)  # before start: `stop` must also reach one that fails half-way
         with environ(threads):
             setup.server.start()
-        self.started.append(setup.server)
         pgid = setup.server.process_group()
         self.samplers[setup.name] = TreeSampler([pgid] if pgid is not None else []).__enter__()
         setup.server.wait_ready(timeout=READY_TIMEOUT_S)
+        problems: list[str] = []
         if isinstance(setup.server, TorchServeServer):
             self._torchserve_headers[setup.name] = setup.server.request_headers()
-            described, problems = wait_for_workers(setup.server, setup.models, READY_TIMEOUT_S)
-            info["models"] = described
-            if problems:
-                self.problems[setup.name] = "TorchServe does not apply the set-up: " + "; ".join(problems)
-                log(f"{setup.name}: {self.problems[setup.name]}")
+            info["models"], problems = wait_for_workers(setup.server, setup.models, READY_TIMEOUT_S)
         info["ready_s"] = round(time.perf_counter() - began, 2)
         self.samplers[setup.name].sample()
         info["ready_rss_mib"] = self.samplers[setup.name].peak_mib
         log(f"{setup.name}: ready in {info['ready_s']} s, {info['ready_rss_mib']} MiB")
+        if problems:
+            self.problems[setup.name] = "TorchServe does not apply the set-up: " + "; ".join(problems)
+            log(f"{setup.name}: {self.problems[setup.name]}")
+            if setup.variant is not None:
+                self._stop_early(setup)
 
     def targets(self) -> tuple[Target, ...]:
         """Every target of the run: TARGETS and each variant's v1-json."""
@@ -309,7 +325,8 @@ class Servers:
         for name, sampler in self.samplers.items():
             sampler.__exit__(None, None, None)
             self.info[name]["peak_rss_mib"] = sampler.peak_mib
-        leftover = [port for server in self.started for port in server_ports(server) if listening(port)]
+        leftover = [port for server in [*self.started, *self.stopped_early] for port in server_ports(server)
+                    if listening(port)]
         for setup in self.setups.values():
             shutil.rmtree(setup.server.work_dir, ignore_errors=True)
         if leftover:

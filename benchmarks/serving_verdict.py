@@ -10,7 +10,12 @@ own p50 on the same requests). Over the rounds each figure has a median and a sp
 - for the p50 overhead, max - min in milliseconds: a difference of a few milliseconds has no useful
   relative spread.
 
-`judge` refuses a result when the machine or the measurement cannot be trusted (see `Bounds`).
+`judge` refuses a result when the machine or the measurement cannot be trusted (see `Bounds`). The
+strict spread bound is on the ratio, the figure the rounds are paired for: on this kind of shared
+machine a tiny model's in-process speed alone drifts by a third within seconds while nothing else runs
+in the machine (CPU frequency, neighbours on the host), and that drift moves raw and served alike. Raw
+and served alone get a looser bound (`state_spread`), which still trips when a round ran in a different
+machine state altogether.
 """
 
 from __future__ import annotations
@@ -55,7 +60,10 @@ class Bounds:
     """When a result is refused.
 
     Attributes:
-        spread: Largest spread of the raw or the served instances/s over the rounds.
+        spread: Largest spread of served/raw over the rounds (each round's ratio pairs figures measured
+            seconds apart).
+        state_spread: Largest spread of the raw or the served instances/s alone over the rounds; None
+            means twice `spread`.
         ratio_tolerance: served/raw may exceed 1 by this much. The raw reference is the best of the
             batch sizes the server can form, so only measurement noise can put a served figure above it.
         overhead_tolerance_ms: The p50 overhead may be this far below zero. Every request's client
@@ -67,16 +75,22 @@ class Bounds:
     """
 
     spread: float
+    state_spread: float | None = None
     ratio_tolerance: float = 0.10
     overhead_tolerance_ms: float = 1.0
     other_cores: float = 0.30
     min_rounds: int = 3
 
     def describe(self) -> dict[str, Any]:
-        return {"spread": self.spread, "spread_measure": "(max - min) / median over the rounds",
+        return {"ratio_spread": self.spread, "raw_and_served_spread": self.alone,
+                "spread_measure": "(max - min) / median over the rounds",
                 "ratio_at_most": round(1 + self.ratio_tolerance, 3),
                 "p50_overhead_ms_at_least": -self.overhead_tolerance_ms,
                 "other_cores_at_most": self.other_cores, "min_rounds": self.min_rounds}
+
+    @property
+    def alone(self) -> float:
+        return 2 * self.spread if self.state_spread is None else self.state_spread
 
 
 @dataclass(frozen=True)
@@ -167,11 +181,13 @@ def _reasons(v: Verdict, rounds: Sequence[RoundFigures], overhead_rounds: int, b
     errors, requests = sum(r.errors for r in rounds), sum(r.requests for r in rounds)
     if errors:
         reasons.append(f"{errors} of {requests} requests failed or were answered wrongly")
-    if not v.raw_rps_spread <= bounds.spread:
-        reasons.append(f"raw inst/s spread {v.raw_rps_spread:.2f} over {len(rounds)} rounds > {bounds.spread:.2f}")
-    if not v.served_rps_spread <= bounds.spread:
+    if not v.ratio_spread <= bounds.spread:
+        reasons.append(f"served/raw spread {v.ratio_spread:.2f} over {len(rounds)} rounds > {bounds.spread:.2f}")
+    if not v.raw_rps_spread <= bounds.alone:
+        reasons.append(f"raw inst/s spread {v.raw_rps_spread:.2f} over {len(rounds)} rounds > {bounds.alone:.2f}")
+    if not v.served_rps_spread <= bounds.alone:
         reasons.append(f"served inst/s spread {v.served_rps_spread:.2f} over {len(rounds)} rounds "
-                       f"> {bounds.spread:.2f}")
+                       f"> {bounds.alone:.2f}")
     if not v.ratio <= 1 + bounds.ratio_tolerance:
         reasons.append(f"served/raw {v.ratio:.2f} > {1 + bounds.ratio_tolerance:.2f}: the raw reference already "
                        "runs the batch sizes the server can form, so batching does not explain it")

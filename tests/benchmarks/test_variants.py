@@ -178,6 +178,46 @@ def test_servers_host_each_variant_apart_and_the_raw_reference_covers_the_larges
     assert "ts-1w-nobatch" not in servers.batch_sizes("digits")
 
 
+class FakeServer:
+    """Stands in for a server process: starts (or fails to), is ready at once, stops."""
+
+    def __init__(self, runtime: str, work_dir: Path, fails: bool = False) -> None:
+        self.runtime, self.work_dir, self.fails, self.stopped = runtime, work_dir, fails, False
+
+    def start(self) -> None:
+        if self.fails:
+            raise RuntimeError("port in use")
+
+    def wait_ready(self, timeout: float) -> None:
+        pass
+
+    def process_group(self) -> None:
+        return None
+
+    def metrics_url(self) -> str:
+        return "http://127.0.0.1:9/metrics"
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_variant_that_cannot_start_is_reported_and_the_shipped_servers_are_measured(tmp_path):
+    servers = Servers({"digits": a_model(tmp_path)}, tmp_path / "servers", variants=parse_variants("ks-nobatch"))
+    for name, setup in servers.setups.items():
+        setup.server = FakeServer(setup.runtime, tmp_path / name, fails=name == "ks-nobatch")
+    logged: list[str] = []
+    servers.start(logged.append)
+    assert servers.problems == {"ks-nobatch": "its server did not start: RuntimeError: port in use"}
+    assert servers.setups["ks-nobatch"].server.stopped and not servers.setups["kserve"].server.stopped
+    assert list(servers.batch_sizes("digits")) == ["torchserve", "kserve"]
+    assert servers.info["kserve"]["ready_s"] is not None and "ready_s" not in servers.info["ks-nobatch"]
+    servers.stop()
+
+    servers.setups["torchserve"].server = FakeServer("torchserve", tmp_path / "ts", fails=True)
+    with pytest.raises(RuntimeError, match="port in use"):
+        servers.start(logged.append)
+
+
 def test_targets_keep_the_shipped_keys_and_name_the_variants_server():
     assert targets_with([]) == TARGETS
     assert [t.key for t in TARGETS] == ["torchserve/v1-json", "kserve/v1-json", "kserve/v2-binary", "kserve/v2-grpc"]

@@ -73,8 +73,8 @@ def test_the_busy_machine_of_the_issue_is_refused_and_exits_non_zero():
 
 
 @pytest.mark.parametrize(("changes", "reason"), [
-    ([{"raw_ips": 70.0}, {}, {}], "raw inst/s spread 0.30 over 3 rounds > 0.20"),
-    ([{"served_ips": 60.0}, {}, {}], "served inst/s spread 0.25 over 3 rounds > 0.20"),
+    ([{"raw_ips": 70.0}, {}, {}], "served/raw spread 0.43 over 3 rounds > 0.20"),
+    ([{"served_ips": 60.0}, {}, {}], "served/raw spread 0.25 over 3 rounds > 0.20"),
     ([{"served_ips": 111.0}, {"served_ips": 112.0}, {"served_ips": 113.0}], "served/raw 1.12 > 1.10"),
     ([{"p50_overhead_ms": -1.5}] * 3, "p50 overhead -1.5 ms < -1.0 ms"),
     ([{"p50_overhead_ms": None}, {}, {}], "handler p50 missing in 1 round(s)"),
@@ -86,6 +86,20 @@ def test_each_rule_refuses_on_its_own(changes, reason):
     verdict = judge(rounds(*changes), BOUNDS)
     assert not verdict.trusted
     assert len(verdict.reasons) == 1 and verdict.reasons[0].startswith(reason), verdict.reasons
+
+
+def test_a_drift_that_moves_raw_and_served_alike_is_not_refused():
+    # A tiny model's in-process speed drifts by a third on a quiet shared machine; the paired ratio holds.
+    verdict = judge(rounds({"raw_ips": 70.0, "served_ips": 56.0}, {}, {}), BOUNDS)
+    assert verdict.trusted, verdict.reasons
+    assert verdict.raw_rps_spread == pytest.approx(0.3) and verdict.ratio_spread == pytest.approx(0.0)
+
+
+def test_a_round_in_another_machine_state_altogether_is_refused():
+    verdict = judge(rounds({"raw_ips": 50.0, "served_ips": 40.0}, {}, {}), BOUNDS)
+    assert verdict.ratio_spread == pytest.approx(0.0)
+    assert verdict.reasons == ("raw inst/s spread 0.50 over 3 rounds > 0.40",
+                               "served inst/s spread 0.50 over 3 rounds > 0.40")
 
 
 def test_tolerances_leave_noise_alone():
