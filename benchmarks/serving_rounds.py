@@ -1,9 +1,10 @@
 """One model's rounds (benchmarks/serving.py): raw reference and phases interleaved, verdicts, extra rounds.
 
-Round r of a model runs the raw reference (serving_raw.py in the model's long-lived worker, at each
-batch size of `serving_plan.raw_batch_sizes` for the largest batchSize of the servers measured), then
-each available target's latency phase and throughput phase, the variants' among them, in the order
-`serving_plan.round_order` gives for r. The results are judged
+Round r of a model runs each available target, the variants' among them, in the order
+`serving_plan.round_order` gives for r: its latency phase, then its throughput phase flanked by the raw
+reference (serving_raw.py in the model's long-lived worker, at each batch size of
+`serving_plan.raw_batch_sizes` for the largest batchSize of the servers measured) right before and right
+after it, so each ratio pairs figures measured seconds apart. The results are judged
 (serving_verdict.judge) on the model's quietest rounds; while one is refused the model gets another
 round, up to the mode's bound. Before its first round and each extra one it waits, within the mode's
 bound, for processes outside the benchmark to calm down.
@@ -50,29 +51,44 @@ class ModelRun:
     raw_batches: tuple[int, ...]
 
     def round(self, index: int) -> dict[str, Any]:
-        """Raw reference, then every target's latency and throughput phases in the rotated order."""
+        """Every target's latency phase, then its throughput phase flanked by raw runs, in the rotated order.
+
+        The raw reference is measured right before and right after each throughput phase, half its time
+        each, and the two averaged: this machine's speed drifts by a third within seconds while nothing
+        else runs on it, so a ratio pairs only figures measured seconds apart.
+        """
         order = round_order([t for t in self.servers.targets() if t in self.routes], index)
         seconds = self.mode.phase_seconds(self.model.name)
         whole = OtherCpu().start()
-        raw = {}
-        for batch in self.raw_batches:
-            meter = OtherCpu().start()
-            entry = self.worker.measure(batch, self.mode.raw_seconds(self.model.name))
-            entry.pop("latencies_ms", None)
-            raw[str(batch)] = {**entry, "other_cores": round(meter.stop(), 3), "wall_s": round(meter.wall_s, 3)}
         phases = {}
         for target in order:
             route = self.routes[target]
-            phases[target.key] = {
-                "latency": self._latency(route, seconds),
-                "throughput": run_phase(Phase(self.concurrency, INSTANCES_PER_REQUEST, seconds), route.open_session,
-                                        server_pids=route.pids, idle_pids=self.servers.other_pids(target.server),
-                                        verify=route.verify).as_dict(),
-            }
-        best = max(raw.values(), key=lambda entry: entry["ips"])
+            latency = self._latency(route, seconds)
+            before = self._raw()
+            throughput = run_phase(Phase(self.concurrency, INSTANCES_PER_REQUEST, seconds), route.open_session,
+                                   server_pids=route.pids, idle_pids=self.servers.other_pids(target.server),
+                                   verify=route.verify).as_dict()
+            after = self._raw()
+            raw = {batch: _flanking(before[batch], after[batch]) for batch in before}
+            best = max(raw.values(), key=lambda entry: entry["ips"])
+            phases[target.key] = {"latency": latency, "throughput": throughput, "raw": raw,
+                                  "raw_ips": best["ips"], "raw_best_batch": best["batch"]}
+        raws = sorted(phase["raw_ips"] for phase in phases.values())
+        median = raws[len(raws) // 2] if raws else 0.0
+        best_batch = max((phase["raw_best_batch"] for phase in phases.values()), default=0)
         return {"round": index, "order": [t.key for t in order], "other_cores": round(whole.stop(), 3),
-                "wall_s": round(whole.wall_s, 2), "raw_ips": best["ips"], "raw_best_batch": best["batch"],
-                "raw": raw, "phases": phases}
+                "wall_s": round(whole.wall_s, 2), "raw_ips": median, "raw_best_batch": best_batch,
+                "phases": phases}
+
+    def _raw(self) -> dict[str, dict[str, Any]]:
+        """The raw reference at each batch size for half the mode's raw time."""
+        found = {}
+        for batch in self.raw_batches:
+            meter = OtherCpu().start()
+            entry = self.worker.measure(batch, self.mode.raw_seconds(self.model.name) / 2)
+            entry.pop("latencies_ms", None)
+            found[str(batch)] = {**entry, "other_cores": round(meter.stop(), 3), "wall_s": round(meter.wall_s, 3)}
+        return found
 
     def _latency(self, route: Route, seconds: float) -> dict[str, Any]:
         offsets: dict[Path, int] = {}
@@ -85,15 +101,29 @@ class ModelRun:
         return result
 
 
+def _flanking(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """Raw runs before and after a phase as one: instances/s over their summed time, the CPU of others."""
+    elapsed = before["elapsed_s"] + after["elapsed_s"]
+    wall = before["wall_s"] + after["wall_s"]
+    calls = before["calls"] + after["calls"]
+    return {"batch": before["batch"], "calls": calls, "elapsed_s": round(elapsed, 4),
+            "ips": round(calls * before["batch"] / max(elapsed, 1e-9), 2),
+            "ips_before": before["ips"], "ips_after": after["ips"],
+            "other_cores": round((before["other_cores"] * before["wall_s"] + after["other_cores"] * after["wall_s"])
+                                 / max(wall, 1e-9), 3), "wall_s": round(wall, 3)}
+
+
 def round_figures(entry: Mapping[str, Any], target: Target) -> RoundFigures:
-    """One round of one target: the raw reference and the target's two phases."""
-    latency, throughput = (entry["phases"][target.key][name] for name in ("latency", "throughput"))
-    spans = [(r["other_cores"], r["wall_s"]) for r in entry["raw"].values()]
+    """One round of one target: the raw runs flanking its throughput phase and its two phases."""
+    phase = entry["phases"][target.key]
+    latency, throughput = phase["latency"], phase["throughput"]
+    raw_runs = phase.get("raw", entry.get("raw", {}))
+    spans = [(r["other_cores"], r["wall_s"]) for r in raw_runs.values()]
     spans += [(p["other_cores"], p["wall_s"]) for p in (latency, throughput)]
     other = sum(cores * wall for cores, wall in spans) / max(sum(wall for _, wall in spans), 1e-9)
     handler = latency.get("handler_p50_ms")
     return RoundFigures(
-        raw_ips=entry["raw_ips"], served_ips=throughput["ips"],
+        raw_ips=phase.get("raw_ips", entry["raw_ips"]), served_ips=throughput["ips"],
         p50_overhead_ms=latency["p50_ms"] - handler if handler is not None else None,
         other_cores=other,
         requests=latency["requests"] + throughput["requests"],
@@ -165,13 +195,14 @@ def measure_model(model: BenchModel, servers: Servers, scratch: Path, mode: Mode
 
 
 def _log_round(model: str, entry: Mapping[str, Any]) -> None:
-    parts = [f"raw {entry['raw_ips']:.1f} (b={entry['raw_best_batch']})"]
+    parts = []
     for key, phases in entry["phases"].items():
         latency, throughput = phases["latency"], phases["throughput"]
+        raw = f"raw {phases['raw_ips']:.1f} (b={phases['raw_best_batch']}), " if "raw_ips" in phases else ""
         handler = latency.get("handler_p50_ms")
         added = f"{latency['p50_ms'] - handler:.2f}" if handler is not None else "?"
         errors = latency["errors"] + throughput["errors"] + len(latency["problems"] + throughput["problems"])
-        parts.append(f"{key} {throughput['ips']:.1f} inst/s, +{added} ms{f', {errors} errors' if errors else ''}")
+        parts.append(f"{key} {raw}{throughput['ips']:.1f} inst/s, +{added} ms{f', {errors} errors' if errors else ''}")
     log(f"{model} round {entry['round']} ({entry['wall_s']} s, other {entry['other_cores']} cores): "
         + "; ".join(parts))
 

@@ -88,6 +88,8 @@ VARIANTS: Mapping[str, Variant] = {v.name: v for v in (
             "2 TorchServe workers per model, half the CPUs' threads each, no dynamic batching"),
     Variant("ts-2w-delay5", "torchserve", {**_workers(2), "max_batch_delay": 5},
             "2 TorchServe workers per model, batches wait at most 5 ms to fill"),
+    Variant("ts-2w-delay1", "torchserve", {**_workers(2), "max_batch_delay": 1},
+            "2 TorchServe workers per model, batches wait at most 1 ms to fill"),
     Variant("ts-2w-1t", "torchserve", {**_workers(2), "torch_threads": 1},
             "2 TorchServe workers per model x 1 torch thread each"),
     Variant("ks-nobatch", "kserve", {"batch_size": 1},
@@ -100,7 +102,7 @@ VARIANTS: Mapping[str, Variant] = {v.name: v for v in (
 # and model in a full run, about 2.3 minutes over the three models' 5 rounds and more with extra rounds.
 # Three keep the full run at about 23 minutes on 2 cores (15 without), and the extra servers at about
 # 3 GiB (a TorchServe worker holds about 250 MiB, and ts-2w starts two per model).
-DEFAULT_VARIANTS = ("ts-2w", "ts-1w-nobatch", "ks-nobatch")
+DEFAULT_VARIANTS = ("ts-1w", "ts-2w-nobatch", "ks-nobatch")
 
 
 def parse_variants(text: str) -> tuple[Variant, ...]:

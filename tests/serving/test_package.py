@@ -110,7 +110,7 @@ def test_version_depends_on_content_not_location(scratch_catalog, packaged: tupl
 
 @pytest.mark.parametrize(("relative", "edit", "changes"), [
     ("ranker/handler.py", lambda text: text + "\n# changed\n", True),
-    ("ranker/model-config.yaml", lambda text: text.replace("maxBatchDelay: 5", "maxBatchDelay: 6"), True),
+    ("ranker/model-config.yaml", lambda text: text.replace("maxBatchDelay: 1", "maxBatchDelay: 6"), True),
     ("_runtime/aip_serving/errors.py", lambda text: text + "\n# changed\n", True),
     ("ranker/examples/single-user.json", lambda text: text.replace("7", "8"), False),
 ], ids=["handler", "model-config", "runtime", "example"])
