@@ -157,11 +157,14 @@ class RawWorker:
         self.hello = self._answer()
         return self.hello
 
-    def measure(self, batch: int, seconds: float, min_calls: int = 3) -> dict[str, Any]:
-        """Back-to-back `ModelCore.predict` on the first `batch` instances for `seconds` (see serving_raw.py)."""
+    def measure(self, batch: int, seconds: float, min_calls: int = 3, callers: int = 1,
+                threads: int | None = None) -> dict[str, Any]:
+        """Back-to-back `ModelCore.predict` on the first `batch` instances for `seconds` from `callers`
+        threads at once, with `threads` torch threads (None: the worker's own; see serving_raw.py)."""
         if self.process is None or self.process.stdin is None:
             raise RuntimeError("start() first")
-        self.process.stdin.write(json.dumps({"batch": batch, "seconds": seconds, "min_calls": min_calls}) + "\n")
+        command = {"batch": batch, "seconds": seconds, "min_calls": min_calls, "callers": callers, "threads": threads}
+        self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         return self._answer()
 

@@ -12,6 +12,8 @@ in a TorchServe worker. It loads the model once, answers `{"ready": true, "threa
 JSON line per command line on stdin, until stdin closes:
 
     {"batch": 8, "seconds": 1.0}  ->  {"batch": 8, "calls", "elapsed_s", "ips", "mean_ms", "p50_ms", "latencies_ms"}
+    {"batch": 8, "seconds": 1.0, "callers": 2, "threads": 1}  ->  the same, 2 threads calling at once with
+                                                                  1 torch thread (then back to the start's)
 
 Each measurement is back-to-back `ModelCore.predict(instances[:batch])` calls (validation, collation,
 one forward pass under inference_mode, encoding: the handlers' path minus HTTP and JSON) after one
@@ -25,6 +27,7 @@ import inspect
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -49,22 +52,40 @@ def load_core_class(folder: Path) -> type:
     return found[0]
 
 
-def measure(core: Any, instances: list[Any], batch: int, seconds: float, min_calls: int) -> dict[str, Any]:
+def measure(core: Any, instances: list[Any], batch: int, seconds: float, min_calls: int,
+            callers: int = 1) -> dict[str, Any]:
+    """`callers` threads calling `ModelCore.predict` back to back at the same time (one is the classic case:
+    a server's workers run that many forward passes at once, each with its share of the CPUs)."""
     if not 1 <= batch <= len(instances):
         raise ValueError(f"batch {batch} outside 1..{len(instances)} (the instances sent)")
+    if callers < 1:
+        raise ValueError(f"callers must be positive, got {callers}")
     chosen = instances[:batch]
     predict, clock = core.predict, time.perf_counter
     predict(chosen)
-    latencies: list[float] = []
+    per_caller: list[list[float]] = [[] for _ in range(callers)]
     started = clock()
-    while len(latencies) < min_calls or (clock() - started < seconds and len(latencies) < MAX_CALLS):
-        begin = clock()
-        predict(chosen)
-        latencies.append(clock() - begin)
+
+    def call(latencies: list[float]) -> None:
+        while len(latencies) < min_calls or (clock() - started < seconds and len(latencies) < MAX_CALLS):
+            begin = clock()
+            predict(chosen)
+            latencies.append(clock() - begin)
+
+    if callers == 1:
+        call(per_caller[0])
+    else:
+        threads = [threading.Thread(target=call, args=(latencies,)) for latencies in per_caller]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     elapsed = clock() - started
+    latencies = [value for values in per_caller for value in values]
     ordered = sorted(latencies)
     return {
         "batch": batch,
+        "callers": callers,
         "calls": len(latencies),
         "elapsed_s": round(elapsed, 4),
         "ips": round(len(latencies) * batch / elapsed, 2),
@@ -75,13 +96,18 @@ def measure(core: Any, instances: list[Any], batch: int, seconds: float, min_cal
 
 
 def serve(core: Any, instances: list[Any], commands: TextIO, answers: TextIO) -> None:
+    import torch
+
+    default_threads = torch.get_num_threads()
     for line in commands:
         if not line.strip():
             continue
         try:
             command = json.loads(line)
+            torch.set_num_threads(int(command.get("threads") or default_threads))
             answer = measure(core, instances, int(command["batch"]), float(command["seconds"]),
-                             int(command.get("min_calls", 3)))
+                             int(command.get("min_calls", 3)), int(command.get("callers", 1)))
+            answer["threads"] = torch.get_num_threads()
         except Exception as err:  # the parent reads the reason instead of a dead pipe
             answer = {"error": f"{type(err).__name__}: {err}"}
         answers.write(json.dumps(answer) + "\n")

@@ -230,6 +230,11 @@ class Servers:
         return {name: setup.models[model].server_batch_size for name, setup in self.setups.items()
                 if name not in self.problems}
 
+    def workers(self, model: str) -> dict[str, int]:
+        """The minWorkers of `model` on each server that is measured: forward passes it runs at once."""
+        return {name: setup.models[model].served.folder.config.min_workers for name, setup in self.setups.items()
+                if name not in self.problems}
+
     def pids(self, server: str) -> tuple[int, ...]:
         pgid = self.setups[server].server.process_group()
         return (pgid,) if pgid is not None else ()

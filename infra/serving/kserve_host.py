@@ -3,13 +3,14 @@
     python kserve_host.py SPEC.json
 
 SPEC: {"host": "127.0.0.1", "port": N, "grpc_port": N (absent or 0: no gRPC), "models": [{"name", "folder",
-"runtime_dir", "model_dir", "version", "max_batch_instances", "batch_size", "torch_threads"}]}. Run by path
+"runtime_dir", "model_dir", "version", "max_batch_instances", "batch_size", "workers", "torch_threads"}]}. Run by path
 and standard library plus KServe only: it must not depend on this repository being importable.
 
 torch's intra-op thread count belongs to the process, not to a model: with several models in one process
 the largest `torchThreads` among them applies to all (a model that asked for fewer may then use more, never
-fewer than it asked for), and none set leaves torch's default. A KServe pod hosts one model, so there each
-model gets exactly its own (`aip_serving.kserve.serve`).
+fewer than it asked for); none set, the CPUs are shared by the most forward passes one model runs at once
+(`minWorkers`, aip_serving.threads). A KServe pod hosts one model, so there each model gets exactly its
+own (`aip_serving.kserve.serve`).
 
 Two things KServe 0.16 does not offer are done here:
 - Loopback: `RESTServer` hard-codes host 0.0.0.0; a subclass sets the host on its uvicorn config and
@@ -101,12 +102,15 @@ def main(spec_file: Path) -> None:
     import kserve
     from aip_serving.threads import apply_torch_threads
 
-    apply_torch_threads(process_torch_threads(spec["models"]))  # before any model loads or runs
+    # Before any model loads or runs; unset, the CPUs shared by the most forward passes one model runs at once.
+    apply_torch_threads(process_torch_threads(spec["models"]),
+                        max((entry.get("workers") or 1 for entry in spec["models"]), default=1))
     models = []
     for entry in spec["models"]:
         predictor = import_predictor(Path(entry["folder"]), entry["name"])
         model = predictor(entry["name"], entry["model_dir"], max_batch_instances=entry["max_batch_instances"],
-                          version=entry["version"], batch_size=entry.get("batch_size"))
+                          version=entry["version"], batch_size=entry.get("batch_size"),
+                          workers=entry.get("workers"))
         model.load()
         models.append(model)
     bind_rest_server_to(spec["host"])

@@ -91,6 +91,7 @@ class KServeServer:
                             "version": model.package.version,
                             "max_batch_instances": model.folder.config.max_batch_instances,
                             "batch_size": model.folder.config.batch_size,
+                            "workers": model.folder.config.min_workers,
                             "torch_threads": model.folder.config.torch_threads})
         spec = self.work_dir / "kserve-spec.json"
         spec.write_text(json.dumps({"host": LOOPBACK, "port": self.port, "grpc_port": self.grpc_port,

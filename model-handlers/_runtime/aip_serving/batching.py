@@ -2,9 +2,9 @@
 
 An asyncio server (KServe's ModelServer) awaits one coroutine per request. Each request is read and
 validated in its own coroutine, so a bad one is refused alone; its decoded rows then wait in a queue,
-and one consumer runs forward passes, one at a time, in a worker thread. A forward pass takes every
-request queued when it starts (up to a limit) and never waits for more: alone, a request goes straight
-to the model; under load, the requests that arrived during one forward pass share the next. The event
+and forward passes run in worker threads, as many at a time as there are workers. A forward pass takes
+every request queued when it starts (up to a limit) and never waits for more: alone, a request goes
+straight to the model; under load, the requests that arrived while the workers were busy share the next. The event
 loop meanwhile keeps accepting and validating requests, since torch releases the GIL while it computes.
 
 No KServe or torch import: the module travels with the rest of the runtime to Python 3.9 images.
@@ -33,17 +33,20 @@ class _Pending(Generic[RowT, AnswerT]):
 
 
 class GreedyBatcher(Generic[RowT, AnswerT]):
-    """Runs forward passes one at a time in one worker thread, each over every request queued when it starts.
+    """Runs forward passes in worker threads, each over every request queued when it starts.
 
     Args:
         run: Predicts the rows of several requests in one forward pass and returns one answer per row,
-            in order. It runs in the worker thread, never on the event loop.
+            in order. It runs in a worker thread, never on the event loop.
         max_requests: The most requests one forward pass serves (``batchSize`` of ``model-config.yaml``).
             With the per-request instance limit it bounds what one forward pass holds in memory.
-        thread_name: Name prefix of the worker thread (thread dumps, profilers).
+        workers: Forward passes that may run at the same time, each in its own thread (``minWorkers``
+            of ``model-config.yaml``, as TorchServe runs that many worker processes). With one torch
+            thread each, two passes on two CPUs never wait for each other's threads.
+        thread_name: Name prefix of the worker threads (thread dumps, profilers).
 
     Raises:
-        ValueError: ``max_requests`` is below 1.
+        ValueError: ``max_requests`` or ``workers`` is below 1.
     """
 
     def __init__(
@@ -51,15 +54,20 @@ class GreedyBatcher(Generic[RowT, AnswerT]):
         run: Callable[[list[RowT]], Sequence[AnswerT]],
         *,
         max_requests: int,
+        workers: int = 1,
         thread_name: str = "forward",
     ) -> None:
         if max_requests < 1:
             raise ValueError(f"max_requests must be positive, got {max_requests}")
+        if workers < 1:
+            raise ValueError(f"workers must be positive, got {workers}")
         self.max_requests = max_requests
+        self.workers = workers
         self._run = run
         self._thread_name = thread_name
         self._queue: deque[_Pending[RowT, AnswerT]] = deque()
-        self._consumer: asyncio.Task[None] | None = None
+        self._passes: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     async def submit(self, rows: Sequence[RowT]) -> list[AnswerT]:
@@ -71,48 +79,51 @@ class GreedyBatcher(Generic[RowT, AnswerT]):
             RuntimeError: Called from a second event loop while the first still has requests queued.
         """
         loop = asyncio.get_running_loop()
-        consumer = self._consumer
-        running = consumer is not None and not consumer.done()
-        if running and consumer.get_loop() is not loop:  # type: ignore[union-attr]
+        if self._loop is not loop and (self._passes or self._queue):
             raise RuntimeError("a GreedyBatcher serves one event loop at a time")
+        self._loop = loop
         future: asyncio.Future[list[AnswerT]] = loop.create_future()
         self._queue.append(_Pending(rows, future))
-        if not running:
-            self._consumer = loop.create_task(self._drain())
-        # A cancelled wait (the client went away) cancels the future: the consumer then skips the request.
+        self._start_passes()
+        # A cancelled wait (the client went away) cancels the future: the pass then skips the request.
         return await future
 
-    async def _drain(self) -> None:
+    def _start_passes(self) -> None:
+        """Start a forward pass over what is queued for every worker that is free (on the event loop)."""
+        while self._queue and len(self._passes) < self.workers:
+            batch = self._take()
+            if not batch:
+                continue
+            task = asyncio.get_running_loop().create_task(self._forward(batch))
+            self._passes.add(task)
+            task.add_done_callback(self._passes.discard)
+
+    async def _forward(self, batch: list[_Pending[RowT, AnswerT]]) -> None:
         loop = asyncio.get_running_loop()
-        batch: list[_Pending[RowT, AnswerT]] = []
+        rows = [row for pending in batch for row in pending.rows]
         try:
-            while self._queue:
-                batch = self._take()
-                if not batch:
-                    continue
-                rows = [row for pending in batch for row in pending.rows]
-                try:
-                    answers = await loop.run_in_executor(self._worker(), self._run, rows)
-                    if len(answers) != len(rows):
-                        raise RuntimeError(f"a forward pass answered {len(answers)} rows for {len(rows)}")
-                except Exception as err:  # it fails the requests of this batch, never the server
-                    for pending in batch:
-                        if not pending.future.done():
-                            pending.future.set_exception(err)
-                    continue
-                start = 0
-                for pending in batch:
-                    end = start + len(pending.rows)
-                    if not pending.future.done():
-                        pending.future.set_result(list(answers[start:end]))
-                    start = end
-                batch = []
+            answers = await loop.run_in_executor(self._worker(), self._run, rows)
+            if len(answers) != len(rows):
+                raise RuntimeError(f"a forward pass answered {len(answers)} rows for {len(rows)}")
         except asyncio.CancelledError:
             # The loop is shutting down: nobody is left to run what is queued.
             for pending in (*batch, *self._queue):
                 pending.future.cancel()
             self._queue.clear()
             raise
+        except Exception as err:  # it fails the requests of this batch, never the server
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(err)
+        else:
+            start = 0
+            for pending in batch:
+                end = start + len(pending.rows)
+                if not pending.future.done():
+                    pending.future.set_result(list(answers[start:end]))
+                start = end
+        self._passes.discard(asyncio.current_task())  # type: ignore[arg-type]
+        self._start_passes()
 
     def _take(self) -> list[_Pending[RowT, AnswerT]]:
         batch: list[_Pending[RowT, AnswerT]] = []
@@ -124,5 +135,5 @@ class GreedyBatcher(Generic[RowT, AnswerT]):
 
     def _worker(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._thread_name)
+            self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=self._thread_name)
         return self._executor

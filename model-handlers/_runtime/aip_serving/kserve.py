@@ -59,6 +59,7 @@ from aip_serving.logs import RequestRecord, configure_request_logger, log_reques
 from aip_serving.metrics import count_requests
 from aip_serving.model_config import MODEL_CONFIG_FILE, max_batch_instances, read_model_config, torch_threads
 from aip_serving.model_config import batch_size as configured_batch_size
+from aip_serving.model_config import workers as configured_workers
 from aip_serving.protocol import v1_response
 from aip_serving.threads import apply_torch_threads as set_process_threads
 
@@ -88,6 +89,8 @@ class KServeModel(kserve.Model):
         batch_size: The most requests one forward pass serves; when None, ``batchSize`` of the
             ``model-config.yaml`` next to the subclass's module (its model folder), else 1. One forward
             pass holds at most ``batch_size`` x ``max_batch_instances`` instances.
+        workers: Forward passes run at the same time, each in its own thread; when None, ``minWorkers``
+            of the same ``model-config.yaml`` (TorchServe's worker count), else 1.
 
     Attributes:
         core_class: The model's :class:`~aip_serving.core.ModelCore` subclass; set by each model.
@@ -114,6 +117,7 @@ class KServeModel(kserve.Model):
         max_batch_instances: int | None = None,
         version: str | None = None,
         batch_size: int | None = None,
+        workers: int | None = None,
     ) -> None:
         super().__init__(name)
         self.model_dir = Path(model_dir)
@@ -123,6 +127,9 @@ class KServeModel(kserve.Model):
         self.batch_size = batch_size if batch_size is not None else folder_batch_size(type(self))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
+        self.workers = workers if workers is not None else configured_workers(folder_config(type(self)))
+        if self.workers < 1:
+            raise ValueError(f"workers must be positive, got {self.workers}")
         self.core: ModelCore[Any] | None = None
         self.batcher: GreedyBatcher[Any, Prediction] | None = None
         self.request_logger = None
@@ -134,7 +141,7 @@ class KServeModel(kserve.Model):
             self.model_dir, device=self.device, max_batch_instances=self.max_batch_instances
         )
         self.batcher = GreedyBatcher(self.core.predict_decoded, max_requests=self.batch_size,
-                                     thread_name=f"{self.name}-forward")
+                                     workers=self.workers, thread_name=f"{self.name}-forward")
         self.request_logger = configure_request_logger()
         self.ready = True
         return self.ready
@@ -314,14 +321,19 @@ def requested_outputs(request: InferRequest, outputs: Mapping[str, Any]) -> dict
     return chosen
 
 
-def folder_batch_size(model_cls: type[KServeModel]) -> int:
-    """``batchSize`` of the ``model-config.yaml`` in ``model_cls.model_folder``, else 1.
+def folder_config(model_cls: type[KServeModel]) -> dict[str, Any]:
+    """The ``model-config.yaml`` in ``model_cls.model_folder`` (empty when there is none).
 
     That folder holds the model's ``predictor.py``, in the repository and in the image alike.
     """
     if model_cls.model_folder is None:
-        return configured_batch_size(None)
-    return configured_batch_size(read_model_config(model_cls.model_folder / MODEL_CONFIG_FILE))
+        return {}
+    return read_model_config(model_cls.model_folder / MODEL_CONFIG_FILE)
+
+
+def folder_batch_size(model_cls: type[KServeModel]) -> int:
+    """``batchSize`` of the model folder's ``model-config.yaml``, else 1."""
+    return configured_batch_size(folder_config(model_cls))
 
 
 def keep_binary_inputs_raw() -> None:
@@ -383,14 +395,13 @@ def _infer_request_keeping_raw_inputs(
 
 def apply_torch_threads(model_cls: type[KServeModel]) -> int:
     """Set torch's intra-op threads before any work runs: ``torchThreads`` of the model folder's config,
-    else every CPU the container may use (:mod:`aip_serving.threads`; torch alone would size its pool
-    from the node's cores). Returns the count set. Inter-op threads are left alone:
-    ``set_num_interop_threads`` raises once inter-op work has run in the process.
+    else the CPUs the container may use shared by the ``minWorkers`` forward passes that run at once
+    (:mod:`aip_serving.threads`; torch alone would size its pool from the node's cores). Returns the
+    count set. Inter-op threads are left alone: ``set_num_interop_threads`` raises once inter-op work
+    has run in the process.
     """
-    # The model folder's config travels with predictor.py (in the repository and in the image).
-    folder = model_cls.model_folder
-    config = read_model_config(folder / MODEL_CONFIG_FILE) if folder is not None else {}
-    return set_process_threads(torch_threads(config))
+    config = folder_config(model_cls)
+    return set_process_threads(torch_threads(config), configured_workers(config))
 
 
 def parse_serve_args(argv: Sequence[str] | None, *, default_name: str) -> argparse.Namespace:

@@ -15,6 +15,7 @@ import yaml
 MODEL_CONFIG_FILE = "model-config.yaml"
 MAX_BATCH_INSTANCES = "maxBatchInstances"
 TORCH_THREADS = "torchThreads"
+MIN_WORKERS = "minWorkers"
 # A sanity bound, far above the cores a serving pod gets; infra/serving/catalog.py applies the same one.
 MAX_TORCH_THREADS = 256
 BATCH_SIZE = "batchSize"
@@ -85,4 +86,22 @@ def batch_size(config: Mapping[str, Any] | None) -> int:
     value = config[BATCH_SIZE]
     if type(value) is not int or value < 1:
         raise ValueError(f"{MODEL_CONFIG_FILE}: {BATCH_SIZE} must be a positive integer, got {value!r}")
+    return value
+
+
+def workers(config: Mapping[str, Any] | None) -> int:
+    """``minWorkers``: forward passes that run at the same time, 1 when unset.
+
+    TorchServe starts that many worker processes; the KServe predictor runs that many forward passes at
+    once in threads (:class:`~aip_serving.batching.GreedyBatcher`). Both divide the CPUs among them for
+    torch's threads when ``torchThreads`` is unset (:mod:`aip_serving.threads`).
+
+    Raises:
+        ValueError: Set, but not a positive integer.
+    """
+    if not config or config.get(MIN_WORKERS) is None:
+        return 1
+    value = config[MIN_WORKERS]
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{MODEL_CONFIG_FILE}: {MIN_WORKERS} must be a positive integer, got {value!r}")
     return value
