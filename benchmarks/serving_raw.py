@@ -15,9 +15,12 @@ JSON line per command line on stdin, until stdin closes:
     {"batch": 8, "seconds": 1.0, "callers": 2, "threads": 1}  ->  the same, 2 threads calling at once with
                                                                   1 torch thread (then back to the start's)
 
-Each measurement is back-to-back `ModelCore.predict(instances[:batch])` calls (validation, collation,
-one forward pass under inference_mode, encoding: the handlers' path minus HTTP and JSON) after one
-unmeasured call, for at least `seconds` and `min_calls` calls; `ips` is instances over the elapsed time.
+Each measurement is back-to-back `ModelCore.predict(instances[:batch])` calls (validation, collation, one
+forward pass under inference_mode, encoding: the handlers' path minus HTTP and JSON) and, for a model that
+declares v2 inputs, back-to-back `predict_decoded(decode_tensors(arrays))` on the arrays standing for the
+same instances, each after one unmeasured call, for at least its share of `seconds` and `min_calls`
+calls; the faster path is reported (`path`, with both in `ips_by_path`); `ips` is instances over the
+elapsed time.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
+
+from serving_client import v2_tensors
 
 MAX_CALLS = 100_000
 
@@ -95,18 +100,58 @@ def measure(core: Any, instances: list[Any], batch: int, seconds: float, min_cal
     }
 
 
+class TensorPath:
+    """`predict` through the model's v2 tensors: `decode_tensors` on arrays standing for the instances, then
+    one forward pass; no JSON lists on the way, as a binary or gRPC request reaches the model."""
+
+    def __init__(self, core: Any, inputs: list[dict[str, Any]]) -> None:
+        self.core, self.inputs = core, inputs
+        self.tensors: dict[int, dict[str, Any]] = {}
+
+    def predict(self, chosen: list[Any]) -> Any:
+        # measure() always passes a prefix of the same instances: the arrays are built once per batch size.
+        if len(chosen) not in self.tensors:
+            self.tensors[len(chosen)] = {t.name: t.array for t in v2_tensors(chosen, self.inputs)}
+        return self.core.predict_decoded(self.core.decode_tensors(self.tensors[len(chosen)]))
+
+
+def paths_of(core: Any, instances: list[Any]) -> dict[str, Any]:
+    """How the model can be called in process: on the decoded JSON instances, and through its v2 tensors
+    when it declares them (the cheaper of the two is the reference every protocol is held to)."""
+    paths: dict[str, Any] = {"instances": core}
+    inputs = type(core).v2_metadata()[0]
+    if inputs:
+        tensor_path = TensorPath(core, inputs)
+        try:
+            tensor_path.predict(instances[:1])
+        except (ValueError, TypeError) as err:
+            print(f"no tensor path: {err}", file=sys.stderr)
+        else:
+            paths["tensors"] = tensor_path
+    return paths
+
+
+def measure_paths(paths: dict[str, Any], instances: list[Any], command: dict[str, Any]) -> dict[str, Any]:
+    """One command on every path for an equal share of its time; the fastest path's figures."""
+    seconds = float(command["seconds"]) / len(paths)
+    found = {name: measure(target, instances, int(command["batch"]), seconds, int(command.get("min_calls", 3)),
+                           int(command.get("callers", 1))) for name, target in paths.items()}
+    best = max(found, key=lambda name: found[name]["ips"])
+    return {**found[best], "path": best, "ips_by_path": {name: entry["ips"] for name, entry in found.items()}}
+
+
 def serve(core: Any, instances: list[Any], commands: TextIO, answers: TextIO) -> None:
     import torch
 
     default_threads = torch.get_num_threads()
+    paths = paths_of(core, instances)
     for line in commands:
         if not line.strip():
             continue
         try:
             command = json.loads(line)
             torch.set_num_threads(int(command.get("threads") or default_threads))
-            answer = measure(core, instances, int(command["batch"]), float(command["seconds"]),
-                             int(command.get("min_calls", 3)), int(command.get("callers", 1)))
+            answer = measure_paths(paths, instances, command)
             answer["threads"] = torch.get_num_threads()
         except Exception as err:  # the parent reads the reason instead of a dead pipe
             answer = {"error": f"{type(err).__name__}: {err}"}

@@ -50,3 +50,42 @@ def test_callers_must_be_positive() -> None:
 ])
 def test_raw_callers_mirror_the_most_parallel_server(workers, torch_threads, cpus, expected) -> None:
     assert raw_callers(workers, torch_threads, cpus) == expected
+
+
+class TwoPathCore:
+    """A core whose tensor path is cheaper than its instance path, as a real model's is."""
+
+    calls: list[str]
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    @classmethod
+    def v2_metadata(cls):
+        return [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}], []
+
+    def predict(self, instances):
+        self.calls.append("instances")
+        time.sleep(0.004)
+        return instances
+
+    def decode_tensors(self, tensors):
+        return list(tensors["x"])
+
+    def predict_decoded(self, rows):
+        self.calls.append("tensors")
+        time.sleep(0.001)
+        return rows
+
+
+def test_the_reference_is_the_faster_of_the_instance_and_tensor_paths() -> None:
+    from serving_raw import measure_paths, paths_of
+
+    core = TwoPathCore()
+    instances = [[1.0, 2.0], [3.0, 4.0]]
+    paths = paths_of(core, instances)
+    assert set(paths) == {"instances", "tensors"}
+    result = measure_paths(paths, instances, {"batch": 2, "seconds": 0.1})
+    assert result["path"] == "tensors" and set(result["ips_by_path"]) == {"instances", "tensors"}
+    assert result["ips_by_path"]["tensors"] > result["ips_by_path"]["instances"]
+    assert {"instances", "tensors"} <= set(core.calls)
