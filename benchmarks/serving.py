@@ -63,6 +63,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -237,5 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the run as Ctrl-C does: through every `finally`, so that the servers and raw
+    workers it started are stopped (Python's default for SIGTERM exits without running them)."""
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
 if __name__ == "__main__":
+    stop_on_signals()
     sys.exit(main())

@@ -5,10 +5,11 @@ the served instances/s of its throughput phase, their ratio (both from the same 
 that slows both cancels out) and the p50 overhead of its latency phase (client p50 minus the handlers'
 own p50 on the same requests). Over the rounds each figure has a median and a spread:
 
-- for instances/s and the ratio, (max - min) / median: with 3 to 5 rounds an inter-quartile range
-  would rest on one or two values, and one slow round is exactly what must show;
-- for the p50 overhead, max - min in milliseconds: a difference of a few milliseconds has no useful
-  relative spread.
+- for instances/s and the ratio, (max - min) / median over the rounds the median rests on: all of
+  them up to 4 rounds, the middle 3 of 5 (`trimmed`): the median stands up to one wild round of five,
+  and so does its spread; with 3 quick rounds every round counts;
+- for the p50 overhead, max - min in milliseconds over the same rounds: a difference of a few
+  milliseconds has no useful relative spread.
 
 `judge` refuses a result when the machine or the measurement cannot be trusted (see `Bounds`). The
 strict spread bound is on the ratio, the figure the rounds are paired for: on this kind of shared
@@ -39,11 +40,23 @@ def median(values: Sequence[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def trimmed(values: Sequence[float]) -> list[float]:
+    """The values without the floor((n - 1) / 4) largest and smallest: all of up to 4, the middle 3 of 5.
+
+    The median of n rounds stands up to that many wild rounds on either side; its spread is judged on
+    the rounds it rests on, so one odd round of five is outvoted rather than fatal, and two are not.
+    """
+    ordered = sorted(values)
+    cut = (len(ordered) - 1) // 4
+    return ordered[cut:len(ordered) - cut]
+
+
 def spread(values: Sequence[float]) -> float:
-    """(max - min) / |median|: 0 for one value, NaN for none, infinite around a zero median."""
+    """(max - min) / |median| of the trimmed values: 0 for one value, NaN for none, infinite around a zero median."""
     if not values:
         return math.nan
-    width = max(values) - min(values)
+    kept = trimmed(values)
+    width = max(kept) - min(kept)
     middle = abs(median(values))
     if middle == 0:
         return 0.0 if width == 0 else math.inf
@@ -51,8 +64,9 @@ def spread(values: Sequence[float]) -> float:
 
 
 def width(values: Sequence[float]) -> float:
-    """max - min; NaN for no values."""
-    return max(values) - min(values) if values else math.nan
+    """max - min of the trimmed values; NaN for no values."""
+    kept = trimmed(values)
+    return max(kept) - min(kept) if kept else math.nan
 
 
 @dataclass(frozen=True)
@@ -83,7 +97,7 @@ class Bounds:
 
     def describe(self) -> dict[str, Any]:
         return {"ratio_spread": self.spread, "raw_and_served_spread": self.alone,
-                "spread_measure": "(max - min) / median over the rounds",
+                "spread_measure": "(max - min) / median over the rounds, without the (n - 1) // 4 highest and lowest",
                 "ratio_at_most": round(1 + self.ratio_tolerance, 3),
                 "p50_overhead_ms_at_least": -self.overhead_tolerance_ms,
                 "other_cores_at_most": self.other_cores, "min_rounds": self.min_rounds}

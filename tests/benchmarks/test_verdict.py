@@ -39,6 +39,18 @@ def test_spread_is_the_range_over_the_median():
     assert spread([5.0]) == 0.0
     assert math.isnan(spread([]))
     assert spread([-1.0, 0.0, 1.0]) == math.inf
+
+
+def test_from_five_rounds_the_spread_is_that_of_the_rounds_the_median_rests_on():
+    from serving_verdict import trimmed
+
+    assert trimmed([5.0, 1.0, 3.0, 4.0, 2.0]) == [2.0, 3.0, 4.0]
+    assert trimmed([1.0, 2.0, 3.0, 4.0]) == [1.0, 2.0, 3.0, 4.0]
+    assert len(trimmed([float(v) for v in range(9)])) == 5
+    # One wild round of five is outvoted, as it is by the median; two are not.
+    assert spread([100.0, 101.0, 99.0, 100.0, 160.0]) == pytest.approx(0.01)
+    assert spread([100.0, 101.0, 99.0, 150.0, 160.0]) == pytest.approx(50 / 101)
+    assert width([1.0, 2.0, 2.5, 3.0, -9.0]) == pytest.approx(1.5)
     assert width([1.5, -0.5, 0.5]) == 2.0
 
 

@@ -127,7 +127,7 @@ def test_alone_a_request_goes_straight_to_the_model() -> None:
     assert latencies[len(latencies) // 2] < 0.005, latencies
 
 
-def test_passes_run_in_one_worker_thread_while_the_loop_keeps_serving() -> None:
+def test_one_worker_runs_passes_in_one_thread_while_the_loop_keeps_serving() -> None:
     from aip_serving.batching import GreedyBatcher
 
     forward = Forward(hold_first=True)
@@ -167,6 +167,61 @@ def test_a_request_whose_client_went_away_is_skipped() -> None:
 
     assert asyncio.run(scenario()) == [[2], [6]]
     assert forward.batches == [[1], [3]]
+
+
+def test_workers_run_that_many_passes_at_once_and_no_more() -> None:
+    from aip_serving.batching import GreedyBatcher
+
+    forward = Forward(hold_first=True)
+    batcher = GreedyBatcher(forward, max_requests=1, workers=2)
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(batcher.submit([1]))
+        second = asyncio.ensure_future(batcher.submit([2]))
+        third = asyncio.ensure_future(batcher.submit([3]))
+        deadline = time.monotonic() + WAIT_S
+        while len(forward.batches) < 2:  # both workers hold a pass; the third request waits
+            assert time.monotonic() < deadline, "the second worker never started"
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)
+        assert len(forward.batches) == 2
+        forward.release.set()
+        return await asyncio.gather(first, second, third)
+
+    assert asyncio.run(scenario()) == [[2], [4], [6]]
+    assert len(forward.threads) == 2 and sorted(map(tuple, forward.batches)) == [(1,), (2,), (3,)]
+
+
+def test_a_full_queue_refuses_at_once_and_serves_again_once_drained() -> None:
+    from aip_serving.batching import GreedyBatcher, Overloaded
+
+    forward = Forward(hold_first=True)
+    batcher = GreedyBatcher(forward, max_requests=1, max_queued=2)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        head = asyncio.ensure_future(batcher.submit([1]))
+        await entered(forward)
+        waiting = [asyncio.ensure_future(batcher.submit([value])) for value in (2, 3)]
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded, match="2 requests already wait"):
+            await batcher.submit([4])
+        forward.release.set()
+        served = await asyncio.gather(head, *waiting)
+        return served, await batcher.submit([5])
+
+    served, later = asyncio.run(scenario())
+    assert served == [[2], [4], [6]] and later == [10]
+
+
+def test_the_default_queue_is_a_few_passes_per_worker() -> None:
+    from aip_serving.batching import QUEUE_PASSES, GreedyBatcher
+
+    batcher = GreedyBatcher(Forward(), max_requests=8, workers=2)
+    assert batcher.max_queued == QUEUE_PASSES * 2 * 8
+    with pytest.raises(ValueError, match="max_queued must be positive"):
+        GreedyBatcher(Forward(), max_requests=1, max_queued=0)
+    with pytest.raises(ValueError, match="workers must be positive"):
+        GreedyBatcher(Forward(), max_requests=1, workers=0)
 
 
 def test_the_limit_must_be_positive() -> None:

@@ -22,6 +22,16 @@ RowT = TypeVar("RowT")
 AnswerT = TypeVar("AnswerT")
 
 
+# Requests that may wait per worker and per request a forward pass takes, beyond those being predicted.
+# The event loop keeps reading and decoding while the workers compute, so without a bound an overloaded
+# predictor would hold every decoded request a client sends in memory instead of pushing back.
+QUEUE_PASSES = 8
+
+
+class Overloaded(RuntimeError):
+    """The queue is full: the request is refused at once (HTTP 503) rather than held in memory."""
+
+
 class _Pending(Generic[RowT, AnswerT]):
     """One request waiting for a forward pass: its rows, and where its answers go."""
 
@@ -43,10 +53,12 @@ class GreedyBatcher(Generic[RowT, AnswerT]):
         workers: Forward passes that may run at the same time, each in its own thread (``minWorkers``
             of ``model-config.yaml``, as TorchServe runs that many worker processes). With one torch
             thread each, two passes on two CPUs never wait for each other's threads.
+        max_queued: Requests that may wait for a forward pass; one more is refused with
+            :class:`Overloaded`. Default: ``QUEUE_PASSES`` forward passes' worth per worker.
         thread_name: Name prefix of the worker threads (thread dumps, profilers).
 
     Raises:
-        ValueError: ``max_requests`` or ``workers`` is below 1.
+        ValueError: ``max_requests``, ``workers`` or ``max_queued`` is below 1.
     """
 
     def __init__(
@@ -55,6 +67,7 @@ class GreedyBatcher(Generic[RowT, AnswerT]):
         *,
         max_requests: int,
         workers: int = 1,
+        max_queued: int | None = None,
         thread_name: str = "forward",
     ) -> None:
         if max_requests < 1:
@@ -63,6 +76,9 @@ class GreedyBatcher(Generic[RowT, AnswerT]):
             raise ValueError(f"workers must be positive, got {workers}")
         self.max_requests = max_requests
         self.workers = workers
+        self.max_queued = QUEUE_PASSES * workers * max_requests if max_queued is None else max_queued
+        if self.max_queued < 1:
+            raise ValueError(f"max_queued must be positive, got {self.max_queued}")
         self._run = run
         self._thread_name = thread_name
         self._queue: deque[_Pending[RowT, AnswerT]] = deque()
@@ -76,12 +92,15 @@ class GreedyBatcher(Generic[RowT, AnswerT]):
         Raises:
             Exception: Whatever the forward pass of this request's batch raised; the requests of other
                 forward passes are not affected.
+            Overloaded: ``max_queued`` requests already wait.
             RuntimeError: Called from a second event loop while the first still has requests queued.
         """
         loop = asyncio.get_running_loop()
         if self._loop is not loop and (self._passes or self._queue):
             raise RuntimeError("a GreedyBatcher serves one event loop at a time")
         self._loop = loop
+        if len(self._queue) >= self.max_queued:
+            raise Overloaded(f"{len(self._queue)} requests already wait for a forward pass: retry later")
         future: asyncio.Future[list[AnswerT]] = loop.create_future()
         self._queue.append(_Pending(rows, future))
         self._start_passes()

@@ -45,11 +45,11 @@ import kserve
 import numpy as np
 import orjson
 import torch
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ServerNotReady
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 from kserve.utils.numpy_codec import from_np_dtype
 
-from aip_serving.batching import GreedyBatcher
+from aip_serving.batching import GreedyBatcher, Overloaded
 from aip_serving.checks import json_type, quoted_key
 from aip_serving.core import ModelCore, Prediction
 from aip_serving.errors import InputError
@@ -189,6 +189,7 @@ class KServeModel(kserve.Model):
 
         Raises:
             InvalidInput: The request is malformed (HTTP 400, with the message naming what is wrong).
+            ServerNotReady: Too many requests already wait for a forward pass (HTTP 503).
         """
         started = time.perf_counter()
         request_id = (headers or {}).get("x-request-id") or str(uuid.uuid4())
@@ -209,6 +210,10 @@ class KServeModel(kserve.Model):
         except InputError as err:
             self._log(request_id, err.http_status, started, instances, type(err).__name__)
             raise InvalidInput(err.message) from err
+        except Overloaded as err:
+            # KServe answers ServerNotReady with 503: the client (or the Service) retries elsewhere.
+            self._log(request_id, 503, started, instances, type(err).__name__)
+            raise ServerNotReady(f"model {self.name} is overloaded: {err}") from err
         except Exception as err:
             self._log(request_id, 500, started, instances, type(err).__name__)
             raise
