@@ -87,7 +87,7 @@ docs: install
 benchmark-preview: install
 	$(BIN)/python benchmarks/preview.py
 
-# Full serving benchmark (about 15 minutes on 2 quiet cores); exits 3 when the machine was too busy to trust.
+# Full serving benchmark (about 20 minutes on 2 quiet cores); exits 3 when the machine was too busy to trust.
 benchmark-serving: install
 	$(BIN)/python benchmarks/serving.py
 

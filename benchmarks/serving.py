@@ -48,9 +48,9 @@ Output: one JSON line per (model, runtime, protocol, setup) on stdout (throughpu
 `setup` is "shipped" or the variant, whose line carries its `overrides` and `description`);
 benchmarks/results/serving.json and serving.png (serving-quick.* with --quick) hold every round.
 
-    .venv/bin/python benchmarks/serving.py --quick    # 3 rounds of 1.5-2 s phases, under 4 minutes
-    .venv/bin/python benchmarks/serving.py            # 5 rounds of 4-5 s phases, about 15 minutes
-    .venv/bin/python benchmarks/serving.py --variants # and ts-2w, ts-1w-nobatch, ks-nobatch: about 23 minutes
+    .venv/bin/python benchmarks/serving.py --quick    # 3 rounds of 1.5-2 s phases, about 5 minutes
+    .venv/bin/python benchmarks/serving.py            # 5 rounds of 4-5 s phases, about 20 minutes
+    .venv/bin/python benchmarks/serving.py --variants # and ts-1w, ts-2w-nobatch, ks-nobatch: about 30 minutes
     .venv/bin/python benchmarks/serving.py --quick --models digits --variants ts-2w,ks-nobatch
     .venv/bin/python benchmarks/serving.py --report benchmarks/results/serving.json   # lines and table again
     .venv/bin/python benchmarks/serving.py --quick --models digits --compare-clients  # client CPU: socket vs httpx
@@ -129,7 +129,7 @@ def variant_list(text: str) -> tuple[Variant, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 rounds of short phases (under 4 minutes)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of short phases (about 5 minutes)")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
     parser.add_argument("--side", type=int, default=224, help="resnet18 input side in pixels (default 224)")
     parser.add_argument("--threads", type=int, default=None,

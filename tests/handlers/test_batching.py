@@ -328,3 +328,34 @@ def test_a_failing_forward_pass_is_a_500_for_its_requests_only(digits_trained: T
     assert records["r0"]["error"] == {"type": "RuntimeError"}
     # Latency runs from entering predict to the answer, so the held requests show the wait.
     assert records["r2"]["aip"]["latency_ms"] >= 40
+
+
+def test_an_overloaded_predictor_answers_503_at_once_and_serves_on(digits_trained: Trained) -> None:
+    from aip_serving.logs import configure_request_logger
+    from kserve.errors import ServerNotReady
+
+    model = loaded(digits_trained, batch_size=1, workers=1)
+    forward = recording(model, Forward(hold_first=True))
+    model.batcher.max_queued = 1
+    stream = io.StringIO()
+    configure_request_logger(stream)
+
+    async def scenario() -> list[Any]:
+        head = asyncio.ensure_future(model.predict({"instances": [BLANK]}, {"x-request-id": "head"}))
+        await entered(forward)
+        waiting = asyncio.ensure_future(model.predict({"instances": [BLANK]}, {"x-request-id": "waiting"}))
+        await asyncio.sleep(0.01)
+        with pytest.raises(ServerNotReady, match="digits is overloaded"):
+            await model.predict({"instances": [BLANK]}, {"x-request-id": "refused"})
+        forward.release.set()
+        return [*await asyncio.gather(head, waiting), await model.predict({"instances": [BLANK]})]
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        configure_request_logger()
+    assert all(len(answer["predictions"]) == 1 for answer in answers)
+    records = {record["http"]["request"]["id"]: record for record in map(json.loads, stream.getvalue().splitlines())}
+    assert records["refused"]["http"]["response"]["status_code"] == 503
+    assert records["refused"]["error"] == {"type": "Overloaded"}
+    assert records["head"]["http"]["response"]["status_code"] == 200
