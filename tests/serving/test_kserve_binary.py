@@ -58,7 +58,9 @@ def test_binary_images_in_binary_outputs_out(kserve: KServeServer, cores: dict[s
     assert arrays["label"].dtype == np.int64 and arrays["probabilities"].shape == (5, 10)
     expected = cores["digits"].predict(image.tolist())
     assert arrays["label"].tolist() == [p["label"] for p in expected]
-    assert arrays["probabilities"] == pytest.approx(np.array([p["probabilities"] for p in expected]), abs=1e-6)
+    # Both sides round to 6 decimals after a forward pass whose thread count (and so summation order) may
+    # differ: the last decimal can flip, and FP32 adds its own 1e-7.
+    assert arrays["probabilities"] == pytest.approx(np.array([p["probabilities"] for p in expected]), abs=1e-5)
 
 
 def test_compact_uint8_images_and_json_outputs(kserve: KServeServer, cores: dict[str, Any]) -> None:
