@@ -116,7 +116,7 @@ def test_model_infer_with_raw_fp32_answers_what_v1_answers(digits_served: Any) -
     outputs = outputs_of(response)
     v1 = asyncio.run(_maybe_await(digits_served.predict({"instances": IMAGES.tolist()}, {})))["predictions"]
     assert outputs["label"].tolist() == [p["label"] for p in v1]
-    np.testing.assert_allclose(outputs["probabilities"], [p["probabilities"] for p in v1], rtol=1e-5)
+    np.testing.assert_allclose(outputs["probabilities"], [p["probabilities"] for p in v1], rtol=1e-5, atol=1e-5)
 
 
 async def _maybe_await(value: Any) -> Any:

@@ -58,7 +58,8 @@ def test_model_infer_with_raw_fp32_answers_what_rest_v1_answers(kserve: KServeSe
     predictions = v1.json()["predictions"]
     assert outputs["label"].tolist() == [p["label"] for p in predictions]
     assert outputs["label"][0] == 0
-    np.testing.assert_allclose(outputs["probabilities"], [p["probabilities"] for p in predictions], rtol=1e-5)
+    expected = [p["probabilities"] for p in predictions]
+    np.testing.assert_allclose(outputs["probabilities"], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_repository_rpcs_are_refused_and_versions_are_not_found(kserve: KServeServer):
