@@ -22,7 +22,6 @@ beat it; the served/raw bound then refuses the figure rather than printing a rat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ import yaml
 from serving_models import BenchModel
 
 from infra.serving.catalog import CONFIG_FILE, ModelConfig
+from infra.serving.fingerprint import sha256_file
 from infra.serving.local_server import ServedModel
 from infra.serving.manifest import mar_path
 
@@ -162,13 +162,6 @@ def variant_model(model: BenchModel, variant: Variant, folder: Path) -> BenchMod
         archive = folder / variant.name / f"{model.name}.mar"
         rewrite_archive(package.files[entry], archive, variant)
         package = package.model_copy(update={"files": {**package.files, entry: archive},
-                                             "sha256": {**package.sha256, entry: _sha256(archive)}})
+                                             "sha256": {**package.sha256, entry: sha256_file(archive)}})
     return replace(model, served=ServedModel(configured, served.runtime_dir, package))
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -52,7 +52,7 @@ def test_the_archive_carries_the_threads_the_handler_applies(packaged: tuple[Pat
 @pytest.mark.parametrize("model", sorted(TUNED))
 def test_the_kserve_predictor_reads_the_same_settings(model: str) -> None:
     """The predictor image copies model-config.yaml next to predictor.py; the predictor batches and sets
-    threads from it (aip_serving.kserve.folder_batch_size, apply_torch_threads)."""
+    threads from it (aip_serving.kserve.folder_config, apply_torch_threads)."""
     folder = Path(__file__).resolve().parents[2] / "model-handlers" / model
     dockerfile = (folder / "Dockerfile").read_text()
     assert f"{model}/model-config.yaml" in dockerfile

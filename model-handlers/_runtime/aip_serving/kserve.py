@@ -33,7 +33,6 @@ and outputs go back as raw bytes when the request asks (``parameters.binary_data
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import time
 import uuid
@@ -124,10 +123,11 @@ class KServeModel(kserve.Model):
         self.device = torch.device(device) if device is not None else default_device()
         self.max_batch_instances = max_batch_instances
         self.version = version or self.core_class.version
-        self.batch_size = batch_size if batch_size is not None else folder_batch_size(type(self))
+        config = folder_config(type(self)) if batch_size is None or workers is None else {}
+        self.batch_size = batch_size if batch_size is not None else configured_batch_size(config)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
-        self.workers = workers if workers is not None else configured_workers(folder_config(type(self)))
+        self.workers = workers if workers is not None else configured_workers(config)
         if self.workers < 1:
             raise ValueError(f"workers must be positive, got {self.workers}")
         self.core: ModelCore[Any] | None = None
@@ -336,11 +336,6 @@ def folder_config(model_cls: type[KServeModel]) -> dict[str, Any]:
     return read_model_config(model_cls.model_folder / MODEL_CONFIG_FILE)
 
 
-def folder_batch_size(model_cls: type[KServeModel]) -> int:
-    """``batchSize`` of the model folder's ``model-config.yaml``, else 1."""
-    return configured_batch_size(folder_config(model_cls))
-
-
 def keep_binary_inputs_raw() -> None:
     """Make KServe keep each v2 binary input as the bytes that came, for the model to read as an array.
 
@@ -441,9 +436,7 @@ def serve(model_cls: type[KServeModel], argv: Sequence[str] | None = None) -> No
     args = parse_serve_args(argv, default_name=model_cls.core_class.name)
     limit = args.max_batch_instances
     if limit is None:
-        # The model folder's config travels with predictor.py (in the repository and in the image).
-        folder = Path(inspect.getfile(model_cls)).resolve().parent
-        limit = max_batch_instances(read_model_config(folder / MODEL_CONFIG_FILE))
+        limit = max_batch_instances(folder_config(model_cls))
     model = model_cls(args.model_name, args.model_dir, max_batch_instances=limit)
     model.load()
     kserve.ModelServer(http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=args.grpc_port != 0,

@@ -39,18 +39,28 @@ def read_model_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def _positive_int(config: Mapping[str, Any] | None, key: str, default: Any, high: int | None = None) -> Any:
+    """``config[key]`` when set, else ``default``; a set value must be an int from 1 (to ``high``).
+
+    Raises:
+        ValueError: Set, but not such an integer: a model must not start with a setting it cannot apply.
+    """
+    if not config or config.get(key) is None:
+        return default
+    value = config[key]
+    if type(value) is not int or value < 1 or (high is not None and value > high):
+        allowed = "a positive integer" if high is None else f"an integer from 1 to {high}"
+        raise ValueError(f"{MODEL_CONFIG_FILE}: {key} must be {allowed}, got {value!r}")
+    return value
+
+
 def max_batch_instances(config: Mapping[str, Any] | None) -> int | None:
     """``maxBatchInstances``: the most instances one request may carry, or None when unset.
 
     Raises:
         ValueError: Set, but not a positive integer. A model must not start with a limit it cannot apply.
     """
-    if not config or config.get(MAX_BATCH_INSTANCES) is None:
-        return None
-    value = config[MAX_BATCH_INSTANCES]
-    if type(value) is not int or value < 1:
-        raise ValueError(f"{MODEL_CONFIG_FILE}: {MAX_BATCH_INSTANCES} must be a positive integer, got {value!r}")
-    return value
+    return _positive_int(config, MAX_BATCH_INSTANCES, None)
 
 
 def torch_threads(config: Mapping[str, Any] | None) -> int | None:
@@ -62,14 +72,7 @@ def torch_threads(config: Mapping[str, Any] | None) -> int | None:
     Raises:
         ValueError: Set, but not an integer from 1 to ``MAX_TORCH_THREADS``.
     """
-    if not config or config.get(TORCH_THREADS) is None:
-        return None
-    value = config[TORCH_THREADS]
-    if type(value) is not int or not 1 <= value <= MAX_TORCH_THREADS:
-        raise ValueError(
-            f"{MODEL_CONFIG_FILE}: {TORCH_THREADS} must be an integer from 1 to {MAX_TORCH_THREADS}, got {value!r}"
-        )
-    return value
+    return _positive_int(config, TORCH_THREADS, None, MAX_TORCH_THREADS)
 
 
 def batch_size(config: Mapping[str, Any] | None) -> int:
@@ -81,12 +84,7 @@ def batch_size(config: Mapping[str, Any] | None) -> int:
     Raises:
         ValueError: Set, but not a positive integer.
     """
-    if not config or config.get(BATCH_SIZE) is None:
-        return DEFAULT_BATCH_SIZE
-    value = config[BATCH_SIZE]
-    if type(value) is not int or value < 1:
-        raise ValueError(f"{MODEL_CONFIG_FILE}: {BATCH_SIZE} must be a positive integer, got {value!r}")
-    return value
+    return _positive_int(config, BATCH_SIZE, DEFAULT_BATCH_SIZE)
 
 
 def workers(config: Mapping[str, Any] | None) -> int:
@@ -99,9 +97,4 @@ def workers(config: Mapping[str, Any] | None) -> int:
     Raises:
         ValueError: Set, but not a positive integer.
     """
-    if not config or config.get(MIN_WORKERS) is None:
-        return 1
-    value = config[MIN_WORKERS]
-    if type(value) is not int or value < 1:
-        raise ValueError(f"{MODEL_CONFIG_FILE}: {MIN_WORKERS} must be a positive integer, got {value!r}")
-    return value
+    return _positive_int(config, MIN_WORKERS, 1)

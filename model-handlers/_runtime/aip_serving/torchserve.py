@@ -37,7 +37,7 @@ from ts.utils.util import PredictionException
 from aip_serving.core import ModelCore, Prediction
 from aip_serving.errors import InputError
 from aip_serving.logs import RequestRecord, configure_request_logger, log_request
-from aip_serving.model_config import max_batch_instances, torch_threads
+from aip_serving.model_config import max_batch_instances, torch_threads, workers
 from aip_serving.protocol import encode_json, v1_response
 from aip_serving.threads import apply_torch_threads
 
@@ -159,8 +159,7 @@ class TorchServeHandler(BaseHandler):
         # would start one thread per physical core of the node in every worker: torchThreads, else the
         # pod's CPUs shared by the workers (aip_serving.threads). Intra-op only: set_num_interop_threads
         # raises once inter-op work has run in the process.
-        workers = self.model_yaml_config.get("minWorkers")
-        apply_torch_threads(torch_threads(self.model_yaml_config), workers if type(workers) is int else 1)
+        apply_torch_threads(torch_threads(self.model_yaml_config), workers(self.model_yaml_config))
         self.device = device_for(properties.get("gpu_id"))
         self.core = self.core_class.load(
             properties["model_dir"],
