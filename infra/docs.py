@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from infra.config.capacity import AUTOSCALING_DEFAULTS
 from infra.config.loader import PLATFORM_KEYS, TEAM_KEYS
 from infra.config.models import PlatformConfig, TeamConfig
 from infra.config.observability import ENVIRONMENT_DEFAULTS
@@ -21,6 +22,7 @@ from infra.versions import (
     ELASTIC_STACK_DOCS,
     ELASTIC_STACK_VERSION,
     HELM_CHARTS,
+    NODE_AMIS,
     SERVING_RUNTIMES,
     SUPPORTED_EKS_VERSIONS,
 )
@@ -106,7 +108,8 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 
 # Structured keys whose defaults depend on the stack's environment.
-PER_ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {"observability": ENVIRONMENT_DEFAULTS}
+PER_ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {"observability": ENVIRONMENT_DEFAULTS,
+                                                       "autoscaling": AUTOSCALING_DEFAULTS}
 
 
 def config_reference(project_config: dict[str, Any]) -> str:
@@ -146,6 +149,8 @@ def versions_table() -> str:
     lines.append(f"| Elasticsearch, Kibana, Filebeat | Elastic Stack (run by ECK) | `{ELASTIC_STACK_VERSION}` | "
                  f"{ELASTIC_STACK_DOCS} |")
     lines += [f"| {i.image} | container image | `{i.tag}` | {i.docs} |" for i in CONTAINER_IMAGES]
+    lines += [f"| EKS-optimized {a.family.upper()} (Karpenter nodes) | AMI release | `{a.alias}` | {a.docs} |"
+              for a in NODE_AMIS]
     lines.append(f"| Kubernetes (EKS) | cluster version | {', '.join(f'`{v}`' for v in SUPPORTED_EKS_VERSIONS)} "
                  "| https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html |")
     return "\n".join(lines)

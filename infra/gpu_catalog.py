@@ -8,7 +8,9 @@ from policies.gpu_catalog import (
     gpu_family,
     gpu_instance_types,
     gpus_per_instance,
+    mig_profiles,
 )
 
 __all__ = ["GPU_FAMILIES", "GpuFamily", "allowed_families", "family_of", "gpu_family", "gpu_instance_types",
-           "gpus_per_instance"]
+           "gpus_per_instance",
+           "mig_profiles"]

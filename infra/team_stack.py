@@ -24,6 +24,23 @@ from infra.serving.problems import ServingError
 from infra.tagging import register_tagging
 
 
+def _one_slice_of_shared(config: TeamConfig, index: int, model: ModelDeployment,
+                         pool: dict[str, Any]) -> dict[str, Any]:
+    """A replica on a pool that shares its GPUs asks for one slice: the device plugin refuses more than one
+    time-slice (it would add no compute), and one MIG instance is the unit the pool is partitioned into."""
+    sharing = pool.get("sharing") or {}
+    mode = sharing.get("mode", "none")
+    if mode != "none" and model.resources.gpu != 1:
+        offered = (f"time-slices (1/{int(sharing.get('slicesPerGpu', 1))} of a {pool.get('gpuType')})"
+                   if mode == "time-slicing"
+                   else f"MIG instances {sharing.get('migProfile')} of a {pool.get('gpuType')}")
+        raise ConfigError(stack_file(config.stack), [Problem(
+            f"ai-platform:models[{index}].resources.gpu",
+            f"pool {pool['name']} shares its GPUs as {offered}: a replica asks for exactly 1 (one slice); for a "
+            "whole GPU or several, use a pool without sharing", model.resources.gpu)])
+    return pool
+
+
 def allowed_pool(config: TeamConfig, index: int, model: ModelDeployment,
                  pools: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The platform's pool a model asked for, if the team may use it (shared, or dedicated to the team)."""
@@ -32,7 +49,7 @@ def allowed_pool(config: TeamConfig, index: int, model: ModelDeployment,
     usable = [p for p in pools if p.get("dedicatedTeam", "") in ("", config.team)]
     for pool in usable:
         if pool["name"] == model.gpu_pool:
-            return pool
+            return _one_slice_of_shared(config, index, model, pool)
     names = ", ".join(p["name"] for p in usable) or "none"
     raise ConfigError(stack_file(config.stack), [Problem(
         f"ai-platform:models[{index}].gpuPool",

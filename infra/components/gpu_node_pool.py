@@ -1,4 +1,6 @@
-"""GPU node pools: EKS managed node groups on the NVIDIA AL2023 AMI, tainted so only GPU work lands there."""
+"""GPU node pools: what every pool's nodes carry (labels, taints, the contract teams schedule by), and the pools
+that are EKS managed node groups on the NVIDIA AL2023 AMI (Karpenter pools: infra/components/karpenter_node_pool.py).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ ACCELERATOR_LABEL = "ai-platform.io/accelerator"
 GPU_TYPE_LABEL = "ai-platform.io/gpu-type"
 POOL_LABEL = "ai-platform.io/gpu-pool"
 CAPACITY_LABEL = "ai-platform.io/capacity-type"
+SHARING_LABEL = "ai-platform.io/gpu-sharing"
+SLICES_LABEL = "ai-platform.io/gpu-slices"
+# The device plugin reads its per-node config by this label's value, one named config per pool.
+# https://github.com/NVIDIA/k8s-device-plugin#multiple-config-files
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+# NVIDIA's MIG manager label naming the partitioning a node wants (`all-<profile>`: every GPU alike).
+# https://github.com/NVIDIA/mig-parted/tree/main/deployments/gpu-operator
+MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 # The cluster autoscaler treats a node with this label as a GPU node that is not ready until the device plugin
 # advertises its GPUs; without it, it sees a ready node without GPUs and launches another (costly on p5).
 # https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/cloudprovider/aws/README.md#gpu-node-groups
@@ -34,15 +44,31 @@ def gpu_taints(pool: GpuPoolConfig) -> list[dict[str, str]]:
     return taints
 
 
+def mig_config(pool: GpuPoolConfig) -> str | None:
+    """The MIG partitioning of a pool's GPUs (every GPU into the pool's profile), or None without MIG."""
+    return f"all-{pool.sharing.mig_profile}" if pool.sharing.mode == "mig" else None
+
+
 def gpu_labels(pool: GpuPoolConfig) -> dict[str, str]:
-    """Node labels that workloads select a pool by."""
+    """Node labels that workloads select a pool by, and that tell the device plugin how the pool shares its GPUs.
+
+    A Karpenter pool gets no capacity-type label of ours: its nodes carry Karpenter's `karpenter.sh/capacity-type`,
+    which says what each node really is when the pool mixes spot and on-demand.
+    """
     labels = {
         ACCELERATOR_LABEL: "nvidia",
         AUTOSCALER_GPU_LABEL: pool.gpu.gpu,
         GPU_TYPE_LABEL: pool.gpu.gpu,
         POOL_LABEL: pool.name,
-        CAPACITY_LABEL: pool.capacity_type.lower().replace("_", "-"),
+        SHARING_LABEL: pool.sharing.mode,
+        SLICES_LABEL: str(pool.slices_per_gpu),
+        DEVICE_PLUGIN_CONFIG_LABEL: pool.name,
     }
+    if not pool.is_karpenter:
+        labels[CAPACITY_LABEL] = pool.capacity_type.lower().replace("_", "-")
+    migs = mig_config(pool)
+    if migs:
+        labels[MIG_CONFIG_LABEL] = migs
     if pool.dedicated_team:
         labels[DEDICATED_KEY] = pool.dedicated_team
     return labels
@@ -59,9 +85,14 @@ def pool_contract(pool: GpuPoolConfig) -> dict[str, Any]:
     taints = gpu_taints(pool)
     return {
         "name": pool.name,
+        "provisioner": pool.provisioner,
         "gpuType": pool.gpu.gpu,
         "instanceTypes": list(pool.instance_types),
         "capacityType": pool.capacity_type,
+        "capacityTypes": list(pool.capacity_types),
+        # A model's nvidia.com/gpu on this pool is a slice: a whole GPU, a time-slice or a MIG instance.
+        "sharing": {"mode": pool.sharing.mode, "slicesPerGpu": pool.slices_per_gpu,
+                    "migProfile": pool.sharing.mig_profile or ""},
         "maxSize": pool.max_size,
         "gpusPerNode": pool.gpus_per_node,
         "maxGpus": pool.max_gpus,

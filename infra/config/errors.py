@@ -74,6 +74,8 @@ def describe_error(error: dict[str, Any], allowed_keys: Sequence[str]) -> str:
         return "must be a mapping of keys to values"
     if kind in {"tuple_type", "list_type"}:
         return "must be a list"
+    if kind == "greater_than":
+        return f"must be greater than {ctx['gt']}"
     if kind == "greater_than_equal":
         return f"must be at least {ctx['ge']}"
     if kind == "less_than_equal":

@@ -22,7 +22,7 @@ STACK_CONFIG_DIR = "stacks"
 # Scalar keys, declared with their defaults in Pulumi.yaml.
 DECLARED_KEYS = ("environment", "costCenter", "dataClassification", "team", "platformStack")
 # Structured keys; Pulumi's project schema cannot type objects, so the models do.
-PLATFORM_KEYS = ("network", "cluster", "teams", "gpuPools", "modelStore", "observability")
+PLATFORM_KEYS = ("network", "cluster", "teams", "gpuPools", "modelStore", "observability", "autoscaling")
 TEAM_KEYS = ("models",)
 # Keys that moved, and where to: a stack file written for an older release gets directions, not "unknown key".
 MOVED_KEYS = {

@@ -13,6 +13,16 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra import gpu_catalog
 from infra.config.base import FrozenModel
+from infra.config.capacity import (
+    KARPENTER_CAPACITY_TYPES,
+    CapacityReservationId,
+    CapacityType,
+    ConsolidationConfig,
+    Duration,
+    GpuSharingConfig,
+    PlatformAutoscalingConfig,
+    with_scale_to_zero_default,
+)
 from infra.config.errors import SUBKEY_MARK
 from infra.config.fields import (
     Cidr,
@@ -256,21 +266,69 @@ class ClusterConfig(FrozenModel):
     _prod = field_validator("log_retention_days")(prod_minimum)
 
 
+# Pool keys (stack key, field) that only a Karpenter NodePool reads.
+KARPENTER_ONLY_KEYS = (("consolidation", "consolidation"), ("expireAfter", "expire_after"),
+                       ("terminationGracePeriod", "termination_grace_period"),
+                       ("capacityReservationIds", "capacity_reservation_ids"))
+
+
 class GpuPoolConfig(_Scaling):
-    """One GPU node pool: an EKS managed node group on the NVIDIA AL2023 AMI."""
+    """One GPU node pool on the NVIDIA AL2023 AMI: an EKS managed node group, or Karpenter NodePool."""
 
     name: PoolName = Field(description="Pool name, used in node labels and resource names.")
+    provisioner: Literal["managed", "karpenter"] = Field(
+        default="managed", description="`karpenter` (a NodePool: nodes of the right size on demand, spot with "
+                                       "interruption handling, consolidation, rotation) or `managed` (an EKS managed "
+                                       "node group scaled by the cluster autoscaler).")
     instance_types: tuple[GpuInstanceType, ...] = Field(
         min_length=1, description="GPU instance types, all of one GPU model (e.g. g6.xlarge, g6.2xlarge)."
     )
-    capacity_type: Literal["ON_DEMAND", "SPOT"] = Field(default="ON_DEMAND", description="On-demand or spot.")
-    min_size: NodeCount = Field(default=0, description="Smallest pool size; 0 lets the pool scale to zero.")
-    max_size: NodeCount = Field(description="Largest pool size (your GPU budget).")
-    desired_size: NodeCount | None = Field(default=None, validate_default=True, description="Initial size.")
+    capacity_type: CapacityType = Field(
+        default="ON_DEMAND", description="On-demand or spot (one capacity type; `capacityTypes` lists several).")
+    capacity_types: tuple[CapacityType, ...] = Field(
+        default=("ON_DEMAND",), min_length=1,
+        description="Karpenter pools: `ON_DEMAND`, `SPOT` and `RESERVED` (capacity reservations) to mix; Karpenter "
+                    "prefers reserved, then spot, then on-demand. A managed pool has one (`capacityType`).")
+    capacity_reservation_ids: tuple[CapacityReservationId, ...] = Field(
+        default=(), description="EC2 capacity reservations (`cr-...`) a karpenter pool with `RESERVED` launches into.")
+    min_size: NodeCount = Field(default=0, description="Smallest pool size; 0 lets the pool scale to zero. A karpenter "
+                                                       "pool keeps this many nodes warm (its capacity floor).")
+    max_size: NodeCount = Field(description="Largest pool size (your GPU budget); a karpenter pool's NodePool limits "
+                                            "(nodes, and GPUs of its largest instance type).")
+    desired_size: NodeCount | None = Field(default=None, validate_default=True,
+                                           description="Initial size (managed pools).")
     root_volume_gib: StrictInt = Field(default=200, ge=50, le=4096, description="Encrypted gp3 root volume size.")
     dedicated_team: TeamName | None = Field(
         default=None, description="Reserve the pool for one team (extra taint and label)."
     )
+    consolidation: ConsolidationConfig = Field(
+        default_factory=ConsolidationConfig, description="Karpenter pools: when underused nodes are consolidated.")
+    expire_after: Duration = Field(
+        default="720h", description="Karpenter pools: age at which a node is replaced (rotation is how GPU nodes get "
+                                    "a patched AMI; `Never` is flagged by policy).")
+    termination_grace_period: Duration = Field(
+        default="24h", description="Karpenter pools: how long a draining node waits for pods that a disruption "
+                                   "budget protects before they are evicted anyway.")
+    sharing: GpuSharingConfig = Field(default_factory=GpuSharingConfig,
+                                      description="How the device plugin shares each GPU between pods.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _capacity_type_or_types(cls, data: Any) -> Any:
+        """`capacityType: X` means `capacityTypes: [X]`, and the first of `capacityTypes` is the capacityType.
+
+        Only a valid value is copied to the other key, so that a wrong one is reported once, where it was written.
+        """
+        if not isinstance(data, dict):
+            return data
+        single, several = data.get("capacityType"), data.get("capacityTypes")
+        if single is not None and several is not None:
+            raise ValueError(f"{SUBKEY_MARK}capacityTypes: give either capacityType (one) or capacityTypes, not both")
+        if single in KARPENTER_CAPACITY_TYPES:
+            data = {**data, "capacityTypes": [single]}
+        elif isinstance(several, list) and several and several[0] in KARPENTER_CAPACITY_TYPES:
+            data = {**data, "capacityType": several[0]}
+        return data
 
     @field_validator("instance_types")
     @classmethod
@@ -282,14 +340,80 @@ class GpuPoolConfig(_Scaling):
             raise ValueError("lists an instance type twice")
         return value
 
+    @field_validator("capacity_types")
+    @classmethod
+    def _each_capacity_type_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a capacity type twice")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_provisioner(self) -> GpuPoolConfig:
+        problems = []
+        if self.is_karpenter:
+            if self.desired_size is not None:
+                problems.append(("desiredSize", "is only used by managed pools (Karpenter sizes a pool by its "
+                                                "pending pods; minSize is its floor)"))
+            if "RESERVED" in self.capacity_types and not self.capacity_reservation_ids:
+                problems.append(("capacityReservationIds", "must list the capacity reservations (cr-...) that "
+                                                           "capacity type RESERVED launches into"))
+            if self.capacity_reservation_ids and "RESERVED" not in self.capacity_types:
+                problems.append(("capacityReservationIds", "is only used when capacityTypes includes RESERVED"))
+        else:
+            if len(self.capacity_types) != 1 or self.capacity_types[0] == "RESERVED":
+                problems.append(("capacityTypes", "a managed pool has exactly one capacity type, ON_DEMAND or SPOT; "
+                                                  "mixing them, or RESERVED, needs provisioner: karpenter"))
+            karpenter_only = [key for key, field in KARPENTER_ONLY_KEYS if field in self.model_fields_set]
+            problems += [(key, "is only used by karpenter pools (provisioner: karpenter)") for key in karpenter_only]
+        if self.sharing.mode == "mig":
+            profiles = gpu_catalog.mig_profiles(self.instance_types[0])
+            if not self.is_karpenter:
+                problems.append(("sharing.mode", "mig needs provisioner: karpenter (its nodes partition their GPUs at "
+                                                 "boot, before the kubelet starts); a managed pool may time-slice"))
+            elif not profiles:
+                with_mig = sorted(f.family for f in gpu_catalog.GPU_FAMILIES.values() if f.mig_profiles)
+                problems.append(("sharing.mode", f"{self.gpu.gpu} has no MIG; MIG needs one of the families "
+                                                 f"{', '.join(with_mig)}; share it with time-slicing instead"))
+            elif self.sharing.mig_profile not in profiles:
+                problems.append(("sharing.migProfile", f"is not a MIG profile of {self.gpu.gpu}; allowed: "
+                                                       f"{', '.join(profiles)}"))
+        if len(problems) == 1:
+            raise ValueError(f"{SUBKEY_MARK}{problems[0][0]}: {problems[0][1]}")
+        if problems:
+            raise ValueError("; ".join(f"{key}: {message}" for key, message in problems))
+        return self
+
+    @property
+    def is_karpenter(self) -> bool:
+        return self.provisioner == "karpenter"
+
+    @property
+    def karpenter_capacity_types(self) -> list[str]:
+        """The pool's capacity types as Karpenter's `karpenter.sh/capacity-type` label names them."""
+        return [KARPENTER_CAPACITY_TYPES[c] for c in self.capacity_types]
+
     @property
     def gpu(self) -> gpu_catalog.GpuFamily:
         return gpu_catalog.GPU_FAMILIES[gpu_catalog.family_of(self.instance_types[0])]
 
     @property
+    def slices_per_gpu(self) -> int:
+        """What each GPU is advertised as: 1, the time-slicing replicas, or the MIG instances of the profile."""
+        if self.sharing.mode == "time-slicing":
+            return int(self.sharing.replicas or 1)
+        if self.sharing.mode == "mig":
+            return gpu_catalog.mig_profiles(self.instance_types[0]).get(str(self.sharing.mig_profile), 1)
+        return 1
+
+    @property
     def gpus_per_node(self) -> int:
         """GPUs a node of the pool brings, counting its largest instance type (what a budget must allow for)."""
         return max(gpu_catalog.gpus_per_instance(t) for t in self.instance_types)
+
+    @property
+    def min_gpus_per_node(self) -> int:
+        """GPUs a node of the pool brings for certain (its smallest instance type)."""
+        return min(gpu_catalog.gpus_per_instance(t) for t in self.instance_types)
 
     @property
     def max_gpus(self) -> int:
@@ -298,8 +422,13 @@ class GpuPoolConfig(_Scaling):
 
     @property
     def sure_gpus(self) -> int:
-        """GPUs the pool holds at maxSize for certain (every node of its smallest type): what a quota may promise."""
-        return self.max_size * min(gpu_catalog.gpus_per_instance(t) for t in self.instance_types)
+        """GPUs the pool holds at maxSize for certain (every node of its smallest type)."""
+        return self.max_size * self.min_gpus_per_node
+
+    @property
+    def sure_gpu_slices(self) -> int:
+        """nvidia.com/gpu the pool surely advertises at maxSize: what a quota (which counts slices) may promise."""
+        return self.sure_gpus * self.slices_per_gpu
 
 
 class ModelStoreConfig(FrozenModel):
@@ -351,12 +480,12 @@ def _teams_fit_the_pools(teams: tuple[TeamEntry, ...], pools: tuple[GpuPoolConfi
     oversized = []
     for index, team in enumerate(teams):
         usable = [pool for pool in pools if pool.dedicated_team in (None, team.name)]
-        capacity = sum(pool.sure_gpus for pool in usable)
+        capacity = sum(pool.sure_gpu_slices for pool in usable)
         if team.quota.gpu > capacity:
-            where = ", ".join(f"{pool.name} {pool.sure_gpus}" for pool in usable) or "none"
+            where = ", ".join(f"{pool.name} {pool.sure_gpu_slices}" for pool in usable) or "none"
             oversized.append((index, f"{team.quota.gpu} GPUs is more than the pools team {team.name} may use "
                                      f"surely hold at maxSize ({capacity}: {where}; each pool counted with its "
-                                     "smallest instance type)"))
+                                     "smallest instance type, a shared GPU as its slices)"))
     if len(oversized) == 1:
         index, message = oversized[0]
         raise ValueError(f"{SUBKEY_MARK}[{index}].quota.gpu: {message}")
@@ -380,14 +509,29 @@ class PlatformConfig(_Common):
     model_store: ModelStoreConfig = Field(default_factory=ModelStoreConfig)
     observability: ObservabilityConfig = Field(
         description="Metrics and logs; every key defaults per environment (see ENVIRONMENT_DEFAULTS).")
+    autoscaling: PlatformAutoscalingConfig = Field(
+        description="What the teams' model autoscaling may do; scaleToZero defaults to true in dev only.")
 
     @model_validator(mode="before")
     @classmethod
     def _observability_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict):
             data = {**data, "observability": with_environment_defaults(data.get("observability"),
-                                                                          data.get("environment"))}
+                                                                          data.get("environment")),
+                    "autoscaling": with_scale_to_zero_default(data.get("autoscaling"), data.get("environment"))}
         return data
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _prod_keeps_a_floor(cls, value: PlatformAutoscalingConfig, info: ValidationInfo) -> PlatformAutoscalingConfig:
+        if value.scale_to_zero and info.data.get("environment") == "prod":
+            raise ValueError(f"{SUBKEY_MARK}scaleToZero: must be false in prod: a model at zero replicas answers no "
+                             "request until a node and a replica have started (minutes on a GPU)")
+        return value
+
+    @property
+    def karpenter_pools(self) -> tuple[GpuPoolConfig, ...]:
+        return tuple(pool for pool in self.gpu_pools if pool.is_karpenter)
 
     @field_validator("gpu_pools")
     @classmethod
@@ -468,7 +612,7 @@ class TeamConfig(_Common):
     @property
     def gpus_at_max_replicas(self) -> int:
         """GPUs the team's models ask for when every one runs at maxReplicas (checked against the quota)."""
-        return sum(m.resources.gpu * m.max_replicas for m in self.models)
+        return sum(m.resources.gpu * m.scaling.max for m in self.models)
 
     @field_validator("platform_stack")
     @classmethod

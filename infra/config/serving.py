@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
 
 from infra.config.base import FrozenModel
+from infra.config.capacity import RUNTIME_METRICS, ModelAutoscalingConfig
+from infra.config.errors import SUBKEY_MARK
 from infra.serving.catalog import MODEL_HANDLERS, Catalog
 from infra.serving.config_properties import TORCHSERVE_PROTOCOLS
 from policies.images import pin_problem
@@ -15,6 +17,8 @@ from policies.images import pin_problem
 _CPU = re.compile(r"^([1-9]\d*m|\d+(\.\d+)?)$")
 _MEMORY = re.compile(r"^[1-9]\d*(Ki|Mi|Gi|Ti)$")
 _VERSION = re.compile(r"^[0-9a-f]{12,64}$")
+# The keys `autoscaling` replaces: a model gives one or the other.
+LEGACY_SCALING_KEYS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget")
 # The protocol that adds gRPC v2 to a kserve predictor (infra.components.inference_service.predictor_spec).
 GRPC_PROTOCOL = "grpc-v2"
 
@@ -98,6 +102,19 @@ class ModelDeployment(FrozenModel):
     scale_metric: Literal["cpu", "memory"] = Field(default="cpu", description="What the autoscaler (HPA) watches.")
     scale_target: StrictInt = Field(default=70, ge=1, le=100, description="Target utilization (%) of the metric.")
     canary: CanaryConfig | None = Field(default=None, description="Canary rollout of the new version.")
+    autoscaling: ModelAutoscalingConfig | None = Field(
+        default=None, description="Replicas driven by a serving metric (KEDA) or CPU/memory (HPA); replaces "
+                                  "minReplicas, maxReplicas, scaleMetric and scaleTarget.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_way_to_scale(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("autoscaling") is not None:
+            legacy = [key for key in LEGACY_SCALING_KEYS if key in data]
+            if legacy:
+                raise ValueError(f"{SUBKEY_MARK}autoscaling: replaces {', '.join(legacy)}; give autoscaling.min, "
+                                 "max, metric and target instead")
+        return data
 
     @field_validator("image")
     @classmethod
@@ -137,6 +154,25 @@ class ModelDeployment(FrozenModel):
         if value is not None and info.data.get("runtime") == "kserve":
             raise ValueError("is only for the torchserve runtime (a kserve predictor rolls out with a new image tag)")
         return value
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _metric_of_runtime(cls, value: ModelAutoscalingConfig | None,
+                           info: ValidationInfo) -> ModelAutoscalingConfig | None:
+        runtime = info.data.get("runtime")
+        wanted = RUNTIME_METRICS.get(value.metric) if value is not None else None
+        if wanted and runtime and runtime != wanted:
+            raise ValueError(f"{SUBKEY_MARK}metric: {value.metric} is exported by the {wanted} runtime only; this "
+                             f"model runs on {runtime} (concurrency and requests-per-second work on both)")
+        return value
+
+    @property
+    def scaling(self) -> ModelAutoscalingConfig:
+        """The model's autoscaling: `autoscaling` when given, else the legacy keys (KServe's HPA)."""
+        if self.autoscaling is not None:
+            return self.autoscaling
+        return ModelAutoscalingConfig(metric=self.scale_metric, target=self.scale_target, min=self.min_replicas,
+                                      max=self.max_replicas)
 
     @field_validator("max_replicas")
     @classmethod

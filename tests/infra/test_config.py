@@ -12,9 +12,11 @@ from infra.config import ConfigError, PlatformConfig, TeamConfig, parse_stack_co
 
 FAMILIES = "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en"
 TOP_KEYS = ("environment, costCenter, dataClassification, team, platformStack, network, cluster, teams, gpuPools, "
-            "modelStore, observability, models")
+            "modelStore, observability, autoscaling, models")
 BASTIONS = "10.64.250.0/24"
-POOL_KEYS = "minSize, maxSize, desiredSize, name, instanceTypes, capacityType, rootVolumeGib, dedicatedTeam"
+POOL_KEYS = ("minSize, maxSize, desiredSize, name, provisioner, instanceTypes, capacityType, capacityTypes, "
+             "capacityReservationIds, rootVolumeGib, dedicatedTeam, consolidation, expireAfter, "
+             "terminationGracePeriod, sharing")
 PREFIX_RULE = ("allowed: a registry host and at least one repository path segment, ending in '/' "
                "(docker.io/pytorch/, ghcr.io/acme/models/)")
 

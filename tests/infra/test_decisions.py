@@ -65,7 +65,8 @@ def test_labels_name_accelerator_gpu_and_pool():
     assert gpu_labels(pool(capacityType="SPOT")) == {
         "ai-platform.io/accelerator": "nvidia", "ai-platform.io/gpu-type": "nvidia-l4",
         "ai-platform.io/gpu-pool": "l4", "ai-platform.io/capacity-type": "spot",
-        "k8s.amazonaws.com/accelerator": "nvidia-l4"}
+        "k8s.amazonaws.com/accelerator": "nvidia-l4", "ai-platform.io/gpu-sharing": "none",
+        "ai-platform.io/gpu-slices": "1", "nvidia.com/device-plugin.config": "l4"}
 
 
 def test_gpu_nodes_carry_the_label_the_cluster_autoscaler_waits_on():

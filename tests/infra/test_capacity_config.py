@@ -1,0 +1,168 @@
+"""GPU capacity config: provisioner, capacity types, sharing, scale-to-zero and model autoscaling, each mistake
+reported with its key, its value and what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.config import parse_stack_config
+from infra.config.capacity import DEFAULT_WAKE_SCHEDULE
+from infra.gpu_catalog import GPU_FAMILIES, mig_profiles
+from tests.infra.test_config import platform, problems, team
+
+
+def pool(**overrides: Any) -> dict[str, Any]:
+    return {"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 2, **overrides}
+
+
+def parsed_pool(**overrides: Any):
+    return parse_stack_config(platform(gpuPools=[pool(**overrides)]), project="ai-platform", stack="dev").gpu_pools[0]
+
+
+def test_a_pool_is_managed_and_on_demand_unless_it_says_otherwise():
+    found = parsed_pool()
+    assert (found.provisioner, found.capacity_types, found.capacity_type) == ("managed", ("ON_DEMAND",), "ON_DEMAND")
+    assert found.sharing.mode == "none" and found.slices_per_gpu == 1
+
+
+def test_capacity_type_and_capacity_types_say_the_same():
+    assert parsed_pool(capacityType="SPOT").capacity_types == ("SPOT",)
+    mixed = parsed_pool(provisioner="karpenter", capacityTypes=["SPOT", "ON_DEMAND"])
+    assert mixed.capacity_type == "SPOT" and mixed.karpenter_capacity_types == ["spot", "on-demand"]
+
+
+def test_time_slicing_multiplies_what_a_quota_may_count_but_not_the_budget():
+    shared = parsed_pool(provisioner="karpenter", instanceTypes=["g6.xlarge", "g6.12xlarge"], maxSize=3,
+                         sharing={"mode": "time-slicing", "replicas": 4})
+    assert shared.max_gpus == 12  # the budget: physical GPUs of the largest type
+    assert shared.sure_gpus == 3 and shared.sure_gpu_slices == 12  # the quota: slices of the smallest type
+
+
+def test_mig_counts_the_instances_of_its_profile():
+    h100 = parsed_pool(provisioner="karpenter", instanceTypes=["p5.48xlarge"], maxSize=1,
+                       sharing={"mode": "mig", "migProfile": "3g.40gb"})
+    assert h100.slices_per_gpu == 2 and h100.sure_gpu_slices == 16
+
+
+def test_every_mig_family_has_profiles_and_the_others_none():
+    with_mig = {f.family for f in GPU_FAMILIES.values() if f.mig_profiles}
+    assert with_mig == {"p4d", "p4de", "p5", "p5e", "p5en"}
+    assert mig_profiles("g6.xlarge") == {} and mig_profiles("p4d.24xlarge")["1g.5gb"] == 7
+
+
+BAD_POOLS = [
+    ("managed pool mixing capacity types", pool(capacityTypes=["SPOT", "ON_DEMAND"]),
+     ['ai-platform:gpuPools[0].capacityTypes = ["SPOT", "ON_DEMAND"]: a managed pool has exactly one capacity type, '
+      "ON_DEMAND or SPOT; mixing them, or RESERVED, needs provisioner: karpenter"]),
+    ("both capacity keys", pool(capacityType="SPOT", capacityTypes=["SPOT"]),
+     ['ai-platform:gpuPools[0].capacityTypes = ["SPOT"]: give either capacityType (one) or capacityTypes, not both']),
+    ("unknown capacity type", pool(provisioner="karpenter", capacityTypes=["SPOT", "spot"]),
+     ['ai-platform:gpuPools[0].capacityTypes[1] = "spot": must be one of: ON_DEMAND, SPOT, RESERVED']),
+    ("karpenter keys on a managed pool", pool(expireAfter="24h"),
+     ['ai-platform:gpuPools[0].expireAfter = "24h": is only used by karpenter pools (provisioner: karpenter)']),
+    ("reserved without reservations", pool(provisioner="karpenter", capacityTypes=["RESERVED", "ON_DEMAND"]),
+     ["ai-platform:gpuPools[0].capacityReservationIds = (not set): must list the capacity reservations (cr-...) that "
+      "capacity type RESERVED launches into"]),
+    ("desired size on karpenter", pool(provisioner="karpenter", desiredSize=1),
+     ["ai-platform:gpuPools[0].desiredSize = 1: is only used by managed pools (Karpenter sizes a pool by its pending "
+      "pods; minSize is its floor)"]),
+    ("bad duration", pool(provisioner="karpenter", expireAfter="30 days"),
+     ['ai-platform:gpuPools[0].expireAfter = "30 days": must match ^(([0-9]+(s|m|h))+|Never)$']),
+    ("time-slicing without replicas", pool(sharing={"mode": "time-slicing"}),
+     ['ai-platform:gpuPools[0].sharing.replicas = (not set): is required with mode time-slicing (slices per GPU, '
+      "2 to 16)"]),
+    ("too many time slices", pool(sharing={"mode": "time-slicing", "replicas": 64}),
+     ["ai-platform:gpuPools[0].sharing.replicas = 64: must be at most 16"]),
+    ("MIG on a managed pool", pool(instanceTypes=["p5.48xlarge"], sharing={"mode": "mig", "migProfile": "1g.10gb"}),
+     ['ai-platform:gpuPools[0].sharing.mode = "mig": mig needs provisioner: karpenter (its nodes partition their GPUs '
+      "at boot, before the kubelet starts); a managed pool may time-slice"]),
+    ("MIG on a GPU without MIG", pool(provisioner="karpenter", sharing={"mode": "mig", "migProfile": "1g.10gb"}),
+     ['ai-platform:gpuPools[0].sharing.mode = "mig": nvidia-l4 has no MIG; MIG needs one of the families p4d, p4de, '
+      "p5, p5e, p5en; share it with time-slicing instead"]),
+    ("MIG profile of another GPU",
+     pool(provisioner="karpenter", instanceTypes=["p4d.24xlarge"], sharing={"mode": "mig", "migProfile": "1g.10gb"}),
+     ['ai-platform:gpuPools[0].sharing.migProfile = "1g.10gb": is not a MIG profile of nvidia-a100; allowed: 1g.5gb, '
+      "2g.10gb, 3g.20gb, 4g.20gb, 7g.40gb"]),
+]
+
+
+@pytest.mark.parametrize("entry, expected", [c[1:] for c in BAD_POOLS], ids=[c[0] for c in BAD_POOLS])
+def test_bad_pool_is_reported_with_key_value_and_what_is_allowed(entry, expected):
+    assert problems(platform(gpuPools=[entry])) == expected
+
+
+def test_quota_counts_the_slices_of_shared_pools():
+    teams = [{"name": "vision", "ciPrincipalArn": "arn:aws:iam::123456789012:role/ci", "costCenter": "vision-ml",
+              "quota": {"gpu": 8}}]
+    shared = pool(provisioner="karpenter", maxSize=2, sharing={"mode": "time-slicing", "replicas": 4})
+    parse_stack_config(platform(gpuPools=[shared], teams=teams), project="ai-platform", stack="dev")
+    found = problems(platform(gpuPools=[pool(maxSize=2)], teams=teams))
+    assert len(found) == 1 and "8 GPUs is more than the pools team vision may use surely hold at maxSize (2" in found[0]
+
+
+def test_scale_to_zero_is_a_dev_default_and_never_prod():
+    def scale_to_zero(environment: str, **overrides: Any) -> bool:
+        values = platform(environment=environment, **overrides)
+        return parse_stack_config(values, project="ai-platform", stack=environment).autoscaling.scale_to_zero
+
+    assert scale_to_zero("dev") is True
+    assert scale_to_zero("staging") is False
+    assert scale_to_zero("staging", autoscaling={"scaleToZero": True}) is True
+    found = problems(platform(environment="prod", autoscaling={"scaleToZero": True}), "prod")
+    assert 'ai-platform:autoscaling.scaleToZero = true: must be false in prod' in "\n".join(found)
+
+
+def model(**overrides: Any) -> dict[str, Any]:
+    return {"name": "digits", **overrides}
+
+
+def parsed_model(**overrides: Any):
+    return parse_stack_config(team(models=[model(**overrides)]), project="ai-platform", stack="vision-dev").models[0]
+
+
+def test_legacy_keys_are_the_hpa_fallback():
+    legacy = parsed_model(minReplicas=2, maxReplicas=4, scaleTarget=60).scaling
+    assert (legacy.metric, legacy.target, legacy.min, legacy.max, legacy.uses_keda) == ("cpu", 60, 2, 4, False)
+
+
+def test_a_model_at_zero_gets_a_wake_schedule():
+    idle = parsed_model(autoscaling={"metric": "concurrency", "target": 2, "min": 0, "max": 2}).scaling
+    assert idle.uses_keda and idle.wake_schedule.model_dump(by_alias=True) == DEFAULT_WAKE_SCHEDULE
+    floor = parsed_model(autoscaling={"metric": "requests-per-second", "target": 12.5, "min": 1, "max": 2}).scaling
+    assert floor.wake_schedule is None and floor.target == 12.5
+
+
+BAD_MODELS = [
+    ("legacy keys beside autoscaling", model(minReplicas=1, autoscaling={"metric": "cpu", "target": 70}),
+     ['ai-platform:models[0].autoscaling = {"metric": "cpu", "target": 70}: replaces minReplicas; give '
+      "autoscaling.min, max, metric and target instead"]),
+    ("HPA cannot idle at zero", model(autoscaling={"metric": "cpu", "target": 70, "min": 0}),
+     ["ai-platform:models[0].autoscaling.min = 0: must be at least 1 with metric cpu (an HPA never scales to zero; "
+      "scale on concurrency or requests-per-second to idle at zero)"]),
+    ("metric of the other runtime", model(autoscaling={"metric": "p95-latency-ms", "target": 200}),
+     ['ai-platform:models[0].autoscaling.metric = "p95-latency-ms": p95-latency-ms is exported by the kserve runtime '
+      "only; this model runs on torchserve (concurrency and requests-per-second work on both)"]),
+    ("max below min", model(autoscaling={"metric": "concurrency", "target": 2, "min": 3, "max": 2}),
+     ["ai-platform:models[0].autoscaling.max = 2: must be at least min (3)"]),
+    ("zero target", model(autoscaling={"metric": "concurrency", "target": 0}),
+     ["ai-platform:models[0].autoscaling.target = 0: must be greater than 0"]),
+    ("bad cron", model(autoscaling={"metric": "concurrency", "target": 2, "min": 0,
+                                    "wakeSchedule": {"start": "7am", "end": "0 19 * * *"}}),
+     ['ai-platform:models[0].autoscaling.wakeSchedule.start = "7am": must be a cron schedule of five fields (minute '
+      "hour day-of-month month day-of-week), such as `0 7 * * 1-5`"]),
+    ("bad time zone", model(autoscaling={"metric": "concurrency", "target": 2, "min": 0, "wakeSchedule": {
+        "start": "0 7 * * *", "end": "0 19 * * *", "timezone": "Mars/Olympus"}}),
+     ['ai-platform:models[0].autoscaling.wakeSchedule.timezone = "Mars/Olympus": must be an IANA time zone such as UTC '
+      "or Europe/Berlin"]),
+    ("schedule without idling", model(autoscaling={"metric": "concurrency", "target": 2, "min": 1, "wakeSchedule": {
+        "start": "0 7 * * *", "end": "0 19 * * *"}}),
+     ['ai-platform:models[0].autoscaling.wakeSchedule = {"start": "0 7 * * *", "end": "0 19 * * *"}: is only used '
+      "with min 0 (the model never idles otherwise)"]),
+]
+
+
+@pytest.mark.parametrize("entry, expected", [c[1:] for c in BAD_MODELS], ids=[c[0] for c in BAD_MODELS])
+def test_bad_autoscaling_is_reported_with_key_value_and_what_is_allowed(entry, expected):
+    assert problems(team(models=[entry]), "vision-dev") == expected
