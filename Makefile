@@ -12,6 +12,9 @@ export AIP_CRDS_DIR ?= $(wildcard $(CURDIR)/build/crds)
 KSERVE_CRDS := https://raw.githubusercontent.com/kserve/kserve/aaac4e294dae2c7b1aa1886447793f3aa1c30912/config/crd/full
 PROM_CRDS := https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/6adcebc5076c34f4f55f8f5f7b1e528929373ac7/example/prometheus-operator-crd
 ECK_CRDS := https://raw.githubusercontent.com/elastic/cloud-on-k8s/7b93383d8ec1569ba99bdf9e59ad70a813fe99f8/config/crds/v1/resources
+# The commits of the pinned releases (Karpenter v1.14.1, KEDA v2.20.2), whose charts install these CRDs.
+KARPENTER_CRDS := https://raw.githubusercontent.com/aws/karpenter-provider-aws/bde00654cd316fddb3dccfba3f5ac07039865429/pkg/apis/crds
+KEDA_CRDS := https://raw.githubusercontent.com/kedacore/keda/68a5b5028f35b22d50597c69819ab32c4e92f21a/config/crd/bases
 
 install: $(STAMP) promtool alertmanager
 
@@ -77,6 +80,9 @@ crds:
 	  curl -fsSLO $(PROM_CRDS)/monitoring.coreos.com_$$crd.yaml; done
 	cd build/crds && curl -fsSLO $(ECK_CRDS)/elasticsearch.k8s.elastic.co_elasticsearches.yaml \
 	  -O $(ECK_CRDS)/kibana.k8s.elastic.co_kibanas.yaml -O $(ECK_CRDS)/beat.k8s.elastic.co_beats.yaml
+	cd build/crds && curl -fsSLO $(KARPENTER_CRDS)/karpenter.sh_nodepools.yaml \
+	  -O $(KARPENTER_CRDS)/karpenter.k8s.aws_ec2nodeclasses.yaml
+	cd build/crds && curl -fsSLO $(KEDA_CRDS)/keda.sh_scaledobjects.yaml -O $(KEDA_CRDS)/keda.sh_triggerauthentications.yaml
 
 lint: install
 	$(BIN)/ruff check .

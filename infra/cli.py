@@ -227,11 +227,13 @@ def _deploy_checks(project: Any, stack: str, result: Any, previews: dict[str, An
     """The checks over the whole previewed graph (infra/graph_checks) with the stack's parsed config.
 
     A team stack's platform was previewed with it (its StackReference), so identity reads that preview.
-    Chart values are checked where the pinned charts' upstream values are at hand (AIP_UPSTREAM_CHARTS_DIR).
+    Chart values are checked where the pinned charts' upstream values are at hand (AIP_UPSTREAM_CHARTS_DIR), custom
+    resources where their upstream CRDs are (AIP_CRDS_DIR).
     """
     from infra.config import ConfigError, TeamConfig, parse_stack_config
     from infra.graph_checks import run_deploy_checks
     from infra.graph_checks.chart_values import UPSTREAM_CHARTS_ENV, upstream_charts_dir
+    from infra.graph_checks.custom_resources import CRDS_ENV, crds_dir
 
     try:
         values = project.stack_config(stack)
@@ -246,7 +248,11 @@ def _deploy_checks(project: Any, stack: str, result: Any, previews: dict[str, An
     if charts_dir is None:
         err.print(Text(f"note: chart values not checked: {UPSTREAM_CHARTS_ENV} does not name the pinned charts' "
                        "upstream values (see README, Deploy checks)", style="dim"), soft_wrap=True)
-    return run_deploy_checks(result, config, platform=platform, charts_dir=charts_dir)
+    crds = crds_dir()
+    if crds is None:
+        err.print(Text(f"note: custom resources not checked: {CRDS_ENV} does not name a folder of their upstream "
+                       "CRDs (see README, Deploy checks)", style="dim"), soft_wrap=True)
+    return run_deploy_checks(result, config, platform=platform, charts_dir=charts_dir, crds_dir=crds)
 
 
 def _print_deploy_checks(findings: Sequence[Any], console: Console) -> None:

@@ -58,8 +58,8 @@ def kms_key_policy(account_id: str, partition: str, region: str, *, grants_for: 
     """Key policy: the account administers the key through IAM; ``grants_for`` adds service access.
 
     ``grants_for`` may hold ``"autoscaling"`` (managed node groups launch encrypted volumes through the
-    Auto Scaling service-linked role, which needs the key) and ``"logs"`` (CloudWatch Logs encrypts
-    log groups of this account and region).
+    Auto Scaling service-linked role, which needs the key), ``"events"`` (EventBridge rules deliver to an SQS
+    queue the key encrypts) and ``"logs"`` (CloudWatch Logs encrypts log groups of this account and region).
     """
     statements: list[dict[str, Any]] = [{
         "Sid": "AccountAdministersKeyThroughIam",
@@ -80,6 +80,15 @@ def kms_key_policy(account_id: str, partition: str, region: str, *, grants_for: 
              "Action": "kms:CreateGrant", "Resource": "*",
              "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
         ]
+    if "events" in grants_for:
+        # EventBridge delivers to an SQS queue encrypted with the key; SQS uses the key as EventBridge. Only the
+        # queues this key encrypts are reachable that way, and their queue policies admit this stack's rules alone.
+        # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
+        statements.append({
+            "Sid": "EventBridgeSendsToEncryptedQueues", "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
+        })
     if "logs" in grants_for:
         # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
         statements.append({
@@ -210,6 +219,120 @@ def snapshot_repository_policy(bucket_arn: str, key_arn: str, region: str) -> Po
         # Multipart uploads to an SSE-KMS bucket need Decrypt as well as GenerateDataKey.
         {"Sid": "EncryptThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
          "Resource": key_arn, "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+    )
+
+
+def karpenter_controller_policy(*, cluster_name: str, partition: str, region: str, account_id: str,
+                                node_role_arn: str, queue_arn: str, queue_key_arn: str, volume_key_arn: str) -> Policy:
+    """What the Karpenter controller needs, scoped to this cluster's nodes as Karpenter's reference policy scopes it.
+
+    Karpenter tags everything it creates with ``kubernetes.io/cluster/<cluster>: owned``, ``eks:eks-cluster-name`` and
+    ``karpenter.sh/nodepool`` (instance profiles: ``karpenter.k8s.aws/ec2nodeclass`` and the region): creation
+    requires those request tags, and tagging, deletion and termination those resource tags, so the controller can
+    neither launch untagged capacity nor touch instances it did not launch. It may pass the Karpenter node role only,
+    read AMI ids from the EKS-optimized AMI parameters only, describe only this cluster, and consume only its own
+    interruption queue. Volumes are encrypted with the platform's customer key, which it may use through EC2 only.
+    Left out: the zonal-shift statement (``settings.enableZonalShift`` stays off).
+    https://github.com/aws/karpenter-provider-aws/blob/v1.14.1/website/content/en/v1.14/getting-started/getting-started-with-karpenter/cloudformation.yaml
+    """
+    ec2 = f"arn:{partition}:ec2:{region}"
+    owned = {f"aws:RequestTag/kubernetes.io/cluster/{cluster_name}": "owned",
+             "aws:RequestTag/eks:eks-cluster-name": cluster_name}
+    resource_owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
+    launched = [f"{ec2}:{account_id}:{kind}/*"
+                for kind in ("fleet", "instance", "volume", "network-interface", "launch-template",
+                             "spot-instances-request")]
+    profiles = f"arn:{partition}:iam::{account_id}:instance-profile/*"
+    profile_tags = {"aws:ResourceTag/topology.kubernetes.io/region": region, **resource_owned}
+    via_ec2 = {"kms:ViaService": f"ec2.{region}.amazonaws.com"}
+    return _doc(
+        # AMIs and snapshots belong to Amazon; subnets, security groups and capacity reservations may be shared
+        # with this account by another (a VPC or reservation shared through AWS RAM): hence no account in these.
+        {"Sid": "LaunchFromSelectedResources", "Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+         "Resource": [f"{ec2}::image/*", f"{ec2}::snapshot/*", f"{ec2}:*:security-group/*", f"{ec2}:*:subnet/*",
+                      f"{ec2}:*:capacity-reservation/*", f"{ec2}:*:placement-group/*"]},
+        {"Sid": "LaunchFromOwnLaunchTemplates", "Effect": "Allow", "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+         "Resource": f"{ec2}:{account_id}:launch-template/*",
+         "Condition": {"StringEquals": resource_owned,
+                       "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}},
+        {"Sid": "CreateTaggedNodes", "Effect": "Allow",
+         "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"], "Resource": launched,
+         "Condition": {"StringEquals": owned, "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}},
+        {"Sid": "TagOnCreation", "Effect": "Allow", "Action": "ec2:CreateTags", "Resource": launched,
+         "Condition": {"StringEquals": {**owned, "ec2:CreateAction": ["RunInstances", "CreateFleet",
+                                                                      "CreateLaunchTemplate"]},
+                       "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}},
+        {"Sid": "TagOwnInstances", "Effect": "Allow", "Action": "ec2:CreateTags",
+         "Resource": f"{ec2}:{account_id}:instance/*",
+         "Condition": {"StringEquals": resource_owned,
+                       "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+                       "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster_name},
+                       "ForAllValues:StringEquals": {"aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim",
+                                                                     "Name"]}}},
+        {"Sid": "DeleteOwnNodes", "Effect": "Allow", "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+         "Resource": [f"{ec2}:{account_id}:instance/*", f"{ec2}:{account_id}:launch-template/*"],
+         "Condition": {"StringEquals": resource_owned,
+                       "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}},
+        # EC2 creates the encrypted root volumes with the caller's rights on the key.
+        # https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html
+        {"Sid": "EncryptVolumesThroughEc2", "Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext",
+                    "kms:DescribeKey"],
+         "Resource": volume_key_arn, "Condition": {"StringEquals": via_ec2}},
+        {"Sid": "AttachEncryptedVolumes", "Effect": "Allow", "Action": "kms:CreateGrant", "Resource": volume_key_arn,
+         "Condition": {"StringEquals": via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}}},
+        {"Sid": "PassNodeRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": node_role_arn,
+         "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}}},
+        {"Sid": "CreateTaggedInstanceProfiles", "Effect": "Allow", "Action": "iam:CreateInstanceProfile",
+         "Resource": profiles,
+         "Condition": {"StringEquals": {**owned, "aws:RequestTag/topology.kubernetes.io/region": region},
+                       "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+        {"Sid": "TagOwnInstanceProfiles", "Effect": "Allow", "Action": "iam:TagInstanceProfile", "Resource": profiles,
+         "Condition": {"StringEquals": {**profile_tags, **owned,
+                                        "aws:RequestTag/topology.kubernetes.io/region": region},
+                       "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
+                                      "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+        {"Sid": "ManageOwnInstanceProfiles", "Effect": "Allow",
+         "Action": ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"],
+         "Resource": profiles,
+         "Condition": {"StringEquals": profile_tags,
+                       "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+        {"Sid": "ReadInstanceProfiles", "Effect": "Allow", "Action": "iam:GetInstanceProfile", "Resource": profiles},
+        # ListInstanceProfiles and the Describe calls support no resource-level permissions.
+        {"Sid": "ListInstanceProfiles", "Effect": "Allow", "Action": "iam:ListInstanceProfiles", "Resource": "*"},
+        {"Sid": "DiscoverInRegion", "Effect": "Allow", "Resource": "*",
+         "Action": ["ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
+                    "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets"],
+         "Condition": {"StringEquals": {"aws:RequestedRegion": region}}},
+        # An `al2023@<version>` alias resolves through the public EKS-optimized AMI parameters.
+        {"Sid": "ResolveAmiAliases", "Effect": "Allow", "Action": "ssm:GetParameter",
+         "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/eks/optimized-ami/*"},
+        {"Sid": "ReadPrices", "Effect": "Allow", "Action": "pricing:GetProducts", "Resource": "*"},
+        {"Sid": "DescribeOwnCluster", "Effect": "Allow", "Action": "eks:DescribeCluster",
+         "Resource": f"arn:{partition}:eks:{region}:{account_id}:cluster/{cluster_name}"},
+        {"Sid": "ConsumeInterruptionQueue", "Effect": "Allow",
+         "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"], "Resource": queue_arn},
+        {"Sid": "DecryptInterruptionEvents", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": queue_key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
+    )
+
+
+def interruption_queue_policy(queue_arn: str, rule_arns: list[str]) -> Policy:
+    """Only this stack's EventBridge rules may send to Karpenter's interruption queue, and only over TLS.
+
+    Karpenter's reference policy also admits ``sqs.amazonaws.com``; nothing sends to this queue as SQS itself, so
+    only EventBridge is admitted, and only for the rules that target the queue (no other account's or stack's
+    rule can feed it fake interruptions).
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions
+    """
+    return _doc(
+        {"Sid": "EventBridgeRulesSend", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+         "Action": "sqs:SendMessage", "Resource": queue_arn,
+         "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}}},
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": queue_arn,
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
     )
 
 

@@ -27,6 +27,8 @@ PLATFORM_OUTPUT_KEYS: tuple[str, ...] = (
     "gpuPools",
     "teams",
     "grafanaAdminSecret",
+    "prometheusUrl",
+    "scaleToZero",
 )
 
 

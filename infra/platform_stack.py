@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
+
 from infra.aws_context import AwsContext
 from infra.components.admission_policies import AdmissionPolicies, AdmissionPoliciesArgs
 from infra.components.block_storage import BlockStorage, BlockStorageArgs
@@ -12,12 +14,15 @@ from infra.components.cluster_access import ClusterAccess, ClusterAccessArgs
 from infra.components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.components.gpu_metrics import GpuMetrics, GpuMetricsArgs
 from infra.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs, pool_contract
+from infra.components.karpenter import Karpenter, KarpenterArgs
+from infra.components.karpenter_node_pool import KarpenterGpuPool, KarpenterGpuPoolArgs
+from infra.components.keda import Keda, KedaArgs
 from infra.components.kms_key import CustomerKey, CustomerKeyArgs
 from infra.components.kserve import KServe, KServeArgs
 from infra.components.log_archive import LogArchive, LogArchiveArgs
 from infra.components.logging_stack import LoggingStack, LoggingStackArgs
 from infra.components.model_store import ModelStore, ModelStoreArgs, deletion_options
-from infra.components.monitoring import MetricsStack, MetricsStackArgs
+from infra.components.monitoring import PROMETHEUS_URL, MetricsStack, MetricsStackArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
 from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
@@ -71,14 +76,27 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         config=config.cluster, cluster_name=name, subnet_ids=network.private_subnet_ids,
         secrets_key_arn=keys["secrets"].arn, logs_key_arn=keys["logs"].arn, volume_key_arn=keys["volumes"].arn,
         aws=ctx))
-    pools = [
-        GpuNodePool(f"{prefix}-gpu-{pool.name}", GpuNodePoolArgs(
-            pool=pool, cluster_name=cluster.name, node_role_arn=cluster.node_role_arn,
-            subnet_ids=network.private_subnet_ids, volume_key_arn=keys["volumes"].arn))
-        for pool in config.gpu_pools
-    ]
+    # Karpenter runs only where some pool uses it; managed pools stay node groups scaled by the cluster autoscaler.
+    karpenter = Karpenter(f"{prefix}-karpenter", KarpenterArgs(
+        cluster_name=name, cluster_endpoint=cluster.endpoint, cluster_security_group_id=cluster.security_group_id,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url,
+        volume_key_arn=keys["volumes"].arn, system_nodes=config.cluster.system_nodes.min_size,
+        provider=cluster.provider, aws=ctx)) if config.karpenter_pools else None
+    pools: list[pulumi.Resource] = []
+    for pool in config.gpu_pools:
+        if karpenter is not None and pool.is_karpenter:
+            pools.append(KarpenterGpuPool(f"{prefix}-gpu-{pool.name}", KarpenterGpuPoolArgs(
+                pool=pool, cluster_name=name, node_role_name=karpenter.node_role_name,
+                volume_key_arn=keys["volumes"].arn, tags=config.tags,
+                subnet_ids=config.network.existing_private_subnet_ids, capacity_namespace=karpenter.capacity_namespace,
+                placeholder_priority_class=karpenter.placeholder_priority_class, provider=cluster.provider,
+                depends_on=karpenter.ready)))
+        else:
+            pools.append(GpuNodePool(f"{prefix}-gpu-{pool.name}", GpuNodePoolArgs(
+                pool=pool, cluster_name=cluster.name, node_role_arn=cluster.node_role_arn,
+                subnet_ids=network.private_subnet_ids, volume_key_arn=keys["volumes"].arn)))
     NvidiaDevicePlugin(f"{prefix}-nvidia-device-plugin", NvidiaDevicePluginArgs(
-        provider=cluster.provider, node_pools=tuple(pools)))
+        provider=cluster.provider, pools=config.gpu_pools, node_pools=tuple(pools)))
     storage = BlockStorage(f"{prefix}-block-storage", BlockStorageArgs(
         cluster_name=cluster.name, oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url, volume_key_arn=keys["volumes"].arn,
@@ -92,6 +110,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
     ClusterAutoscaler(f"{prefix}-cluster-autoscaler", ClusterAutoscalerArgs(
         cluster_name=name, cluster_version=config.cluster.version, oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url, provider=cluster.provider, aws=ctx, monitoring=(metrics,)))
+    Keda(f"{prefix}-keda", KedaArgs(cluster_name=name, provider=cluster.provider, monitoring=(metrics,)))
     archive = LogArchive(f"{prefix}-log-archive", LogArchiveArgs(
         config=config.observability.logs, kms_key_arn=keys["log-archive"].arn,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url, aws=ctx))
@@ -135,4 +154,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         "gpuPools": [pool_contract(pool) for pool in config.gpu_pools],
         "teams": {team.name: team_contract(team, teams[team.name]) for team in config.teams},
         "grafanaAdminSecret": f"{metrics.namespace}/{metrics.grafana_admin_secret}",
+        # What the teams' ScaledObjects read their metrics from, and whether their models may idle at zero.
+        "prometheusUrl": PROMETHEUS_URL,
+        "scaleToZero": config.autoscaling.scale_to_zero,
     }

@@ -78,6 +78,18 @@ def onboarding(config: TeamConfig, teams: dict[str, Any]) -> dict[str, Any]:
     return team
 
 
+def scale_to_zero(config: TeamConfig, allowed: bool) -> bool:
+    """Whether the platform lets models idle at zero replicas; a config error for each model that asks to where the
+    platform does not (`autoscaling.scaleToZero` is false in staging and prod unless set, never true in prod)."""
+    problems = [Problem(f"ai-platform:models[{index}].autoscaling.min",
+                        f"lets {model.name} idle at zero replicas, which {config.platform_stack} does not allow (its "
+                        "autoscaling.scaleToZero is false): keep at least 1 replica", 0)
+                for index, model in enumerate(config.models) if model.scaling.min == 0 and not allowed]
+    if problems:
+        raise ConfigError(stack_file(config.stack), problems)
+    return bool(allowed)
+
+
 def packaged(config: TeamConfig) -> dict[str, PackagedModel]:
     """Packages of the team's torchserve models; a clean error when `aip package` has not run."""
     wanted = [m.name for m in config.models if m.runtime == "torchserve"]
@@ -103,10 +115,11 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
     prefix = f"aip-{config.team}-{config.environment}"
     platform = PlatformReference(f"{prefix}-platform", config.platform_stack)
     team = platform.require("teams").apply(lambda teams: onboarding(config, teams))
+    zero_allowed = platform.require("scaleToZero").apply(lambda allowed: scale_to_zero(config, allowed))
     # Objects without an explicit namespace land in the team's, never in another one. The provider waits for
-    # the onboarding check, so nothing is sent to a cluster the team was never given.
-    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=pulumi.Output.all(platform.require("kubeconfig"), team).apply(
-        lambda v: v[0]), namespace=config.team)
+    # the onboarding checks, so nothing is sent to a cluster the team was never given.
+    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=pulumi.Output.all(
+        platform.require("kubeconfig"), team, zero_allowed).apply(lambda v: v[0]), namespace=config.team)
     TeamMonitoring(f"{prefix}-monitoring", TeamMonitoringArgs(team=config.team, provider=provider))
     pools = platform.require("gpuPools")
     services = {}
@@ -116,7 +129,8 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
             team=config.team, model=model, package=packages.get(model.name),
             bucket=platform.require("modelStoreBucket"), kms_key_arn=platform.require("modelStoreKmsKeyArn"),
             team_prefix=model_prefix(config.team), pool=pool, provider=provider,
-            response_timeout_s=Catalog(MODEL_HANDLERS).load(model.name).config.response_timeout))
+            response_timeout_s=Catalog(MODEL_HANDLERS).load(model.name).config.response_timeout,
+            prometheus_url=platform.require("prometheusUrl"), scale_to_zero_allowed=zero_allowed))
     return {
         "models": {name: service.storage_uri for name, service in services.items()},
         "team": config.team,

@@ -100,6 +100,15 @@ CLUSTER_AUTOSCALER = HelmChart(
 # The autoscaler's minor version must match the cluster's.
 CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {"1.33": "v1.33.0", "1.34": "v1.34.0", "1.35": "v1.35.2"}
 
+# Event-driven autoscaling: scales model predictors on their serving metrics (Prometheus) and to zero (KEDA 2.20.2;
+# its operator, metrics API server and admission webhooks in one chart, CRDs included).
+KEDA = HelmChart(
+    chart="keda",
+    version="2.20.2",
+    repository="https://kedacore.github.io/charts",
+    docs="https://keda.sh/docs/2.20/deploy/#helm",
+)
+
 # The VPC CNI, managed so that it runs with its own IRSA role and enforces NetworkPolicies.
 VPC_CNI = EksAddon(
     name="vpc-cni",
@@ -199,10 +208,47 @@ class ContainerImage:
 # The Job that applies the log retention and snapshot policies to Elasticsearch (runs as uid 100).
 CURL = ContainerImage(image="docker.io/curlimages/curl", tag="8.20.0", docs="https://github.com/curl/curl-container")
 
-HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, METRICS_SERVER, CERT_MANAGER,
+# Karpenter: the GPU provisioner of `provisioner: karpenter` pools. The chart carries its CRDs (NodePool, EC2NodeClass,
+# NodeClaim) in crds/, which Helm installs on the first install and never upgrades: before a bump, apply the new
+# version's CRDs (https://karpenter.sh/docs/upgrading/upgrade-guide/#crd-upgrades).
+KARPENTER = HelmChart(
+    chart="oci://public.ecr.aws/karpenter/karpenter",
+    version="1.14.1",
+    repository="",
+    docs="https://karpenter.sh/docs/getting-started/getting-started-with-karpenter/",
+)
+
+
+@dataclass(frozen=True)
+class AmiRelease:
+    """One dated release of an EKS-optimized AMI family, as a Karpenter EC2NodeClass alias (`family@version`)."""
+
+    family: str
+    version: str
+    docs: str
+
+    @property
+    def alias(self) -> str:
+        return f"{self.family}@{self.version}"
+
+
+# The EKS-optimized AL2023 release every Karpenter node boots; Karpenter picks the NVIDIA variant for GPU instance
+# types and the build of the cluster's Kubernetes version (this release has 1.33 to 1.36). Never `@latest`: an
+# untested image would reach every node. Bumping it makes every Karpenter node drift and be replaced (within the
+# pools' disruption budgets), which is how GPU nodes get OS and driver patches.
+KARPENTER_NODE_AMI = AmiRelease(family="al2023", version="v20260714",
+                                docs="https://github.com/awslabs/amazon-eks-ami/releases/tag/v20260714")
+
+# The capacity floor's placeholder pods (uid 65535): they only hold GPUs for real pods to preempt. The tag Kubernetes
+# 1.34 and 1.35 use for their sandboxes.
+PAUSE = ContainerImage(image="registry.k8s.io/pause", tag="3.10.1",
+                       docs="https://github.com/kubernetes/kubernetes/tree/master/build/pause")
+
+HELM_CHARTS: tuple[HelmChart, ...] = (NVIDIA_DEVICE_PLUGIN, CLUSTER_AUTOSCALER, KEDA, METRICS_SERVER, CERT_MANAGER,
                                       KSERVE_CRD, KSERVE,
                                       PROMETHEUS_OPERATOR_CRDS, KUBE_PROMETHEUS_STACK, DCGM_EXPORTER,
-                                      ECK_OPERATOR, ELASTICSEARCH_EXPORTER)
+                                      ECK_OPERATOR, ELASTICSEARCH_EXPORTER, KARPENTER)
 SERVING_RUNTIMES: tuple[ServingRuntimeImage, ...] = (TORCHSERVE_RUNTIME,)
 EKS_ADDONS: tuple[EksAddon, ...] = (EBS_CSI_DRIVER, VPC_CNI, *KUBE_PROXY.values(), *COREDNS.values())
-CONTAINER_IMAGES: tuple[ContainerImage, ...] = (CURL,)
+CONTAINER_IMAGES: tuple[ContainerImage, ...] = (CURL, PAUSE)
+NODE_AMIS: tuple[AmiRelease, ...] = (KARPENTER_NODE_AMI,)

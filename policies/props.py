@@ -8,6 +8,7 @@ that and never mutates what it reads.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -53,6 +54,29 @@ def number(value: Any, default: float = 0) -> float:
         return float(value)
     except (TypeError, ValueError):
         return default
+
+
+# Suffixes of a Kubernetes quantity (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/).
+_QUANTITY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+                      "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+
+
+def quantity(value: Any) -> float | None:
+    """A Kubernetes quantity (``8``, ``"8"``, ``"500m"``, ``"1Gi"``) as a number; None when absent or not one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    text, scale = str(value).strip(), 1.0
+    for suffix in sorted(_QUANTITY_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix) and text[:-len(suffix)]:
+            text, scale = text[:-len(suffix)], _QUANTITY_SUFFIXES[suffix]
+            break
+    try:
+        number = float(text) * scale
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

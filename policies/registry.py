@@ -56,6 +56,13 @@ from policies.kubernetes.helm import (
     grafana_no_default_password,
     release_pinned_version,
 )
+from policies.kubernetes.karpenter import (
+    nodepool_limits,
+    nodepool_spot,
+)
+from policies.kubernetes.keda import (
+    scaledobject_floor,
+)
 from policies.kubernetes.kserve import (
     inferenceservice_approved_images,
     inferenceservice_gpu_toleration,
@@ -63,6 +70,9 @@ from policies.kubernetes.kserve import (
     inferenceservice_pinned_images,
     inferenceservice_resources,
     inferenceservice_service_account,
+)
+from policies.kubernetes.nvidia import (
+    gpu_sharing_valid,
 )
 from policies.kubernetes.workloads import (
     pod_no_added_capabilities,
@@ -116,6 +126,10 @@ ALL_POLICIES: list[Policy] = [
     inferenceservice_pinned_images.kubernetes_kserve_inferenceservice_pinned_images,
     inferenceservice_resources.kubernetes_kserve_inferenceservice_resources,
     inferenceservice_service_account.kubernetes_kserve_inferenceservice_service_account,
+    nodepool_limits.kubernetes_karpenter_nodepool_limits,
+    nodepool_spot.kubernetes_karpenter_nodepool_spot,
+    gpu_sharing_valid.kubernetes_nvidia_gpu_sharing_valid,
+    scaledobject_floor.kubernetes_keda_scaledobject_floor,
     pod_no_added_capabilities.kubernetes_core_pod_no_added_capabilities,
     pod_no_host_namespaces.kubernetes_core_pod_no_host_namespaces,
     pod_no_host_path.kubernetes_core_pod_no_host_path,

@@ -25,8 +25,10 @@ def test_json_lists_cluster_gpu_pool_key_and_bucket():
         assert expected in types
     resource = document["resources"][0]
     assert {"urn", "type", "name", "parent", "inputs"} <= set(resource)
-    gpu = [r for r in document["resources"] if r["inputs"].get("amiType") == "AL2023_x86_64_NVIDIA"]
-    assert gpu and {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in gpu[0]["inputs"]["taints"]
+    # dev's GPU pool is a Karpenter NodePool.
+    gpu = [r for r in document["resources"] if r["type"] == "kubernetes:karpenter.sh/v1:NodePool"]
+    assert gpu and {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in gpu[0]["inputs"]["spec"][
+        "template"]["spec"]["taints"]
     release = next(r for r in document["resources"] if r["type"] == "kubernetes:helm.sh/v3:Release"
                    and r["inputs"]["chart"] == "nvidia-device-plugin")
     assert {"chart", "version", "repositoryOpts", "namespace", "values"} <= set(release["inputs"])
@@ -195,7 +197,7 @@ def test_sarif_reports_each_deploy_check_finding_as_an_error():
     finding = Finding("recreate", "urn:pulumi:dev::ai-platform::aws:kms/alias:Alias::a", "is retained on delete")
     run = deploy_checks_run([finding], "stacks/Pulumi.dev.yaml")
     assert [rule["id"] for rule in run["tool"]["driver"]["rules"]] == [
-        "reachability", "ordering", "identity", "recreate", "chart-values"]
+        "reachability", "ordering", "identity", "recreate", "chart-values", "custom-resources"]
     [result] = run["results"]
     assert (result["ruleId"], result["ruleIndex"], result["level"]) == ("recreate", 3, "error")
     assert result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == finding.subject

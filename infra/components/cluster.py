@@ -75,6 +75,7 @@ class Cluster(pulumi.ComponentResource):
 
     name: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
     certificate_authority: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
     oidc_issuer_url: pulumi.Output[str]
@@ -133,6 +134,8 @@ class Cluster(pulumi.ComponentResource):
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
+        # The security group EKS creates for the control plane and every node it manages; Karpenter's nodes join it too.
+        self.security_group_id = cluster.vpc_config.cluster_security_group_id
         self.certificate_authority = cluster.certificate_authority.apply(lambda ca: ca["data"])
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer_url = issuer
@@ -144,7 +147,8 @@ class Cluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
                                      opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes]))
         self.register_outputs({
-            "name": self.name, "endpoint": self.endpoint, "certificate_authority": self.certificate_authority,
+            "name": self.name, "endpoint": self.endpoint, "security_group_id": self.security_group_id,
+            "certificate_authority": self.certificate_authority,
             "oidc_provider_arn": self.oidc_provider_arn, "oidc_issuer_url": self.oidc_issuer_url,
             "node_role_arn": self.node_role_arn, "kubeconfig": self.kubeconfig,
         })

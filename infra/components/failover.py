@@ -6,6 +6,11 @@
   `unhealthyPodEvictionPolicy: AlwaysAllow` lets a drain evict a replica that is not ready anyway, so a
   crash-looping replica never blocks a drain either.
   https://kubernetes.io/docs/tasks/run-application/configure-pdb/#unhealthy-pod-eviction-policy
+  The exception: a workload on nodes whose provisioner bounds how long a drain waits (`keep_last`). Karpenter
+  disrupts nodes on its own and respects budgets: it leaves a node alone rather than consolidate or replace it
+  (drift) while that would take a model's last ready replica (the price: such a node is not consolidated), and
+  on expiry it drains the node for at most its NodePool's `terminationGracePeriod`, so no node is held forever.
+  https://karpenter.sh/v1.14/concepts/disruption/
 - Zone spread (`topology.kubernetes.io/zone`, maxSkew 1) with `whenUnsatisfiable: ScheduleAnyway`: the
   scheduler prefers the least-used zone but never leaves a replica Pending for it. With DoNotSchedule a
   zone without capacity (GPU pools rarely have free nodes in every zone; a zone outage is exactly when
@@ -53,9 +58,13 @@ def zone_spread(labels: dict[str, str], replicas: int) -> list[dict[str, Any]]:
              "labelSelector": {"matchLabels": dict(labels)}}]
 
 
-def disruption_budget_spec(labels: dict[str, str], replicas: int) -> dict[str, Any] | None:
-    """The spec of a `policy/v1` PodDisruptionBudget selecting these pods; None for a single replica."""
+def disruption_budget_spec(labels: dict[str, str], replicas: int, *,
+                           keep_last: bool = False) -> dict[str, Any] | None:
+    """The spec of a `policy/v1` PodDisruptionBudget selecting these pods; None for a single replica, unless
+    `keep_last` (the nodes' provisioner bounds the wait of a drain, see the module docstring)."""
     min_available = disruption_min_available(replicas)
+    if keep_last:
+        min_available = 1
     if min_available is None:
         return None
     return {"minAvailable": min_available, "selector": {"matchLabels": dict(labels)},

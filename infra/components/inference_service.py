@@ -11,6 +11,13 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.components.failover import DrainTiming, disruption_budget_spec, drain_timing, zone_spread
+from infra.components.model_autoscaling import (
+    CANARY_PREDICTOR,
+    SCALED_OBJECT_API_VERSION,
+    SCALED_OBJECT_KIND,
+    predictor_deployments,
+    scaled_object_manifest,
+)
 from infra.components.pod_security import restricted_pod_security_context, restricted_security_context
 from infra.components.team_workspace import GRPC_INFERENCE_PORT, INFERENCE_PORT, SERVING_SERVICE_ACCOUNT
 from infra.config.serving import GRPC_PROTOCOL, ModelDeployment
@@ -24,6 +31,11 @@ METRICS_PORT = {"torchserve": CLUSTER_METRICS_PORT, "kserve": CLUSTER_INFERENCE_
 ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
 # TorchServe's own default `responseTimeout`, for a model whose model-config.yaml leaves it out.
 DEFAULT_RESPONSE_TIMEOUT_S = 120
+# A GPU pool's `provisioner` in the platform's pool contract (gpu_node_pool.pool_contract) when Karpenter runs it.
+KARPENTER_PROVISIONER = "karpenter"
+# KServe creates no HPA for this autoscaler class and leaves the Deployment's replicas to KEDA.
+# https://github.com/kserve/kserve/blob/v0.20.0/pkg/constants/constants.go
+AUTOSCALER_CLASS = {True: "external", False: "hpa"}
 
 
 def artifact_prefix(team_prefix: str, model: str, version: str) -> str:
@@ -43,12 +55,17 @@ def predictor_pod_labels(model: ModelDeployment) -> dict[str, str]:
     return {ISVC_POD_LABEL: model.name}
 
 
-def disruption_budget(model: ModelDeployment) -> dict[str, Any] | None:
-    """The spec of the model's PodDisruptionBudget: only when it never runs fewer than two replicas.
+def disruption_budget(model: ModelDeployment, pool: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The spec of the model's PodDisruptionBudget: when it never runs fewer than two replicas, or on a GPU pool
+    Karpenter provisions (`provisioner: karpenter` in the pool's contract), whatever its replicas.
 
-    With `minReplicas: 1` the HPA may leave a single replica, which a budget would make unevictable.
+    On nodes of a managed node group, a model at one replica (or at zero, idle) gets none: a budget would make
+    its single replica unevictable and stall every drain. Karpenter instead skips nodes whose last replica a
+    budget protects when it consolidates, and bounds the wait on expiry by its NodePool's `terminationGracePeriod`
+    (failover.py): there the budget keeps a model's last ready replica from being consolidated away.
     """
-    return disruption_budget_spec(predictor_pod_labels(model), model.min_replicas)
+    keep_last = pool is not None and pool.get("provisioner") == KARPENTER_PROVISIONER
+    return disruption_budget_spec(predictor_pod_labels(model), max(model.scaling.min, 1), keep_last=keep_last)
 
 
 def _model_block(model: ModelDeployment, storage_uri: str | None, drain: DrainTiming) -> dict[str, Any]:
@@ -99,17 +116,19 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
     """The predictor of an InferenceService: runtime, resources, scaling, identity, GPU placement, and
     failover (zone spread once it may scale past one replica, draining sized to the response timeout)."""
     drain = drain_timing(model.runtime, response_timeout_s)
+    scaling = model.scaling
     spec: dict[str, Any] = {
         "serviceAccountName": SERVING_SERVICE_ACCOUNT,
-        "minReplicas": model.min_replicas,
-        "maxReplicas": model.max_replicas,
-        "scaleMetric": model.scale_metric,
-        "scaleTarget": model.scale_target,
+        "minReplicas": scaling.min,
+        "maxReplicas": scaling.max,
         "annotations": scrape_annotations(model),
         "securityContext": restricted_pod_security_context(),
         "terminationGracePeriodSeconds": drain.termination_grace_s,
     }
-    spread = zone_spread(predictor_pod_labels(model), model.max_replicas)
+    if not scaling.uses_keda:
+        # KServe's HPA scales on these; with KEDA (model_autoscaling.py) the ScaledObject holds the metric.
+        spec.update({"scaleMetric": scaling.metric, "scaleTarget": scaling.target})
+    spread = zone_spread(predictor_pod_labels(model), scaling.max)
     if spread:
         spec["topologySpreadConstraints"] = spread
     if model.runtime == "torchserve":
@@ -141,13 +160,14 @@ def inference_service_manifest(team: str, model: ModelDeployment, storage_uri: s
     With a canary, the stable version stays the main predictor and the new version runs as a canary
     predictor that KServe's Standard mode gives its share of replicas (`spec.canary`, KServe 0.20).
     """
-    annotations = {"serving.kserve.io/deploymentMode": "Standard", "serving.kserve.io/autoscalerClass": "hpa"}
+    annotations = {"serving.kserve.io/deploymentMode": "Standard",
+                   "serving.kserve.io/autoscalerClass": AUTOSCALER_CLASS[model.scaling.uses_keda]}
     if model.canary is not None and stable_storage_uri is not None:
         drain = drain_timing(model.runtime, response_timeout_s)
         spec = {"predictor": predictor_spec(model, stable_storage_uri, pool, response_timeout_s),
                 # KServe's canary schema wants the container's name, which it merges over the stable one.
                 "canary": [{"trafficPercent": model.canary.traffic_percent,
-                            "predictor": {"name": "canary",
+                            "predictor": {"name": CANARY_PREDICTOR,
                                           "terminationGracePeriodSeconds": drain.termination_grace_s,
                                           "model": {"name": "kserve-container",
                                                     **_model_block(model, storage_uri, drain)}}}]}
@@ -171,6 +191,9 @@ class ModelServiceArgs:
         pool: The platform's contract for the GPU pool (None for CPU models).
         provider: Kubernetes provider of the team stack.
         response_timeout_s: The model's `responseTimeout` (model-config.yaml), which sizes its draining.
+        prometheus_url: The platform's in-cluster Prometheus (platform output `prometheusUrl`), which the model's
+            ScaledObjects query; needed when KEDA scales the model.
+        scale_to_zero_allowed: The platform's `autoscaling.scaleToZero` (platform output `scaleToZero`).
     """
 
     team: str
@@ -182,10 +205,13 @@ class ModelServiceArgs:
     pool: pulumi.Input[dict[str, Any]] | None
     provider: k8s.Provider
     response_timeout_s: int = DEFAULT_RESPONSE_TIMEOUT_S
+    prometheus_url: pulumi.Input[str] | None = None
+    scale_to_zero_allowed: pulumi.Input[bool] = False
 
 
 class ModelService(pulumi.ComponentResource):
-    """Uploads a model's archives (content-addressed, kept when replaced) and serves them."""
+    """Uploads a model's archives (content-addressed, kept when replaced) and serves them, with the KEDA
+    ScaledObjects that scale its predictors (when a serving metric drives it) and its disruption budget."""
 
     storage_uri: pulumi.Output[str] | None
 
@@ -216,7 +242,7 @@ class ModelService(pulumi.ComponentResource):
                 stable_uri = pulumi.Output.concat("s3://", args.bucket, "/", stable)
         manifest = pulumi.Output.all(self.storage_uri, stable_uri, args.pool).apply(
             lambda v: inference_service_manifest(args.team, model, v[0], v[1], v[2], args.response_timeout_s))
-        k8s.apiextensions.CustomResource(
+        isvc = k8s.apiextensions.CustomResource(
             f"{name}-isvc",
             api_version="serving.kserve.io/v1beta1",
             kind="InferenceService",
@@ -225,10 +251,38 @@ class ModelService(pulumi.ComponentResource):
             spec=manifest.apply(lambda m: m["spec"]),
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=uploads),
         )
-        budget = disruption_budget(model)
-        if budget is not None:
-            # Node drains (autoscaler scale-in, node upgrades) evict one predictor at a time, never the last.
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-pdb", metadata={"name": model.name, "namespace": args.team}, spec=budget,
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider))
+        self._scaled_objects(name, args, isvc)
+        if args.pool is None:
+            self._disruption_budget(name, args, None)
+        else:
+            # Whether Karpenter runs the pool is in the platform's contract, read through the stack reference,
+            # whose outputs a preview knows as well: the budget shows in previews too.
+            pulumi.Output.from_input(args.pool).apply(lambda pool: self._disruption_budget(name, args, pool))
         self.register_outputs({"storage_uri": self.storage_uri})
+
+    def _scaled_objects(self, name: str, args: ModelServiceArgs, isvc: pulumi.Resource) -> None:
+        """One ScaledObject per predictor Deployment, after the InferenceService whose Deployments they scale."""
+        model = args.model
+        if not model.scaling.uses_keda:
+            return
+        if args.prometheus_url is None:
+            raise ValueError(f"model {model.name} is scaled by KEDA, which needs the platform's Prometheus URL")
+        settings = pulumi.Output.all(args.prometheus_url, args.scale_to_zero_allowed)
+        for deployment in predictor_deployments(model):
+            manifest = settings.apply(lambda v, d=deployment: scaled_object_manifest(
+                args.team, model, v[0], deployment=d, scale_to_zero_allowed=bool(v[1])))
+            k8s.apiextensions.CustomResource(
+                f"{name}-{deployment.removeprefix(model.name + '-')}-scaler",
+                api_version=SCALED_OBJECT_API_VERSION, kind=SCALED_OBJECT_KIND,
+                metadata={"name": deployment, "namespace": args.team},
+                spec=manifest.apply(lambda m: m["spec"] if m else None),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[isvc]))
+
+    def _disruption_budget(self, name: str, args: ModelServiceArgs, pool: dict[str, Any] | None) -> None:
+        budget = disruption_budget(args.model, pool)
+        if budget is not None:
+            # Node drains (autoscaler scale-in, Karpenter's consolidation, node upgrades) evict one predictor at a
+            # time, never the last ready one.
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb", metadata={"name": args.model.name, "namespace": args.team}, spec=budget,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider))

@@ -41,6 +41,12 @@ from infra.observability.rules import prometheus_rule_specs
 from infra.versions import KUBE_PROMETHEUS_STACK, PROMETHEUS_OPERATOR_CRDS
 
 RELEASE_NAME = "kube-prometheus-stack"
+# The Prometheus Service the chart names `<fullname>-prometheus` (the fullname is the release's name, which holds
+# the chart's) on `prometheus.service.port` (9090, the chart's default): what in-cluster readers such as KEDA query.
+# https://github.com/prometheus-community/helm-charts/blob/kube-prometheus-stack-88.5.3/charts/kube-prometheus-stack/templates/prometheus/service.yaml
+PROMETHEUS_SERVICE, PROMETHEUS_PORT = f"{RELEASE_NAME}-prometheus", 9090
+# Plain HTTP inside the cluster: the chart serves Prometheus without TLS.
+PROMETHEUS_URL = f"http://{PROMETHEUS_SERVICE}.{MONITORING_NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
 CRDS_RELEASE_NAME = "prometheus-operator-crds"
 # Helm leaves an object with this annotation in place on uninstall: removing the CRD release must never delete
 # the CRDs, which would delete every Prometheus, PrometheusRule, ServiceMonitor and PodMonitor of the cluster.

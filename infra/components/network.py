@@ -14,6 +14,9 @@ from infra.aws_context import AwsContext
 from infra.config import NetworkConfig, RouteConfig
 from infra.iam_policies import vpc_flow_log_trust_policy
 
+# https://karpenter.sh/docs/concepts/nodeclasses/#specsubnetselectorterms
+KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
+
 
 @dataclass(frozen=True)
 class SubnetPlan:
@@ -160,7 +163,9 @@ class Network(pulumi.ComponentResource):
                                                opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
             private = aws.ec2.Subnet(
                 f"{name}-private-{i}", vpc_id=vpc.id, cidr_block=plan.private, availability_zone=zone,
-                tags={"Name": f"{name}-private-{i}", "kubernetes.io/role/internal-elb": "1", cluster_tag: "shared"},
+                tags={"Name": f"{name}-private-{i}", "kubernetes.io/role/internal-elb": "1", cluster_tag: "shared",
+                      # Karpenter launches nodes into the subnets that carry this tag.
+                      KARPENTER_DISCOVERY_TAG: args.cluster_name},
                 opts=child)
             nat = nats[nat_index(i, cfg.nat_gateways)]
             private_rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=vpc.id, opts=child)

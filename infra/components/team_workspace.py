@@ -109,8 +109,10 @@ def s3_annotations(region: str) -> dict[str, str]:
 TEAM_STACK_RESOURCES: dict[str, tuple[str, ...]] = {
     "serving.kserve.io": ("inferenceservices",),
     "monitoring.coreos.com": ("podmonitors",),
-    # A disruption budget per model that runs at least two replicas (inference_service.disruption_budget).
+    # A budget per model with two replicas or more, or on a Karpenter pool (inference_service.disruption_budget).
     "policy": ("poddisruptionbudgets",),
+    # The ScaledObjects of models KEDA scales (model_autoscaling.py); KEDA itself writes the HPAs they own.
+    "keda.sh": ("scaledobjects",),
 }
 WRITE_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 # Read-only, so a team can see why its models are not ready (pods, their logs and events, the HPA).

@@ -99,7 +99,8 @@ def _region(value: str) -> str:
 
 
 # Namespaces the platform or Kubernetes own; a team stack must never label or bind them.
-RESERVED_NAMESPACES = ("default", "kserve", "cert-manager", "monitoring", "logging", "elastic-system", "platform")
+RESERVED_NAMESPACES = ("default", "kserve", "cert-manager", "monitoring", "logging", "elastic-system", "platform",
+                       "keda", "aip-capacity")
 
 
 def _team(value: str) -> str:

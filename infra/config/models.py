@@ -483,9 +483,10 @@ def _teams_fit_the_pools(teams: tuple[TeamEntry, ...], pools: tuple[GpuPoolConfi
         capacity = sum(pool.sure_gpu_slices for pool in usable)
         if team.quota.gpu > capacity:
             where = ", ".join(f"{pool.name} {pool.sure_gpu_slices}" for pool in usable) or "none"
+            slices = ", a shared GPU as its slices" if any(pool.slices_per_gpu > 1 for pool in usable) else ""
             oversized.append((index, f"{team.quota.gpu} GPUs is more than the pools team {team.name} may use "
                                      f"surely hold at maxSize ({capacity}: {where}; each pool counted with its "
-                                     "smallest instance type, a shared GPU as its slices)"))
+                                     f"smallest instance type{slices})"))
     if len(oversized) == 1:
         index, message = oversized[0]
         raise ValueError(f"{SUBKEY_MARK}[{index}].quota.gpu: {message}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from infra.config import StackConfig
 from infra.graph_checks import ordering, reachability, recreate
 from infra.graph_checks.chart_values import check_chart_values
+from infra.graph_checks.custom_resources import check_custom_resources
 from infra.graph_checks.findings import Finding
 from infra.graph_checks.graph import ResourceGraph
 from infra.graph_checks.identity import check_identity
@@ -26,7 +27,7 @@ CHECKS: list[Check] = [reachability.check, ordering.check, recreate.check]
 
 
 def run_deploy_checks(result: PreviewResult, config: StackConfig, *, platform: PreviewResult | None = None,
-                      charts_dir: Path | None = None) -> list[Finding]:
+                      charts_dir: Path | None = None, crds_dir: Path | None = None) -> list[Finding]:
     """Every deploy check over one stack's preview.
 
     Args:
@@ -36,12 +37,16 @@ def run_deploy_checks(result: PreviewResult, config: StackConfig, *, platform: P
             access the platform grants the team's CI).
         charts_dir: The pinned charts' upstream values (`AIP_UPSTREAM_CHARTS_DIR`); without it the chart
             values are not checked.
+        crds_dir: The upstream CRDs of the custom resources (`AIP_CRDS_DIR`); without it custom resources are
+            not checked against their schemas.
     """
     graph = ResourceGraph(result)
     findings = [finding for check in CHECKS for finding in check(graph, config)]
     findings += check_identity(result, config, platform)
     if charts_dir is not None:
         findings += check_chart_values(result, charts_dir)
+    if crds_dir is not None:
+        findings += check_custom_resources(result, crds_dir)
     return findings
 
 

@@ -98,6 +98,8 @@ FREE_FORM_MAPS: dict[tuple[str, str], str] = {
         "Rendered section by section into grafana.ini: any Grafana configuration section and option.",
     ("cluster-autoscaler", "extraArgs"):
         "Rendered as `--<key>=<value>` flags: any command-line flag of the cluster autoscaler.",
+    ("karpenter", "nodeSelector"):
+        "Rendered whole as the controller pod's nodeSelector: any node label (the default only pins Linux).",
 }
 
 

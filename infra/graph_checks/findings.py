@@ -11,7 +11,7 @@ class Finding:
 
     Attributes:
         check: Name of the check that found it (``reachability``, ``ordering``, ``identity``, ``recreate``,
-            ``chart-values``).
+            ``chart-values``, ``custom-resources``).
         subject: What is wrong: a resource URN, a config key or a chart value path.
         message: What is wrong and what would fix it, in one sentence.
     """

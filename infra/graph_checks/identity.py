@@ -28,6 +28,8 @@ ACCESS_POLICY = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
 ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 ROLE_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 IAM_POLICY = "aws:iam/policy:Policy"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 # What a deploy needs on a Kubernetes object it owns: server-side apply creates or patches it.
 APPLY_VERBS = ("create", "patch")
 # The guardrails the platform sets for a team; a team's CI must never be able to rewrite them.
@@ -185,6 +187,31 @@ def _aws_findings(record: ResourceRecord, team: str, platform: ResourceGraph,
     return []
 
 
+def node_access_findings(graph: ResourceGraph) -> list[Finding]:
+    """Nodes join the cluster: every Karpenter EC2NodeClass role has an EC2_LINUX access entry, and no managed node
+    group's role has one of ours.
+
+    EKS creates the entry of a managed node group's role itself (a second one for the same principal is refused);
+    the role Karpenter's nodes run as gets none unless the stack creates it, and without it every node it launches
+    fails to register and is replaced after its registration timeout, again and again.
+    https://docs.aws.amazon.com/eks/latest/userguide/creating-access-entries.html
+    """
+    node_entries = {str(e.inputs.get("principalArn")): e for e in graph.of_type(ACCESS_ENTRY)
+                    if e.inputs.get("type") == "EC2_LINUX"}
+    findings = []
+    for node_class in graph.of_type(EC2_NODE_CLASS):
+        role = lookup(node_class.inputs, "spec.role")
+        # A role ARN ends in the role's name, after its path (`:role/<path>/<name>`).
+        if role and not any(":role/" in arn and arn.rsplit("/", 1)[-1] == role for arn in node_entries):
+            findings.append(_finding(node_class.urn, f"EC2NodeClass role {role} has no EC2_LINUX access entry: the "
+                                                     "nodes Karpenter launches with it could never join the cluster"))
+    managed_roles = {str(g.inputs.get("nodeRoleArn")) for g in graph.of_type(NODE_GROUP)}
+    for arn in sorted(managed_roles & set(node_entries)):
+        findings.append(_finding(node_entries[arn].urn, f"{arn} is a managed node group's role, whose EC2_LINUX "
+                                                        "access entry EKS creates itself: creating it too fails"))
+    return findings
+
+
 def check_platform_stack(result: PreviewResult, config: PlatformConfig) -> list[Finding]:
     """The platform's own deployer and every principal config names can authenticate, with the access named."""
     graph = ResourceGraph(result)
@@ -204,6 +231,7 @@ def check_platform_stack(result: PreviewResult, config: PlatformConfig) -> list[
         elif associations[key].inputs.get("accessScope") != access_scope(entry):
             findings.append(_finding(entry.principal_arn, f"{key[1]} is not scoped as configured "
                                                           f"({access_scope(entry)})"))
+    findings += node_access_findings(graph)
     for team in config.teams:
         rules, found = team_grants(graph, team.name, team.ci_principal_arn)
         findings += found
@@ -224,4 +252,4 @@ def check_identity(result: PreviewResult, config: StackConfig,
     return check_platform_stack(result, config)
 
 
-__all__ = ["allows", "check_identity", "iam_allows", "resource_of", "team_grants"]
+__all__ = ["allows", "check_identity", "iam_allows", "node_access_findings", "resource_of", "team_grants"]

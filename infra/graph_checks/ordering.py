@@ -30,6 +30,9 @@ CRD_CHARTS = {
     "serving.kserve.io": "kserve-crd",
     "monitoring.coreos.com": "prometheus-operator-crds",
     "*.k8s.elastic.co": "eck-operator",
+    "karpenter.sh": "karpenter",
+    "karpenter.k8s.aws": "karpenter",
+    "keda.sh": "keda",
 }
 
 

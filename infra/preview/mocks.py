@@ -141,6 +141,15 @@ class PreviewMocks(pulumi.runtime.Mocks):
             outputs.update(bucket=name, arn=f"arn:{partition}:s3:::{name}", region=region,
                            bucketDomainName=f"{name}.s3.amazonaws.com")
             return name, outputs
+        if args.typ == "aws:sqs/queue:Queue":
+            name = outputs.get("name") or auto_name
+            outputs.update(name=name, arn=f"arn:{partition}:sqs:{region}:{account}:{name}",
+                           url=f"https://sqs.{region}.amazonaws.com/{account}/{name}")
+            return outputs["url"], outputs
+        if args.typ == "aws:cloudwatch/eventRule:EventRule":
+            name = outputs.get("name") or auto_name
+            outputs.update(name=name, arn=f"arn:{partition}:events:{region}:{account}:rule/{name}")
+            return name, outputs
         if service == "s3" and "bucket" in outputs:
             return str(outputs["bucket"]), outputs
         rid = f"{args.name}-{_hex(seed, 8)}"

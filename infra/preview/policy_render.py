@@ -65,6 +65,7 @@ DEPLOY_CHECK_RULES = {
     "identity": "Every principal that runs a stack may do exactly what the stack creates.",
     "recreate": "Nothing with an account-unique name outlives a destroy or collides with its replacement.",
     "chart-values": "Chart values exist in the pinned chart, with its types; no risky default is inherited.",
+    "custom-resources": "Every custom resource is one its upstream CRD's schema accepts, with no unknown field.",
 }
 DEPLOY_CHECKS_TOOL = "ai-platform-deploy-checks"
 

@@ -181,7 +181,7 @@ def _local_stack(reference: str, project: Project) -> str | None:
 
 def fabricated_outputs(reference: str) -> dict[str, Any]:
     """Stand-in platform outputs for a stack that cannot be previewed here, marked as fabricated."""
-    structured = {"privateSubnetIds": [], "gpuPools": [], "teams": {}}
+    structured = {"privateSubnetIds": [], "gpuPools": [], "teams": {}, "scaleToZero": False}
     return {key: structured.get(key, f"fabricated-{key}-of-{reference.replace('/', '-')}")
             for key in PLATFORM_OUTPUT_KEYS}
 

@@ -16,6 +16,8 @@ import pytest
 from infra.config import StackConfig, parse_stack_config
 from infra.graph_checks import Finding
 from infra.graph_checks.chart_values import UPSTREAM_CHARTS_ENV, upstream_charts_dir
+from infra.graph_checks.custom_resources import CRDS_ENV
+from infra.graph_checks.custom_resources import crds_dir as configured_crds_dir
 from infra.preview import PreviewResult, Project
 from infra.preview.runner import ResourceRecord
 from tests.prerequisites import unavailable
@@ -45,6 +47,16 @@ def charts_dir() -> Path:
     if folder is None:
         unavailable(f"chart values are checked against the pinned charts' upstream values only when "
                     f"{UPSTREAM_CHARTS_ENV} names their folder (CI sets it)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def crds_dir() -> Path:
+    """The upstream CRDs of the custom resources; a skip saying how to get them (a failure under CI)."""
+    folder = configured_crds_dir()
+    if folder is None:
+        unavailable(f"custom resources are checked against their upstream CRDs only when {CRDS_ENV} names their "
+                    "folder (`make crds` fetches them; CI sets it)")
     return folder
 
 

@@ -11,10 +11,11 @@ from tests.graph_checks.conftest import STACKS
 
 @pytest.mark.integration
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_shipped_stack_passes_every_deploy_check(preview, stack_config, charts_dir, stack):
+def test_every_shipped_stack_passes_every_deploy_check(preview, stack_config, charts_dir, crds_dir, stack):
     config = stack_config(stack)
     platform = preview(config.platform_stack.rsplit("/", 1)[-1]) if isinstance(config, TeamConfig) else None
-    findings = run_deploy_checks(preview(stack), config, platform=platform, charts_dir=charts_dir)
+    findings = run_deploy_checks(preview(stack), config, platform=platform, charts_dir=charts_dir,
+                                 crds_dir=crds_dir)
     assert [f.render() for f in findings] == []
 
 

@@ -114,7 +114,8 @@ def test_an_aws_resource_the_team_may_not_create_is_caught(preview, stack_config
 @pytest.mark.integration
 def test_a_team_without_an_access_entry_is_caught(preview, stack_config):
     platform = preview("dev")
-    entry = next(r for r in platform.resources if r.type == "aws:eks/accessEntry:AccessEntry")
+    entry = next(r for r in platform.resources if r.type == "aws:eks/accessEntry:AccessEntry"
+                 and r.inputs["principalArn"] == stack_config("dev").teams[0].ci_principal_arn)
     without = seeded(platform, drop=[entry.urn])
     found = check_identity(preview("vision-dev"), stack_config("vision-dev"), without)
     assert found and found[0].message == ("team vision's CI principal has no access entry on the platform's cluster: "

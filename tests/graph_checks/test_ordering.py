@@ -33,7 +33,9 @@ NO_NODES = ("{what} does not wait for {source} (through its dependencies or its 
     ("elasticsearch.k8s.elastic.co", "eck-operator"),
     ("kibana.k8s.elastic.co", "eck-operator"),
     ("beat.k8s.elastic.co", "eck-operator"),
-    ("karpenter.sh", None),
+    ("karpenter.sh", "karpenter"),
+    ("karpenter.k8s.aws", "karpenter"),
+    ("keda.sh.example.com", None),
     ("evil.kserve.io.example.com", None),
 ])
 def test_crd_chart(group, chart):
@@ -53,11 +55,25 @@ def test_timeout_problem(timeout, expected):
 
 def test_custom_resource_of_an_unmapped_group_is_found():
     nodes = record(NODE_GROUP, "system")
+    widget = record("kubernetes:widgets.example.com/v1:Widget", "widget", depends_on=[nodes.urn],
+                    inputs={"apiVersion": "widgets.example.com/v1", "kind": "Widget", "metadata": {"name": "w"}})
+    assert check(ResourceGraph(result_of(nodes, widget)), None) == [Finding(
+        "ordering", widget.urn, "Widget w: no chart in CRD_CHARTS installs the CRDs of widgets.example.com, so "
+                                "nothing proves they exist when it is created")]
+
+
+def test_a_node_pool_must_wait_for_the_karpenter_release():
+    nodes = record(NODE_GROUP, "system", inputs={"scalingConfig": {"minSize": 2}})
+    release = record(HELM_RELEASE, "karpenter", depends_on=[nodes.urn],
+                     inputs={"chart": "oci://public.ecr.aws/karpenter/karpenter", "timeout": 900})
     pool = record("kubernetes:karpenter.sh/v1:NodePool", "pool", depends_on=[nodes.urn],
                   inputs={"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"}})
-    assert check(ResourceGraph(result_of(nodes, pool)), None) == [Finding(
-        "ordering", pool.urn, "NodePool gpu: no chart in CRD_CHARTS installs the CRDs of karpenter.sh, so nothing "
-                              "proves they exist when it is created")]
+    assert check(ResourceGraph(result_of(nodes, release, pool)), None) == [Finding(
+        "ordering", pool.urn, "NodePool gpu does not wait for the Helm release of karpenter, which installs its CRD: "
+                              "a first deploy may reject it (no matches for kind NodePool)")]
+    waiting = record("kubernetes:karpenter.sh/v1:NodePool", "pool", depends_on=[release.urn],
+                     inputs={"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"}})
+    assert check(ResourceGraph(result_of(nodes, release, waiting)), None) == []
 
 
 def test_waiting_through_the_parent_counts():

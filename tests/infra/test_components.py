@@ -297,7 +297,7 @@ def test_team_ci_may_deploy_models_into_its_namespace_only(run_component):
     writable = {(g, r) for rule in role["rules"] if "create" in rule["verbs"]
                 for g in rule["apiGroups"] for r in rule["resources"]}
     assert writable == {("serving.kserve.io", "inferenceservices"), ("monitoring.coreos.com", "podmonitors"),
-                        ("policy", "poddisruptionbudgets")}
+                        ("policy", "poddisruptionbudgets"), ("keda.sh", "scaledobjects")}
     deploy = policy_of(only(result, "aws:iam/policy:Policy"))
     writes = next(s for s in deploy["Statement"] if s["Sid"] == "WriteTeamModels")
     assert writes["Resource"] == "arn:aws:s3:::models/teams/vision/*"

@@ -118,7 +118,7 @@ BAD_CONFIGS = [
       "networks that need access"]),
     ("reserved team name", team(team="kube-system"), "kube-system-dev",
      ['ai-platform:team = "kube-system": is reserved (kube-*, default, kserve, cert-manager, monitoring, logging, '
-      "elastic-system, platform); pick the team's own name"]),
+      "elastic-system, platform, keda, aip-capacity); pick the team's own name"]),
     ("cost center that is no tag value", platform(costCenter="R&D"), "dev",
      ['ai-platform:costCenter = "R&D": may contain only letters, digits, spaces and _ . : / = + - @ '
       "(it becomes a tag)"]),

@@ -94,6 +94,32 @@ def test_inference_service_budget_and_spread(min_replicas, max_replicas, budget,
         assert disruption_budget(model)["selector"] == {"matchLabels": {ISVC_POD_LABEL: "digits"}}
 
 
+KARPENTER_POOL = {"name": "inference-l4", "provisioner": "karpenter"}
+MANAGED_POOL = {"name": "inference-l4", "provisioner": "managed"}
+
+
+@pytest.mark.parametrize(("scaling", "pool", "min_available"), [
+    ({"metric": "concurrency", "target": 2, "min": 0, "max": 2}, KARPENTER_POOL, 1),
+    ({"metric": "concurrency", "target": 2, "min": 1, "max": 2}, KARPENTER_POOL, 1),
+    ({"metric": "concurrency", "target": 2, "min": 0, "max": 2}, MANAGED_POOL, None),
+    ({"metric": "concurrency", "target": 2, "min": 1, "max": 4}, MANAGED_POOL, None),
+    ({"metric": "concurrency", "target": 2, "min": 1, "max": 4}, None, None),
+    ({"metric": "requests-per-second", "target": 5, "min": 2, "max": 4}, MANAGED_POOL, 1),
+], ids=["karpenter-idle", "karpenter-one", "managed-idle", "managed-one", "cpu-one", "managed-two"])
+def test_a_karpenter_pool_keeps_even_a_single_replica_from_consolidation(scaling, pool, min_available):
+    budget = disruption_budget(deployment(autoscaling=scaling), pool)
+    assert (budget or {}).get("minAvailable") == min_available
+    if budget is not None:
+        assert budget["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+        assert budget["selector"] == {"matchLabels": {ISVC_POD_LABEL: "digits"}}
+
+
+def test_keep_last_gives_a_budget_to_a_single_replica_only_when_asked():
+    assert disruption_budget_spec(LABELS, 1) is None
+    assert disruption_budget_spec(LABELS, 1, keep_last=True)["minAvailable"] == 1
+    assert disruption_budget_spec(LABELS, 3, keep_last=True)["minAvailable"] == 1
+
+
 @pytest.mark.parametrize("runtime", ["torchserve", "kserve"])
 def test_predictor_drains_for_its_response_timeout(runtime):
     extra = {"image": "registry.example.com/digits:1.2.3"} if runtime == "kserve" else {}
@@ -167,11 +193,17 @@ def test_vision_prod_model_has_a_budget_zone_spread_and_drains(preview):
     assert predictor["terminationGracePeriodSeconds"] == timing.termination_grace_s
 
 
-def test_team_stacks_have_a_budget_exactly_for_models_with_several_replicas(preview):
+def test_team_stacks_have_a_budget_exactly_for_models_with_several_replicas_or_on_karpenter(preview):
     from tests.infra.test_stacks import TEAM_STACKS
 
     for stack in TEAM_STACKS:
         result = preview(stack)
-        several = {r.inputs["metadata"]["name"] for r in result.of_type(ISVC)
-                   if r.inputs["spec"]["predictor"]["minReplicas"] > 1}
-        assert {r.inputs["metadata"]["name"] for r in result.of_type(PDB)} == several, stack
+        pools = preview(stack.split("-")[1]).outputs["gpuPools"]
+        karpenter = {p["name"] for p in pools if p["provisioner"] == "karpenter"}
+        predictors = {r.inputs["metadata"]["name"]: r.inputs["spec"]["predictor"] for r in result.of_type(ISVC)}
+        expected = {name for name, predictor in predictors.items() if predictor["minReplicas"] > 1
+                    or predictor.get("nodeSelector", {}).get("ai-platform.io/gpu-pool") in karpenter}
+        assert {r.inputs["metadata"]["name"] for r in result.of_type(PDB)} == expected, stack
+    # vision-dev's model idles at zero on dev's Karpenter pool, and still keeps its last replica from consolidation.
+    budget = only(preview("vision-dev"), PDB).inputs["spec"]
+    assert (budget["minAvailable"], budget["unhealthyPodEvictionPolicy"]) == (1, "AlwaysAllow")

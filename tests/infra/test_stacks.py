@@ -106,11 +106,22 @@ def test_platform_gpu_pools_are_nvidia_tainted_and_hardened(preview, stack):
     result = preview(stack)
     gpu_groups = [r for r in result.of_type("aws:eks/nodeGroup:NodeGroup")
                   if r.inputs["labels"].get("ai-platform.io/accelerator") == "nvidia"]
-    assert len(gpu_groups) == len(plain(result.outputs)["gpuPools"])
+    node_pools = result.of_type("kubernetes:karpenter.sh/v1:NodePool")
+    assert len(gpu_groups) + len(node_pools) == len(plain(result.outputs)["gpuPools"])
     for group in gpu_groups:
         assert group.inputs["amiType"] == "AL2023_x86_64_NVIDIA"
         assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in group.inputs["taints"]
         assert all(gpu_family(t) for t in group.inputs["instanceTypes"])
+    for pool in node_pools:
+        template = pool.inputs["spec"]["template"]
+        assert template["metadata"]["labels"]["ai-platform.io/accelerator"] == "nvidia"
+        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in template["spec"]["taints"]
+        [types] = [r["values"] for r in template["spec"]["requirements"]
+                   if r["key"] == "node.kubernetes.io/instance-type"]
+        assert all(gpu_family(t) for t in types)
+    for node_class in result.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"):
+        assert node_class.inputs["spec"]["metadataOptions"]["httpTokens"] == "required"
+        assert all(m["ebs"]["encrypted"] is True for m in node_class.inputs["spec"]["blockDeviceMappings"])
     for template in result.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
         assert template.inputs["metadataOptions"]["httpTokens"] == "required"
         assert template.inputs["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
@@ -120,7 +131,10 @@ def test_platform_gpu_pools_are_nvidia_tainted_and_hardened(preview, stack):
 def test_platform_keys_rotate_and_cluster_is_private(preview, stack):
     result = preview(stack)
     keys = result.of_type("aws:kms/key:Key")
-    assert len(keys) == len(KEY_PURPOSES) and all(k.inputs["enableKeyRotation"] for k in keys)
+    # One key per purpose, and where Karpenter runs one more for its interruption queue alone.
+    karpenter = [k for k in keys if "ai-platform:compute:Karpenter$" in k.parent]
+    assert len(keys) - len(karpenter) == len(KEY_PURPOSES) and all(k.inputs["enableKeyRotation"] for k in keys)
+    assert len(karpenter) == (1 if result.of_type("kubernetes:karpenter.sh/v1:NodePool") else 0)
     cluster = only(result, "aws:eks/cluster:Cluster").inputs
     assert cluster["vpcConfig"]["endpointPublicAccess"] is False
     assert cluster["encryptionConfig"]["resources"] == ["secrets"]
@@ -132,11 +146,13 @@ def test_prod_has_a_nat_gateway_per_az_and_protected_buckets(preview):
     assert all(b.options["protect"] for b in result.of_type("aws:s3/bucket:Bucket"))
 
 
-# What a team stack may create: what a team decides (models, canaries, PodMonitors), nothing that guards it.
+# What a team stack may create: what a team decides (models, canaries, PodMonitors, autoscaling), nothing that
+# guards it.
 TEAM_TYPES = {"pulumi:pulumi:StackReference", "pulumi:providers:kubernetes",
               "ai-platform:serving:ModelService", "aws:s3/bucketObjectv2:BucketObjectv2",
               "kubernetes:serving.kserve.io/v1beta1:InferenceService", "ai-platform:team:TeamMonitoring",
-              "kubernetes:monitoring.coreos.com/v1:PodMonitor", "kubernetes:policy/v1:PodDisruptionBudget"}
+              "kubernetes:monitoring.coreos.com/v1:PodMonitor", "kubernetes:policy/v1:PodDisruptionBudget",
+              "kubernetes:keda.sh/v1alpha1:ScaledObject"}
 
 
 @pytest.mark.parametrize("stack", TEAM_STACKS)

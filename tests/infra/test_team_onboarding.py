@@ -58,7 +58,7 @@ def test_teams_default_their_quota():
       f"shared: {CI}"]),
     ({"teams": [{"name": "kube-system", "costCenter": "v", "ciPrincipalArn": CI}]},
      ['ai-platform:teams[0].name = "kube-system": is reserved (kube-*, default, kserve, cert-manager, monitoring, '
-      "logging, elastic-system, platform); pick the team's own name"]),
+      "logging, elastic-system, platform, keda, aip-capacity); pick the team's own name"]),
     ({"gpuPools": [{"name": "l4", "instanceTypes": ["g6.12xlarge"], "maxSize": 1},
                    {"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 1, "dedicatedTeam": "search"}]},
      ["ai-platform:teams = [...]: dedicate pools to onboarded teams only; not in `teams`: h100 (dedicatedTeam "

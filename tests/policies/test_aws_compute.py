@@ -166,9 +166,9 @@ def test_gpu_budget_baseline_passes() -> None:
 
 def test_gpu_budget_exceeded() -> None:
     assert validate_stack(aws_eks_nodegroup_gpu_budget, gpu_fleet(16.0, 17.0)) == [
-        "GPU node groups can scale to 33 GPUs (gpu-0=16, gpu-1=17); the budget is 32 GPUs."]
+        "GPU pools can scale to 33 GPUs (gpu-0=16, gpu-1=17); the budget is 32 GPUs."]
     assert validate_stack(aws_eks_nodegroup_gpu_budget, gpu_fleet(3.0), config={"maxGpus": 2}) == [
-        "GPU node groups can scale to 3 GPUs (gpu-0=3); the budget is 2 GPUs."]
+        "GPU pools can scale to 3 GPUs (gpu-0=3); the budget is 2 GPUs."]
 
 
 def test_gpu_budget_counts_gpus_not_nodes() -> None:
@@ -176,7 +176,7 @@ def test_gpu_budget_counts_gpus_not_nodes() -> None:
     eight = resource(NODE_GROUP, "gpu-0", mutate(mutate(GPU_NODE_GROUP, "scalingConfig.maxSize", 10.0),
                                                  "instanceTypes", ["g6e.2xlarge", "g6e.48xlarge"]))
     assert validate_stack(aws_eks_nodegroup_gpu_budget, [eight]) == [
-        "GPU node groups can scale to 80 GPUs (gpu-0=80); the budget is 32 GPUs."]
+        "GPU pools can scale to 80 GPUs (gpu-0=80); the budget is 32 GPUs."]
 
 
 def test_gpu_budget_refuses_instance_types_it_cannot_count() -> None:

@@ -29,7 +29,9 @@ def gate(project: Path, stack: str, edit) -> tuple[int, dict[str, list[str]]]:
 
 
 def spot_gpus(config: dict) -> None:
-    config["ai-platform:gpuPools"][0]["capacityType"] = "SPOT"
+    # The first pool is a Karpenter NodePool, the second a managed node group: spot is caught on both.
+    config["ai-platform:gpuPools"][0]["capacityTypes"] = ["ON_DEMAND", "SPOT"]
+    config["ai-platform:gpuPools"][1]["capacityType"] = "SPOT"
 
 
 def existing_vpc(config: dict) -> None:
@@ -41,9 +43,14 @@ def existing_vpc(config: dict) -> None:
 def test_spot_gpu_capacity_in_prod_fails_the_gate(scratch_project: Path):
     code, found = gate(scratch_project, "prod", spot_gpus)
     assert code == 1
-    assert found == {"aws-eks-nodegroup-gpu-on-demand": [
-        "GPU node group 'aip-prod-gpu-inference-l40s-nodes' uses SPOT capacity: EC2 may reclaim its nodes with two "
-        "minutes' notice, taking serving replicas down; use ON_DEMAND here."]}
+    assert found == {
+        "aws-eks-nodegroup-gpu-on-demand": [
+            "GPU node group 'aip-prod-gpu-search-h100-nodes' uses SPOT capacity: EC2 may reclaim its nodes with two "
+            "minutes' notice, taking serving replicas down; use ON_DEMAND here."],
+        "kubernetes-karpenter-nodepool-spot": [
+            "NodePool 'aip-prod-gpu-inference-l40s-node-pool' admits spot capacity (karpenter.sh/capacity-type In "
+            "on-demand, spot): EC2 may reclaim its nodes with two minutes' notice, taking serving replicas down; "
+            "require on-demand (or reserved) here."]}
 
 
 def test_an_existing_vpc_in_prod_is_flagged_for_flow_logs_and_nat(scratch_project: Path):
@@ -59,7 +66,7 @@ def test_eight_gpu_instances_count_as_eight_gpus_against_the_budget(scratch_proj
     code, found = gate(scratch_project, "prod", bigger)
     assert code == 1
     assert found == {"aws-eks-nodegroup-gpu-budget": [
-        "GPU node groups can scale to 80 GPUs (aip-prod-gpu-inference-l40s-nodes=64, "
+        "GPU pools can scale to 80 GPUs (aip-prod-gpu-inference-l40s-node-pool=64, "
         "aip-prod-gpu-search-h100-nodes=16); the budget is 32 GPUs."]}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.config.capacity import AUTOSCALING_DEFAULTS
 from infra.config.models import GpuPoolConfig
 from infra.gpu_catalog import GPU_FAMILIES
 from infra.versions import SUPPORTED_EKS_VERSIONS
@@ -32,3 +33,12 @@ def test_the_pack_allows_every_gpu_family_config_accepts():
     for family in GPU_FAMILIES.values():
         size = next(iter(family.sizes))
         GpuPoolConfig.model_validate({"name": "p", "instanceTypes": [f"{family.family}.{size}"], "maxSize": 1})
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_scale_to_zero_defaults_to_what_the_pack_allows(environment):
+    allowed = pack_config(environment)["kubernetes-keda-scaledobject-floor"]["allowScaleToZero"]
+    assert AUTOSCALING_DEFAULTS[environment]["scaleToZero"] == allowed
+    # Spot is allowed for Karpenter pools exactly where it is for node groups.
+    assert pack_config(environment)["kubernetes-karpenter-nodepool-spot"]["allowSpot"] == \
+        pack_config(environment)["aws-eks-nodegroup-gpu-on-demand"]["allowSpot"]

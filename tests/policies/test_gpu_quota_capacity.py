@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from policies.aws.eks.nodegroups import NODE_GROUP
 from policies.kubernetes.core.team_namespace_gpu_quota_capacity import kubernetes_core_namespace_gpu_quota_capacity
+from policies.kubernetes.karpenter.nodepools import NODE_POOL
 from tests.policies.support import mutate, resource, validate_stack
 from tests.policies.test_aws_compute import GPU_NODE_GROUP
+from tests.policies.test_karpenter import GPU_NODE_POOL, REQUIREMENTS
 from tests.policies.test_kubernetes import QUOTA, team
 
 POLICY = kubernetes_core_namespace_gpu_quota_capacity
@@ -42,3 +44,42 @@ def test_a_pool_of_mixed_sizes_counts_its_smallest():
 def test_a_pool_dedicated_to_the_team_counts():
     own = mutate(SEARCH_ONLY, "labels", {"ai-platform.io/dedicated": "vision"})
     assert validate_stack(POLICY, stack("24", SHARED, own)) == []
+
+
+def node_pool(gpu_limit: str | None, nodes: str | None, types: list[str], **labels: str) -> dict:
+    limits = {k: v for k, v in (("nvidia.com/gpu", gpu_limit), ("nodes", nodes)) if v is not None}
+    pool = mutate(mutate(GPU_NODE_POOL, "spec.limits", limits), f"{REQUIREMENTS}.0.values", types)
+    return mutate(pool, "spec.template.metadata.labels", {"ai-platform.io/accelerator": "nvidia", **labels})
+
+
+def stack_of(gpus: str, *pools: dict) -> list:
+    quota = mutate(QUOTA, "spec.hard.[requests.nvidia.com/gpu]", gpus)
+    return [*team(quota=quota), *(resource(NODE_POOL, f"pool-{i}", p) for i, p in enumerate(pools))]
+
+
+def test_a_node_pool_holds_the_fewer_of_its_node_and_gpu_limits_in_its_smallest_type():
+    # At most 4 nodes (the 6-GPU limit alone would allow 6 one-GPU nodes), each surely only a 1-GPU g6.xlarge.
+    mixed = node_pool("6", "4", ["g6.xlarge", "g6.12xlarge"])
+    assert validate_stack(POLICY, stack_of("4", mixed)) == []
+    assert validate_stack(POLICY, stack_of("5", mixed)) == [
+        "Team namespace 'vision' may request 5 GPUs, more than the GPU pools it may use surely hold at maxSize (4)."]
+    # The GPU limit alone: 8 GPUs of 4-GPU nodes are 2 nodes.
+    assert validate_stack(POLICY, stack_of("9", node_pool("8", None, ["g6.12xlarge"]))) == [
+        "Team namespace 'vision' may request 9 GPUs, more than the GPU pools it may use surely hold at maxSize (8)."]
+
+
+def test_a_shared_pool_counts_each_slice_and_pools_of_both_kinds_add_up():
+    sliced = node_pool("2", "2", ["g6.xlarge"], **{"ai-platform.io/gpu-slices": "4"})
+    assert validate_stack(POLICY, stack_of("8", sliced)) == []
+    assert validate_stack(POLICY, stack_of("9", sliced)) == [
+        "Team namespace 'vision' may request 9 GPUs, more than the GPU pools it may use surely hold at maxSize (8)."]
+    sliced_group = mutate(SHARED, "labels", {"ai-platform.io/gpu-slices": "2"})
+    both = [*stack_of("24", sliced), resource(NODE_GROUP, "group", sliced_group)]
+    assert validate_stack(POLICY, both) == []
+
+
+def test_another_team_s_node_pool_and_an_unbounded_one_hold_nothing_for_the_team():
+    theirs = node_pool("16", "16", ["g6.xlarge"], **{"ai-platform.io/dedicated": "search"})
+    unbounded = node_pool(None, None, ["g6.xlarge"])
+    assert validate_stack(POLICY, stack_of("1", theirs, unbounded)) == [
+        "Team namespace 'vision' may request 1 GPUs, more than the GPU pools it may use surely hold at maxSize (0)."]

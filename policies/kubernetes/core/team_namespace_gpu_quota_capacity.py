@@ -1,6 +1,14 @@
-"""kubernetes-core-namespace-gpu-quota-capacity: a team's GPU quota is one the platform's pools can hold."""
+"""kubernetes-core-namespace-gpu-quota-capacity: a team's GPU quota is one the platform's pools can hold.
+
+A quota counts ``requests.nvidia.com/gpu``: on a pool that shares its GPUs (time-slicing or MIG) each GPU advertises
+``ai-platform.io/gpu-slices`` of them, so a pool holds nodes at its maximum x GPUs of its smallest instance type x
+slices. The maximum is a node group's ``scalingConfig.maxSize``, or what a Karpenter NodePool's ``spec.limits`` let
+it launch (``nodes``, or ``nvidia.com/gpu`` over the GPUs of its smallest type, whichever is fewer).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pulumi_policy import ReportViolation, Severity, StackValidationArgs, StackValidationPolicy
 
@@ -9,10 +17,19 @@ from policies.frameworks import ISO27001, SOC2, platform_baseline
 from policies.gpu_catalog import gpus_per_instance
 from policies.kubernetes.core.team_namespace_resource_quota import GPU_REQUESTS, RESOURCE_QUOTA
 from policies.kubernetes.core.team_namespaces import in_namespace, team_namespaces
+from policies.kubernetes.karpenter.nodepools import (
+    GPU,
+    NODE_POOL,
+    gpus_per_node,
+    is_gpu_node_pool,
+    limit,
+    template_labels,
+)
 from policies.props import get, items, number
 
-# The label a pool reserved for one team carries (infra/components/gpu_node_pool.py).
+# The labels a pool reserved for one team, and one sharing its GPUs, carry (infra/components/gpu_node_pool.py).
 DEDICATED_LABEL = "ai-platform.io/dedicated"
+SLICES_LABEL = "ai-platform.io/gpu-slices"
 
 
 def pool_gpus(props) -> int:
@@ -21,11 +38,40 @@ def pool_gpus(props) -> int:
     return int(number(get(props, "scalingConfig", "maxSize"))) * per_node
 
 
+def node_pool_gpus(props) -> int:
+    """GPUs a Karpenter NodePool holds at its limits for certain: nodes at most, each of its smallest type."""
+    per_node = (gpus_per_node(props) or (0, 0))[0]
+    if not per_node:
+        return 0
+    node_limit, gpu_limit = limit(props, "nodes"), limit(props, GPU)
+    nodes = [n for n in (node_limit, gpu_limit // per_node if gpu_limit is not None else None) if n is not None]
+    # A NodePool without limits is refused by the budget policy; it holds nothing for certain.
+    return int(min(nodes, default=0)) * per_node
+
+
+def labels_of(pool) -> Any:
+    """The labels a pool's nodes get: a node group's own, a NodePool's template's."""
+    return template_labels(pool.props) if pool.resource_type == NODE_POOL else get(pool.props, "labels", default={})
+
+
+def slices_per_gpu(labels) -> int:
+    """How many nvidia.com/gpu one GPU of the pool advertises (1 unless it is time-sliced or cut by MIG)."""
+    count = number(get(labels, SLICES_LABEL), default=1)
+    return int(count) if count >= 1 else 1
+
+
+def pool_capacity(pool) -> int:
+    """nvidia.com/gpu a pool surely holds at its maximum, counting each slice of a shared GPU."""
+    physical = node_pool_gpus(pool.props) if pool.resource_type == NODE_POOL else pool_gpus(pool.props)
+    return physical * slices_per_gpu(labels_of(pool))
+
+
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    pools = [r for r in args.resources if r.resource_type == NODE_GROUP and is_gpu_node_group(r.props)]
+    pools = [r for r in args.resources if (r.resource_type == NODE_GROUP and is_gpu_node_group(r.props))
+             or (r.resource_type == NODE_POOL and is_gpu_node_pool(r.props))]
     for namespace, resource in team_namespaces(args.resources):
-        usable = [p for p in pools if get(p.props, "labels", DEDICATED_LABEL) in (None, namespace)]
-        capacity = sum(pool_gpus(p.props) for p in usable)
+        usable = [p for p in pools if get(labels_of(p), DEDICATED_LABEL) in (None, namespace)]
+        capacity = sum(pool_capacity(p) for p in usable)
         for quota in in_namespace(args.resources, RESOURCE_QUOTA, namespace):
             asked = get(quota.props, "spec", "hard", GPU_REQUESTS)
             if asked is not None and int(number(asked)) > capacity:
@@ -36,7 +82,8 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
 kubernetes_core_namespace_gpu_quota_capacity = StackValidationPolicy(
     name="kubernetes-core-namespace-gpu-quota-capacity",
     description="A team namespace's GPU quota (requests.nvidia.com/gpu) is no larger than the GPUs the pools the "
-                "team may use (shared and its dedicated ones) surely hold at maxSize (smallest instance type).",
+                "team may use (shared and its dedicated ones, node groups and Karpenter NodePools) surely hold at "
+                "maxSize (smallest instance type), each slice of a time-sliced or MIG GPU counted as one.",
     validate=validate,
     severity=Severity.LOW,
     framework=platform_baseline("gpu-quota-capacity"),
