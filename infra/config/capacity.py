@@ -10,7 +10,17 @@ import re
 import zoneinfo
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from infra.config.base import FrozenModel
 from infra.config.errors import SUBKEY_MARK
@@ -145,25 +155,40 @@ class ModelAutoscalingConfig(FrozenModel):
             data = {**data, "wakeSchedule": dict(DEFAULT_WAKE_SCHEDULE)}
         return data
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ModelAutoscalingConfig:
-        problems = []
-        if self.max < self.min:
-            problems.append(f"{SUBKEY_MARK}max: must be at least min ({self.min})")
-        if self.metric in HPA_METRICS:
-            if self.min == 0:
-                problems.append(f"{SUBKEY_MARK}min: must be at least 1 with metric {self.metric} (an HPA never "
-                                "scales to zero; scale on concurrency or requests-per-second to idle at zero)")
-            if not isinstance(self.target, int) or self.target > 100:
-                problems.append(f"{SUBKEY_MARK}target: must be a whole percentage from 1 to 100 with metric "
-                                f"{self.metric}")
-        if self.wake_schedule is not None and self.min != 0:
-            problems.append(f"{SUBKEY_MARK}wakeSchedule: is only used with min 0 (the model never idles otherwise)")
-        if len(problems) == 1:
-            raise ValueError(problems[0])
-        if problems:
-            raise ValueError("; ".join(p.lstrip(SUBKEY_MARK) for p in problems))
-        return self
+    # Each check is a validator of the key it is about (every problem at its own key); the keys each one reads
+    # are declared before it.
+
+    @field_validator("target")
+    @classmethod
+    def _percentage_for_hpa(cls, value: float, info: ValidationInfo) -> float:
+        metric = info.data.get("metric")
+        if metric in HPA_METRICS and (not isinstance(value, int) or value > 100):
+            raise ValueError(f"must be a whole percentage from 1 to 100 with metric {metric}")
+        return value
+
+    @field_validator("min")
+    @classmethod
+    def _zero_only_with_keda(cls, value: int, info: ValidationInfo) -> int:
+        metric = info.data.get("metric")
+        if metric in HPA_METRICS and value == 0:
+            raise ValueError(f"must be at least 1 with metric {metric} (an HPA never scales to zero; scale on "
+                             "concurrency or requests-per-second to idle at zero)")
+        return value
+
+    @field_validator("max")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("min")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"must be at least min ({minimum})")
+        return value
+
+    @field_validator("wake_schedule")
+    @classmethod
+    def _schedule_only_when_idling(cls, value: WakeSchedule | None, info: ValidationInfo) -> WakeSchedule | None:
+        if value is not None and info.data.get("min", 0) != 0:
+            raise ValueError("is only used with min 0 (the model never idles otherwise)")
+        return value
 
     @property
     def uses_keda(self) -> bool:

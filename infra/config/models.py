@@ -290,7 +290,8 @@ class GpuPoolConfig(_Scaling):
         description="Karpenter pools: `ON_DEMAND`, `SPOT` and `RESERVED` (capacity reservations) to mix; Karpenter "
                     "prefers reserved, then spot, then on-demand. A managed pool has one (`capacityType`).")
     capacity_reservation_ids: tuple[CapacityReservationId, ...] = Field(
-        default=(), description="EC2 capacity reservations (`cr-...`) a karpenter pool with `RESERVED` launches into.")
+        default=(), validate_default=True,
+        description="EC2 capacity reservations (`cr-...`) a karpenter pool with `RESERVED` launches into.")
     min_size: NodeCount = Field(default=0, description="Smallest pool size; 0 lets the pool scale to zero. A karpenter "
                                                        "pool keeps this many nodes warm (its capacity floor).")
     max_size: NodeCount = Field(description="Largest pool size (your GPU budget); a karpenter pool's NodePool limits "
@@ -347,40 +348,62 @@ class GpuPoolConfig(_Scaling):
             raise ValueError("lists a capacity type twice")
         return value
 
+    # Each check below is a validator of the key it is about, so that every problem is reported at its own key.
+    # `provisioner`, `instanceTypes` and `capacityTypes` are declared before the keys whose checks read them.
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _capacity_types_of_provisioner(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.data.get("provisioner") == "managed" and (len(value) != 1 or value[0] == "RESERVED"):
+            raise ValueError("a managed pool has exactly one capacity type, ON_DEMAND or SPOT; mixing them, or "
+                             "RESERVED, needs provisioner: karpenter")
+        return value
+
+    @field_validator("capacity_reservation_ids")
+    @classmethod
+    def _reservations_with_reserved(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        types = info.data.get("capacity_types")
+        if info.data.get("provisioner") == "karpenter" and types is not None:
+            if "RESERVED" in types and not value:
+                raise ValueError("must list the capacity reservations (cr-...) that capacity type RESERVED "
+                                 "launches into")
+            if value and "RESERVED" not in types:
+                raise ValueError("is only used when capacityTypes includes RESERVED")
+        return value
+
+    @field_validator(*(field for _, field in KARPENTER_ONLY_KEYS))
+    @classmethod
+    def _karpenter_only(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs for keys the stack sets (defaults are not validated): a managed pool may not set them.
+        if info.data.get("provisioner") == "managed" and value:
+            raise ValueError("is only used by karpenter pools (provisioner: karpenter)")
+        return value
+
+    @field_validator("sharing")
+    @classmethod
+    def _sharing_the_pool_can_do(cls, value: GpuSharingConfig, info: ValidationInfo) -> GpuSharingConfig:
+        types, provisioner = info.data.get("instance_types"), info.data.get("provisioner")
+        if value.mode != "mig" or not types or provisioner is None:
+            return value
+        gpu = gpu_catalog.GPU_FAMILIES[gpu_catalog.family_of(types[0])].gpu
+        profiles = gpu_catalog.mig_profiles(types[0])
+        if provisioner != "karpenter":
+            raise ValueError(f"{SUBKEY_MARK}mode: mig needs provisioner: karpenter (its nodes partition their GPUs "
+                             "at boot, before the kubelet starts); a managed pool may time-slice")
+        if not profiles:
+            with_mig = sorted(f.family for f in gpu_catalog.GPU_FAMILIES.values() if f.mig_profiles)
+            raise ValueError(f"{SUBKEY_MARK}mode: {gpu} has no MIG; MIG needs one of the families "
+                             f"{', '.join(with_mig)}; share it with time-slicing instead")
+        if value.mig_profile not in profiles:
+            raise ValueError(f"{SUBKEY_MARK}migProfile: is not a MIG profile of {gpu}; allowed: {', '.join(profiles)}")
+        return value
+
     @model_validator(mode="after")
-    def _fits_provisioner(self) -> GpuPoolConfig:
-        problems = []
-        if self.is_karpenter:
-            if self.desired_size is not None:
-                problems.append(("desiredSize", "is only used by managed pools (Karpenter sizes a pool by its "
-                                                "pending pods; minSize is its floor)"))
-            if "RESERVED" in self.capacity_types and not self.capacity_reservation_ids:
-                problems.append(("capacityReservationIds", "must list the capacity reservations (cr-...) that "
-                                                           "capacity type RESERVED launches into"))
-            if self.capacity_reservation_ids and "RESERVED" not in self.capacity_types:
-                problems.append(("capacityReservationIds", "is only used when capacityTypes includes RESERVED"))
-        else:
-            if len(self.capacity_types) != 1 or self.capacity_types[0] == "RESERVED":
-                problems.append(("capacityTypes", "a managed pool has exactly one capacity type, ON_DEMAND or SPOT; "
-                                                  "mixing them, or RESERVED, needs provisioner: karpenter"))
-            karpenter_only = [key for key, field in KARPENTER_ONLY_KEYS if field in self.model_fields_set]
-            problems += [(key, "is only used by karpenter pools (provisioner: karpenter)") for key in karpenter_only]
-        if self.sharing.mode == "mig":
-            profiles = gpu_catalog.mig_profiles(self.instance_types[0])
-            if not self.is_karpenter:
-                problems.append(("sharing.mode", "mig needs provisioner: karpenter (its nodes partition their GPUs at "
-                                                 "boot, before the kubelet starts); a managed pool may time-slice"))
-            elif not profiles:
-                with_mig = sorted(f.family for f in gpu_catalog.GPU_FAMILIES.values() if f.mig_profiles)
-                problems.append(("sharing.mode", f"{self.gpu.gpu} has no MIG; MIG needs one of the families "
-                                                 f"{', '.join(with_mig)}; share it with time-slicing instead"))
-            elif self.sharing.mig_profile not in profiles:
-                problems.append(("sharing.migProfile", f"is not a MIG profile of {self.gpu.gpu}; allowed: "
-                                                       f"{', '.join(profiles)}"))
-        if len(problems) == 1:
-            raise ValueError(f"{SUBKEY_MARK}{problems[0][0]}: {problems[0][1]}")
-        if problems:
-            raise ValueError("; ".join(f"{key}: {message}" for key, message in problems))
+    def _no_desired_size_for_karpenter(self) -> GpuPoolConfig:
+        # desiredSize is declared (by _Scaling) before provisioner, so it is checked once both are known.
+        if self.is_karpenter and self.desired_size is not None:
+            raise ValueError(f"{SUBKEY_MARK}desiredSize: is only used by managed pools (Karpenter sizes a pool by its "
+                             "pending pods; minSize is its floor)")
         return self
 
     @property

@@ -166,3 +166,11 @@ BAD_MODELS = [
 @pytest.mark.parametrize("entry, expected", [c[1:] for c in BAD_MODELS], ids=[c[0] for c in BAD_MODELS])
 def test_bad_autoscaling_is_reported_with_key_value_and_what_is_allowed(entry, expected):
     assert problems(team(models=[entry]), "vision-dev") == expected
+
+
+def test_every_problem_of_a_pool_is_reported_at_its_own_key():
+    careless = pool(capacityTypes=["SPOT", "RESERVED"], expireAfter="24h", consolidation={"policy": "WhenEmpty"},
+                    instanceTypes=["p5.48xlarge"], sharing={"mode": "mig", "migProfile": "1g.10gb"})
+    assert [line.split(" = ")[0] for line in problems(platform(gpuPools=[careless]))] == [
+        "ai-platform:gpuPools[0].capacityTypes", "ai-platform:gpuPools[0].consolidation",
+        "ai-platform:gpuPools[0].expireAfter", "ai-platform:gpuPools[0].sharing.mode"]
