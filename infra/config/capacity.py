@@ -6,7 +6,7 @@ Durations use Karpenter's format (`30s`, `10m`, `720h`, `1h30m`); cron strings K
 
 from __future__ import annotations
 
-import re
+import math
 import zoneinfo
 from typing import Annotated, Any, Literal
 
@@ -23,12 +23,11 @@ from pydantic import (
 )
 
 from infra.config.base import FrozenModel
+from infra.config.cron import cron_problem
 from infra.config.errors import SUBKEY_MARK
 
 # https://github.com/kubernetes-sigs/karpenter/blob/v1.14.1/pkg/apis/v1/nodepool.go (consolidateAfter, expireAfter)
 _DURATION = r"^(([0-9]+(s|m|h))+|Never)$"
-_CRON_FIELD = r"[0-9A-Za-z*/,\-?]+"
-_CRON = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
 
 Duration = Annotated[StrictStr, Field(pattern=_DURATION)]
 CapacityReservationId = Annotated[StrictStr, Field(pattern=r"^cr-[0-9a-z]+$")]
@@ -44,9 +43,9 @@ DEFAULT_WAKE_SCHEDULE = {"start": "0 7 * * 1-5", "end": "0 19 * * 1-5", "timezon
 
 
 def _cron(value: str) -> str:
-    if not _CRON.match(value):
-        raise ValueError("must be a cron schedule of five fields (minute hour day-of-month month day-of-week), "
-                         "such as `0 7 * * 1-5`")
+    problem = cron_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -137,7 +136,7 @@ class ModelAutoscalingConfig(FrozenModel):
         description="`concurrency` (mean requests in flight per replica), `requests-per-second` (per replica), "
                     "`queue-time-ms` (TorchServe's mean queue time), `p95-latency-ms` (KServe's predict p95): KEDA "
                     "reads them from the platform's recording rules; `cpu` or `memory` (% of requests): KServe's HPA.")
-    target: Annotated[StrictInt | StrictFloat, Field(gt=0)] = Field(
+    target: Annotated[StrictInt | StrictFloat, Field(gt=0, allow_inf_nan=False)] = Field(
         description="Value of the metric to hold each replica at (per replica for concurrency and requests; the "
                     "model's value for latencies; % for cpu and memory).")
     min: StrictInt = Field(default=1, ge=0, le=100, description="Fewest replicas; 0 where the platform allows "
@@ -157,6 +156,14 @@ class ModelAutoscalingConfig(FrozenModel):
 
     # Each check is a validator of the key it is about (every problem at its own key); the keys each one reads
     # are declared before it.
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _a_finite_number(cls, value: Any) -> Any:
+        # One message, at `target`, instead of one per member of the int | float union.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError("must be a finite number greater than 0")
+        return value
 
     @field_validator("target")
     @classmethod

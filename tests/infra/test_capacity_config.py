@@ -9,6 +9,7 @@ import pytest
 
 from infra.config import parse_stack_config
 from infra.config.capacity import DEFAULT_WAKE_SCHEDULE
+from infra.config.cron import cron_problem
 from infra.gpu_catalog import GPU_FAMILIES, mig_profiles
 from tests.infra.test_config import platform, problems, team
 
@@ -150,8 +151,8 @@ BAD_MODELS = [
      ["ai-platform:models[0].autoscaling.target = 0: must be greater than 0"]),
     ("bad cron", model(autoscaling={"metric": "concurrency", "target": 2, "min": 0,
                                     "wakeSchedule": {"start": "7am", "end": "0 19 * * *"}}),
-     ['ai-platform:models[0].autoscaling.wakeSchedule.start = "7am": must be a cron schedule of five fields (minute '
-      "hour day-of-month month day-of-week), such as `0 7 * * 1-5`"]),
+     ['ai-platform:models[0].autoscaling.wakeSchedule.start = "7am": has 1 fields; a cron schedule has five (minute '
+      "hour day-of-month month day-of-week), such as `0 7 * * 1-5` (07:00, Monday to Friday)"]),
     ("bad time zone", model(autoscaling={"metric": "concurrency", "target": 2, "min": 0, "wakeSchedule": {
         "start": "0 7 * * *", "end": "0 19 * * *", "timezone": "Mars/Olympus"}}),
      ['ai-platform:models[0].autoscaling.wakeSchedule.timezone = "Mars/Olympus": must be an IANA time zone such as UTC '
@@ -174,3 +175,22 @@ def test_every_problem_of_a_pool_is_reported_at_its_own_key():
     assert [line.split(" = ")[0] for line in problems(platform(gpuPools=[careless]))] == [
         "ai-platform:gpuPools[0].capacityTypes", "ai-platform:gpuPools[0].consolidation",
         "ai-platform:gpuPools[0].expireAfter", "ai-platform:gpuPools[0].sharing.mode"]
+
+
+@pytest.mark.parametrize("schedule, problem", [
+    ("0 7 * * 1-5", None), ("*/15 8-18 ? JAN-MAR MON,WED,FRI", None), ("30 6 1,15 * *", None),
+    ("61 7 * * *", "minute `61` is outside 0-59"), ("0 24 * * *", "hour `24` is outside 0-23"),
+    ("0 7 0 * *", "day-of-month `0` is outside 1-31"), ("0 7 * 13 *", "month `13` is outside 1-12 or JAN-DEC"),
+    ("0 7 * * 7", "day-of-week `7` is outside 0-6 or SUN-SAT"), ("0 7 * * 5-1", "day-of-week `5-1` runs backwards"),
+    ("*/0 7 * * *", "minute `*/0` steps by 0"), ("? 7 * * *", "minute may not be `?`"),
+    ("0 7 * * 1-5 2027", "has 6 fields"), ("0 7 * * mon-fri!", "day-of-week `mon-fri!` is not `*`"),
+])
+def test_wake_schedules_are_checked_as_keda_parses_them(schedule, problem):
+    found = cron_problem(schedule)
+    assert (found is None) if problem is None else (found is not None and found.startswith(problem)), found
+
+
+@pytest.mark.parametrize("target", [float("inf"), float("nan"), -1, True])
+def test_a_target_is_a_finite_positive_number(target):
+    found = problems(team(models=[model(autoscaling={"metric": "concurrency", "target": target})]), "vision-dev")
+    assert len(found) == 1 and found[0].startswith("ai-platform:models[0].autoscaling.target"), found
