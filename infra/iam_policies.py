@@ -200,25 +200,77 @@ def ebs_csi_kms_policy(key_arn: str) -> Policy:
     )
 
 
-def snapshot_repository_policy(bucket_arn: str, key_arn: str, region: str) -> Policy:
+def snapshot_repository_policy(bucket_arn: str, key_arn: str, region: str, write_prefix: str | None = None) -> Policy:
     """What Elasticsearch's S3 snapshot repository needs on its own bucket, and nothing elsewhere.
 
     The actions are those Elastic recommends for a repository; objects are encrypted by the bucket's
-    default SSE-KMS key, so the role may use that key, and only through S3.
+    default SSE-KMS key, so the role may use that key, and only through S3. With ``write_prefix`` (a recovery
+    stack, whose bucket also holds the replicated snapshots it restores from) it reads the whole bucket but
+    writes and deletes only under that prefix.
     https://www.elastic.co/docs/deploy-manage/tools/snapshot-and-restore/s3-repository#repository-s3-permissions
     """
+    writes = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    snapshots: list[dict[str, Any]] = [
+        {"Sid": "ReadWriteSnapshots", "Effect": "Allow", "Action": ["s3:GetObject", *writes],
+         "Resource": f"{bucket_arn}/*"}]
+    if write_prefix is not None:
+        snapshots = [
+            {"Sid": "ReadSnapshots", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/*"},
+            {"Sid": "WriteOwnSnapshots", "Effect": "Allow", "Action": writes,
+             "Resource": f"{bucket_arn}/{write_prefix.strip('/')}/*"}]
     return _doc(
         {"Sid": "ListRepositoryBucket", "Effect": "Allow",
          "Action": ["s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads",
                     "s3:ListBucketVersions"],
          "Resource": bucket_arn},
-        {"Sid": "ReadWriteSnapshots", "Effect": "Allow",
-         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                    "s3:ListMultipartUploadParts"],
-         "Resource": f"{bucket_arn}/*"},
+        *snapshots,
         # Multipart uploads to an SSE-KMS bucket need Decrypt as well as GenerateDataKey.
         {"Sid": "EncryptThroughS3", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
          "Resource": key_arn, "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+    )
+
+
+def replication_trust_policy(account_id: str, source_bucket_arn: str) -> Policy:
+    """S3 may assume the role only to replicate this account's one source bucket.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html
+    """
+    return service_trust_policy("s3.amazonaws.com", source_account=account_id, source_arn=source_bucket_arn)
+
+
+def _s3_encryption_context(bucket_arn: str) -> list[str]:
+    # With S3 Bucket Keys the context is the bucket's ARN; objects written before they were enabled carry their own.
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html#bucket-key-changes
+    return [bucket_arn, f"{bucket_arn}/*"]
+
+
+def replication_role_policy(*, source_bucket_arn: str, source_key_arn: str, source_region: str,
+                            replica_bucket_arn: str, replica_key_arn: str, replica_region: str,
+                            replicate_deletes: bool) -> Policy:
+    """What S3 needs to copy one bucket's SSE-KMS objects into its replica, and nothing more.
+
+    It reads the source's replication configuration and object versions (never the current objects through
+    GetObject), decrypts with the source key and encrypts with the replica key, each only through S3 in its own
+    region and only for objects of that bucket; it writes replicas, their tags and (where delete markers are
+    replicated) delete markers to the replica bucket alone. Nothing lets it delete an object version.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html
+    """
+    writes = ["s3:ReplicateObject", "s3:ReplicateTags"] + (["s3:ReplicateDelete"] if replicate_deletes else [])
+    return _doc(
+        {"Sid": "ReadReplicationConfiguration", "Effect": "Allow",
+         "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": source_bucket_arn},
+        {"Sid": "ReadSourceVersions", "Effect": "Allow",
+         "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+         "Resource": f"{source_bucket_arn}/*"},
+        {"Sid": "WriteReplicas", "Effect": "Allow", "Action": writes, "Resource": f"{replica_bucket_arn}/*"},
+        {"Sid": "DecryptSourceThroughS3", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": source_key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"},
+                       "StringLike": {"kms:EncryptionContext:aws:s3:arn": _s3_encryption_context(source_bucket_arn)}}},
+        {"Sid": "EncryptReplicasThroughS3", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+         "Resource": replica_key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"s3.{replica_region}.amazonaws.com"},
+                       "StringLike": {"kms:EncryptionContext:aws:s3:arn":
+                                      _s3_encryption_context(replica_bucket_arn)}}},
     )
 
 

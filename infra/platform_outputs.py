@@ -29,6 +29,7 @@ PLATFORM_OUTPUT_KEYS: tuple[str, ...] = (
     "grafanaAdminSecret",
     "prometheusUrl",
     "scaleToZero",
+    "recovery",
 )
 
 

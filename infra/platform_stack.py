@@ -19,15 +19,18 @@ from infra.components.karpenter_node_pool import KarpenterGpuPool, KarpenterGpuP
 from infra.components.keda import Keda, KedaArgs
 from infra.components.kms_key import CustomerKey, CustomerKeyArgs
 from infra.components.kserve import KServe, KServeArgs
-from infra.components.log_archive import LogArchive, LogArchiveArgs
+from infra.components.log_archive import ACCESS_LOG_EXPIRATION_DAYS, LogArchive, LogArchiveArgs, archive_lifecycle_rules
+from infra.components.log_retention import SNAPSHOT_BASE_PATH, recovery_base_path
 from infra.components.logging_stack import LoggingStack, LoggingStackArgs
-from infra.components.model_store import ModelStore, ModelStoreArgs, deletion_options
+from infra.components.model_store import ModelStore, ModelStoreArgs, deletion_options, lifecycle_rules
 from infra.components.monitoring import PROMETHEUS_URL, MetricsStack, MetricsStackArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.nvidia_device_plugin import NvidiaDevicePlugin, NvidiaDevicePluginArgs
+from infra.components.replication import ReplicaSource, Replication, ReplicationArgs
 from infra.components.team_workspace import TeamWorkspace, TeamWorkspaceArgs
 from infra.config import PlatformConfig
 from infra.config.teams import TeamEntry
+from infra.restore import RestoredData, restored_data
 from infra.tagging import register_tagging
 
 # One customer key per purpose, so revoking or auditing one use never touches another.
@@ -49,14 +52,57 @@ def team_contract(team: TeamEntry, workspace: TeamWorkspace) -> dict[str, Any]:
 
 
 def cluster_name(config: PlatformConfig) -> str:
-    return f"aip-{config.environment}"
+    return f"aip-{config.stack}"
+
+
+def replicate(prefix: str, config: PlatformConfig, ctx: AwsContext, keys: dict[str, pulumi.Output[str]],
+              store: ModelStore, archive: LogArchive) -> Replication | None:
+    """The model store and the log archive replicated into the recovery region, where the config names one.
+
+    Deleted models stay in the replica (delete markers are not replicated): a mistaken or malicious delete in the
+    primary cannot reach the copy. Elasticsearch's own deletions of expired snapshot files are replicated, so the
+    replica keeps logs no longer than the archive does.
+    """
+    recovery = config.recovery
+    if recovery is None or recovery.region is None or store.versioning is None or archive.versioning is None:
+        return None
+    logs = config.observability.logs
+    return Replication(f"{prefix}-replication", ReplicationArgs(
+        region=recovery.region, time_control=bool(recovery.replication_time_control), key_alias_prefix=prefix,
+        aws=ctx, sources=(
+            ReplicaSource(purpose="models", bucket=store.bucket, bucket_arn=store.bucket_arn,
+                          kms_key_arn=keys["models"], versioning=store.versioning,
+                          rules=lifecycle_rules(config.model_store),
+                          log_expiration_days=config.model_store.access_log_expiration_days,
+                          deletion_protection=config.model_store.deletion_protection, replicate_deletes=False),
+            ReplicaSource(purpose="log-archive", bucket=archive.bucket, bucket_arn=archive.bucket_arn,
+                          kms_key_arn=keys["log-archive"], versioning=archive.versioning,
+                          rules=archive_lifecycle_rules(), log_expiration_days=ACCESS_LOG_EXPIRATION_DAYS,
+                          deletion_protection=logs.archive_deletion_protection, replicate_deletes=True))))
+
+
+def recovery_contract(config: PlatformConfig, replication: Replication | None,
+                      restored: RestoredData | None) -> dict[str, Any]:
+    """Output `recovery`: the replicas a recovery stack serves from, or the stack this one restores; empty when
+    the stack does neither."""
+    if replication is not None and config.recovery is not None:
+        return {"region": config.recovery.region,
+                "replicationTimeControl": bool(config.recovery.replication_time_control),
+                "replicas": {purpose: replica.contract() for purpose, replica in replication.replicas.items()}}
+    if restored is not None:
+        return {"restoredFrom": restored.source}
+    return {}
 
 
 def build_platform(config: PlatformConfig) -> dict[str, Any]:
     """Create the platform stack's resources and return its outputs (see platform_outputs)."""
     register_tagging(config.tags)
     ctx = AwsContext.lookup(config.region)
-    prefix = f"aip-{config.environment}"
+    # Named after the stack (the environment, or `<env>-dr`): a recovery stack's account-wide names (IAM, aliases)
+    # never collide with those of the stack it restores.
+    prefix = f"aip-{config.stack}"
+    # A recovery stack serves from the replicas of the stack it restores, with their keys, and creates neither.
+    restored = restored_data(config, prefix) if config.recovery and config.recovery.restores else None
     # Retained model artifacts stay readable only while their key exists: it shares the buckets' protection.
     model_data = deletion_options(config.model_store.deletion_protection)
     # Likewise archived log snapshots and the key that decrypts them.
@@ -67,7 +113,11 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
             alias=f"{prefix}-{purpose}", description=description, aws=ctx, grants_for=grants,
             deletion=key_deletion.get(purpose)))
         for purpose, (description, grants) in KEY_PURPOSES.items()
+        if restored is None or purpose not in ("models", "log-archive")
     }
+    key_arns = {purpose: key.arn for purpose, key in keys.items()}
+    if restored is not None:
+        key_arns.update({"models": restored.models_key_arn, "log-archive": restored.log_archive_key_arn})
     name = cluster_name(config)
     network = Network(f"{prefix}-network", NetworkArgs(
         config=config.network, cluster_name=name, flow_log_key_arn=keys["logs"].arn,
@@ -111,24 +161,29 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         cluster_name=name, cluster_version=config.cluster.version, oidc_provider_arn=cluster.oidc_provider_arn,
         oidc_issuer_url=cluster.oidc_issuer_url, provider=cluster.provider, aws=ctx, monitoring=(metrics,)))
     Keda(f"{prefix}-keda", KedaArgs(cluster_name=name, provider=cluster.provider, monitoring=(metrics,)))
+    # A recovery stack snapshots beside the replicated snapshots, which it restores from read-only.
+    own_snapshots = recovery_base_path(config.stack) if restored else SNAPSHOT_BASE_PATH
     archive = LogArchive(f"{prefix}-log-archive", LogArchiveArgs(
-        config=config.observability.logs, kms_key_arn=keys["log-archive"].arn,
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url, aws=ctx))
+        config=config.observability.logs, kms_key_arn=key_arns["log-archive"],
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer_url=cluster.oidc_issuer_url, aws=ctx,
+        existing=restored.log_archive if restored else None, write_prefix=own_snapshots if restored else None))
     LoggingStack(f"{prefix}-logging", LoggingStackArgs(
         config=config.observability.logs, storage_class=storage.storage_class_name, archive_bucket=archive.bucket,
         archive_role_arn=archive.role_arn, region=config.region, provider=cluster.provider, depends_on=(storage,),
-        monitoring=(metrics,)))
+        monitoring=(metrics,), snapshot_base_path=own_snapshots, restore_repository=restored is not None))
     AdmissionPolicies(f"{prefix}-admission", AdmissionPoliciesArgs(
         approved_registries=config.cluster.approved_registries, account_id=ctx.account_id,
         provider=cluster.provider))
     store = ModelStore(f"{prefix}-model-store", ModelStoreArgs(
-        config=config.model_store, kms_key_arn=keys["models"].arn, aws=ctx))
+        config=config.model_store, kms_key_arn=key_arns["models"], aws=ctx,
+        existing=restored.models if restored else None))
+    replication = replicate(prefix, config, ctx, key_arns, store, archive)
     ClusterAccess(f"{prefix}-access", ClusterAccessArgs(
         entries=config.cluster.access_entries, cluster_name=cluster.name, partition=ctx.partition))
     teams = {
         team.name: TeamWorkspace(f"{prefix}-team-{team.name}", TeamWorkspaceArgs(
             team=team, region=config.region, cluster_name=cluster.name, oidc_provider_arn=cluster.oidc_provider_arn,
-            oidc_issuer_url=cluster.oidc_issuer_url, bucket_arn=store.bucket_arn, kms_key_arn=keys["models"].arn,
+            oidc_issuer_url=cluster.oidc_issuer_url, bucket_arn=store.bucket_arn, kms_key_arn=key_arns["models"],
             boundary_arn=store.team_boundary_arn, provider=cluster.provider,
             # Deleting a namespace deletes the team's models with it; dev may lose them, the others may not.
             protect_namespace=config.environment != "dev"))
@@ -147,7 +202,7 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         "privateSubnetIds": network.private_subnet_ids,
         "modelStoreBucket": store.bucket,
         "modelStoreBucketArn": store.bucket_arn,
-        "modelStoreKmsKeyArn": keys["models"].arn,
+        "modelStoreKmsKeyArn": key_arns["models"],
         "modelStoreLogBucket": store.log_bucket,
         "teamRoleBoundaryArn": store.team_boundary_arn,
         "storageClass": storage.storage_class_name,
@@ -157,4 +212,6 @@ def build_platform(config: PlatformConfig) -> dict[str, Any]:
         # What the teams' ScaledObjects read their metrics from, and whether their models may idle at zero.
         "prometheusUrl": PROMETHEUS_URL,
         "scaleToZero": config.autoscaling.scale_to_zero,
+        # Where the model store and the log archive are replicated (what a recovery stack serves from).
+        "recovery": recovery_contract(config, replication, restored),
     }

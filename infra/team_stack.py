@@ -78,6 +78,16 @@ def onboarding(config: TeamConfig, teams: dict[str, Any]) -> dict[str, Any]:
     return team
 
 
+def same_region(config: TeamConfig, region: str) -> str:
+    """The platform's region, which must be the team stack's: its model archives upload to the platform's model store
+    (a recovery stack's is the replica, in the recovery region), through the stack's AWS provider."""
+    if region != config.region:
+        raise ConfigError(stack_file(config.stack), [Problem(
+            "aws:region", f"differs from the region of {config.platform_stack} ({region}), whose model store the "
+                          f"team's models upload to: set aws:region to {region}", config.region)])
+    return region
+
+
 def scale_to_zero(config: TeamConfig, allowed: bool) -> bool:
     """Whether the platform lets models idle at zero replicas; a config error for each model that asks to where the
     platform does not (`autoscaling.scaleToZero` is false in staging and prod unless set, never true in prod)."""
@@ -91,21 +101,30 @@ def scale_to_zero(config: TeamConfig, allowed: bool) -> bool:
 
 
 def packaged(config: TeamConfig) -> dict[str, PackagedModel]:
-    """Packages of the team's torchserve models; a clean error when `aip package` has not run."""
-    wanted = [m.name for m in config.models if m.runtime == "torchserve"]
-    if not wanted:
+    """Packages of the team's torchserve models to upload; a clean error when `aip package` has not run.
+
+    A model pinned to a stored `version` (`aip promote`, `aip rollback`) needs no package unless the pin is the
+    packaged version: a rollback deploys without building anything.
+    """
+    models = {m.name: m for m in config.models if m.runtime == "torchserve"}
+    needed = [name for name, model in models.items() if model.version is None]
+    if not models:
         return {}
     try:
         packages = load_manifest(manifest_path()).models
     except ServingError as exc:
+        if not needed:
+            return {}
         raise pulumi.RunError(str(exc)) from None
-    missing = [name for name in wanted if name not in packages]
+    missing = [name for name in needed if name not in packages]
     if missing:
         raise pulumi.RunError(f"models not packaged: {', '.join(missing)}: run `aip package`")
-    lost = [str(p) for name in wanted for p in packages[name].missing_files()]
+    uploads = {name: packages[name] for name, model in models.items()
+               if name in packages and model.version in (None, packages[name].version)}
+    lost = [str(p) for package in uploads.values() for p in package.missing_files()]
     if lost:
         raise pulumi.RunError(f"packaged files are missing ({', '.join(lost)}): run `aip package`")
-    return {name: packages[name] for name in wanted}
+    return uploads
 
 
 def build_team(config: TeamConfig) -> dict[str, Any]:
@@ -116,10 +135,11 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
     platform = PlatformReference(f"{prefix}-platform", config.platform_stack)
     team = platform.require("teams").apply(lambda teams: onboarding(config, teams))
     zero_allowed = platform.require("scaleToZero").apply(lambda allowed: scale_to_zero(config, allowed))
+    region = platform.require("region").apply(lambda r: same_region(config, r))
     # Objects without an explicit namespace land in the team's, never in another one. The provider waits for
     # the onboarding checks, so nothing is sent to a cluster the team was never given.
     provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=pulumi.Output.all(
-        platform.require("kubeconfig"), team, zero_allowed).apply(lambda v: v[0]), namespace=config.team)
+        platform.require("kubeconfig"), team, zero_allowed, region).apply(lambda v: v[0]), namespace=config.team)
     TeamMonitoring(f"{prefix}-monitoring", TeamMonitoringArgs(team=config.team, provider=provider))
     pools = platform.require("gpuPools")
     services = {}

@@ -14,3 +14,6 @@ DEFAULT_APPROVED_REGISTRIES: tuple[str, ...] = ("docker.io/pytorch/", "docker.io
 # The pack setting both registry policies read (each policy gets its own copy in policies/config/<env>.json).
 APPROVED_REGISTRIES_SCHEMA = {"type": "array", "items": {"type": "string"},
                               "default": list(DEFAULT_APPROVED_REGISTRIES)}
+# Regions AWS resources may live in (the pack's `aws-all-resource-allowed-region` default); a recovery region
+# must be one of them too.
+DEFAULT_ALLOWED_REGIONS: tuple[str, ...] = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1")

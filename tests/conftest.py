@@ -20,6 +20,25 @@ from infra.preview.runner import ResourceRecord, fabricated_outputs, run_program
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shipped_stacks() -> list[str]:
+    """Every stack with a file in stacks/, sorted."""
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+def _stack_values(stack: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def is_team_stack(stack: str) -> bool:
+    """A team stack sets `ai-platform:team`; platform stacks (recovery stacks such as prod-dr among them) do not."""
+    return bool(_stack_values(stack).get("ai-platform:team"))
+
+
+def environment_of(stack: str) -> str:
+    """The environment a shipped stack declares (`prod-dr` is a prod stack)."""
+    return str(_stack_values(stack)["ai-platform:environment"])
+
+
 @pytest.fixture(scope="session")
 def project() -> Project:
     return Project.load(ROOT)

@@ -29,6 +29,11 @@ from infra.versions import TORCHSERVE_RUNTIME
 METRICS_PORT = {"torchserve": CLUSTER_METRICS_PORT, "kserve": CLUSTER_INFERENCE_PORT}
 # KServe labels every predictor pod (canary pods too) with its InferenceService's name.
 ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
+# Ours, on every predictor pod: which packaged version it serves and on which track (the team's PodMonitor turns
+# them into the series labels `model_version` and `track` that canary analysis compares).
+MODEL_VERSION_POD_LABEL = "ai-platform.io/model-version"
+TRACK_POD_LABEL = "ai-platform.io/track"
+STABLE_TRACK, CANARY_TRACK = "stable", "canary"
 # TorchServe's own default `responseTimeout`, for a model whose model-config.yaml leaves it out.
 DEFAULT_RESPONSE_TIMEOUT_S = 120
 # A GPU pool's `provisioner` in the platform's pool contract (gpu_node_pool.pool_contract) when Karpenter runs it.
@@ -43,6 +48,18 @@ def artifact_prefix(team_prefix: str, model: str, version: str) -> str:
     return f"{team_prefix}models/{model}/{version}/"
 
 
+def served_version(model: ModelDeployment, package: PackagedModel | None) -> str | None:
+    """The version a torchserve model's main predictor serves (its canary's, when it has one): the `version` pin
+    `aip promote` and `aip rollback` write, else what `aip package` built. None for the kserve runtime.
+
+    A pin makes the deploy reproducible: re-packaging (a new commit, another machine) does not move a model that
+    a canary analysis promoted or rolled back. Pin and canary exclude each other (ModelDeployment).
+    """
+    if model.version is not None:
+        return model.version
+    return package.version if package is not None else None
+
+
 def _resources(model: ModelDeployment) -> dict[str, Any]:
     amounts: dict[str, Any] = {"cpu": model.resources.cpu, "memory": model.resources.memory}
     if model.resources.gpu:
@@ -53,6 +70,20 @@ def _resources(model: ModelDeployment) -> dict[str, Any]:
 def predictor_pod_labels(model: ModelDeployment) -> dict[str, str]:
     """The label KServe puts on every predictor pod of an InferenceService (canary pods included)."""
     return {ISVC_POD_LABEL: model.name}
+
+
+def version_pod_labels(track: str, version: str | None) -> dict[str, str]:
+    """The labels a predictor puts on its pods: its track and, for packaged models, the version it serves.
+
+    KServe copies a component's `labels` onto its pods; a canary predictor's own labels win over the stable
+    one's, so each Deployment's pods say which version they run. A kserve-runtime model has no packaged
+    version (its image is the version), so it gets the track only.
+    https://github.com/kserve/kserve/blob/v0.20.0/pkg/apis/serving/v1beta1/component.go
+    """
+    labels = {TRACK_POD_LABEL: track}
+    if version is not None:
+        labels[MODEL_VERSION_POD_LABEL] = version
+    return labels
 
 
 def disruption_budget(model: ModelDeployment, pool: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -154,25 +185,31 @@ def predictor_spec(model: ModelDeployment, storage_uri: str | None, pool: dict[s
 
 def inference_service_manifest(team: str, model: ModelDeployment, storage_uri: str | None,
                                stable_storage_uri: str | None, pool: dict[str, Any] | None,
-                               response_timeout_s: int = DEFAULT_RESPONSE_TIMEOUT_S) -> dict[str, Any]:
+                               response_timeout_s: int = DEFAULT_RESPONSE_TIMEOUT_S,
+                               version: str | None = None) -> dict[str, Any]:
     """The InferenceService of one model.
 
     With a canary, the stable version stays the main predictor and the new version runs as a canary
     predictor that KServe's Standard mode gives its share of replicas (`spec.canary`, KServe 0.20).
+    `version` is the packaged version `storage_uri` holds; each predictor labels its pods with the version it
+    serves and its track (`version_pod_labels`).
     """
     annotations = {"serving.kserve.io/deploymentMode": "Standard",
                    "serving.kserve.io/autoscalerClass": AUTOSCALER_CLASS[model.scaling.uses_keda]}
     if model.canary is not None and stable_storage_uri is not None:
         drain = drain_timing(model.runtime, response_timeout_s)
-        spec = {"predictor": predictor_spec(model, stable_storage_uri, pool, response_timeout_s),
+        spec = {"predictor": {**predictor_spec(model, stable_storage_uri, pool, response_timeout_s),
+                              "labels": version_pod_labels(STABLE_TRACK, model.canary.stable_version)},
                 # KServe's canary schema wants the container's name, which it merges over the stable one.
                 "canary": [{"trafficPercent": model.canary.traffic_percent,
                             "predictor": {"name": CANARY_PREDICTOR,
+                                          "labels": version_pod_labels(CANARY_TRACK, version),
                                           "terminationGracePeriodSeconds": drain.termination_grace_s,
                                           "model": {"name": "kserve-container",
                                                     **_model_block(model, storage_uri, drain)}}}]}
     else:
-        spec = {"predictor": predictor_spec(model, storage_uri, pool, response_timeout_s)}
+        spec = {"predictor": {**predictor_spec(model, storage_uri, pool, response_timeout_s),
+                              "labels": version_pod_labels(STABLE_TRACK, version)}}
     return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
             "metadata": {"name": model.name, "namespace": team, "annotations": annotations}, "spec": spec}
 
@@ -184,7 +221,8 @@ class ModelServiceArgs:
     Attributes:
         team: Team (and namespace) the model belongs to.
         model: The model's entry in the team config.
-        package: The packaged artifacts (only for the torchserve runtime).
+        package: The packaged artifacts (only for the torchserve runtime; may be None for a model pinned to a
+            stored `version`).
         bucket: Model store bucket name.
         kms_key_arn: The model store's customer key.
         team_prefix: The team's prefix in the model store.
@@ -220,9 +258,13 @@ class ModelService(pulumi.ComponentResource):
         model, uploads = args.model, []
         self.storage_uri = None
         stable_uri = None
-        if args.package is not None:
-            prefix = artifact_prefix(args.team_prefix, model.name, args.package.version)
-            for relative, path in sorted(args.package.files.items()):
+        version = served_version(model, args.package)
+        if version is not None:
+            prefix = artifact_prefix(args.team_prefix, model.name, version)
+            # A pinned version other than the packaged one is in the store already (a deploy uploaded it, and the
+            # uploads are retained): nothing to upload, the storageUri points at its prefix.
+            files = args.package.files if args.package is not None and args.package.version == version else {}
+            for relative, path in sorted(files.items()):
                 uploads.append(aws.s3.BucketObjectv2(
                     f"{name}-{re.sub(r'[^a-z0-9]+', '-', relative.lower()).strip('-')}",
                     bucket=args.bucket,
@@ -241,7 +283,8 @@ class ModelService(pulumi.ComponentResource):
                 stable = artifact_prefix(args.team_prefix, model.name, model.canary.stable_version)
                 stable_uri = pulumi.Output.concat("s3://", args.bucket, "/", stable)
         manifest = pulumi.Output.all(self.storage_uri, stable_uri, args.pool).apply(
-            lambda v: inference_service_manifest(args.team, model, v[0], v[1], v[2], args.response_timeout_s))
+            lambda v: inference_service_manifest(args.team, model, v[0], v[1], v[2], args.response_timeout_s,
+                                                 version=version))
         isvc = k8s.apiextensions.CustomResource(
             f"{name}-isvc",
             api_version="serving.kserve.io/v1beta1",

@@ -18,7 +18,7 @@ from infra.aws_context import AwsContext
 from infra.components.irsa_role import irsa_role
 from infra.components.logging_stack import ELASTICSEARCH_SERVICE_ACCOUNT, LOGGING_NAMESPACE
 from infra.components.model_store import deletion_options
-from infra.components.s3_bucket import EXPIRED_DELETE_MARKERS, logged_private_bucket
+from infra.components.s3_bucket import EXPIRED_DELETE_MARKERS, ExistingBucket, logged_private_bucket
 from infra.config.observability import LogsConfig
 from infra.iam_policies import snapshot_repository_policy
 
@@ -57,6 +57,10 @@ class LogArchiveArgs:
         aws: Account, partition and region.
         namespace: Namespace of the Elasticsearch pods.
         service_account: Service account of the Elasticsearch pods.
+        existing: The bucket to use instead of creating one: in a recovery stack, the replica of the restored
+            stack's archive (encrypted with ``kms_key_arn``, the replica key).
+        write_prefix: Where alone Elasticsearch may write (its repository's base path) when the bucket holds
+            snapshots it must only read (the replicated ones, in a recovery stack); None: the whole bucket.
     """
 
     config: LogsConfig
@@ -66,6 +70,8 @@ class LogArchiveArgs:
     aws: AwsContext
     namespace: str = LOGGING_NAMESPACE
     service_account: str = ELASTICSEARCH_SERVICE_ACCOUNT
+    existing: ExistingBucket | None = None
+    write_prefix: str | None = None
 
 
 class LogArchive(pulumi.ComponentResource):
@@ -75,24 +81,34 @@ class LogArchive(pulumi.ComponentResource):
     bucket_arn: pulumi.Output[str]
     log_bucket: pulumi.Output[str]
     role_arn: pulumi.Output[str]
+    # The bucket's versioning, which replication waits for; None for an existing bucket.
+    versioning: aws.s3.BucketVersioning | None
 
     def __init__(self, name: str, args: LogArchiveArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:observability:LogArchive", name, None, opts)
-        keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
-                                            deletion_options(args.config.archive_deletion_protection))
-        stored = logged_private_bucket(name, purpose="snapshots", kms_key_arn=args.kms_key_arn,
-                                       rules=archive_lifecycle_rules(), log_expiration_days=ACCESS_LOG_EXPIRATION_DAYS,
-                                       account_id=args.aws.account_id, opts=keep)
+        if args.existing is None:
+            keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                                deletion_options(args.config.archive_deletion_protection))
+            stored = logged_private_bucket(name, purpose="snapshots", kms_key_arn=args.kms_key_arn,
+                                           rules=archive_lifecycle_rules(),
+                                           log_expiration_days=ACCESS_LOG_EXPIRATION_DAYS,
+                                           account_id=args.aws.account_id, opts=keep)
+            self.bucket, self.bucket_arn = stored.bucket.bucket, stored.bucket.arn
+            self.log_bucket, self.versioning = stored.log_bucket.bucket, stored.versioning
+        else:
+            # Another stack owns, hardens and protects it; Elasticsearch here restores from it and snapshots into it.
+            self.bucket = pulumi.Output.from_input(args.existing.bucket)
+            self.bucket_arn = pulumi.Output.from_input(args.existing.arn)
+            self.log_bucket = pulumi.Output.from_input(args.existing.log_bucket)
+            self.versioning = None
         role = irsa_role(f"{name}-elasticsearch", oidc_provider_arn=args.oidc_provider_arn,
                          oidc_issuer_url=args.oidc_issuer_url, namespace=args.namespace,
                          service_account=args.service_account, parent=self,
                          description="Elasticsearch writes and reads log snapshots in the log archive.")
         aws.iam.RolePolicy(f"{name}-elasticsearch", role=role.id, opts=pulumi.ResourceOptions(parent=self),
-                           policy=pulumi.Output.all(stored.bucket.arn, args.kms_key_arn).apply(
-                               lambda v: json.dumps(snapshot_repository_policy(v[0], v[1], args.aws.region))))
-        self.bucket = stored.bucket.bucket
-        self.bucket_arn = stored.bucket.arn
-        self.log_bucket = stored.log_bucket.bucket
+                           policy=pulumi.Output.all(self.bucket_arn, args.kms_key_arn).apply(
+                               lambda v: json.dumps(snapshot_repository_policy(v[0], v[1], args.aws.region,
+                                                                               write_prefix=args.write_prefix))))
         self.role_arn = role.arn
         self.register_outputs({"bucket": self.bucket, "bucket_arn": self.bucket_arn, "log_bucket": self.log_bucket,
                                "role_arn": self.role_arn})

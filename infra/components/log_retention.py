@@ -22,6 +22,8 @@ from infra.components.pod_security import restricted_pod_security_context, restr
 
 ILM_POLICY = "aip-logs"
 SNAPSHOT_REPOSITORY = "aip-log-archive"
+# In a recovery stack: the restored stack's snapshots, replicated into the bucket this stack archives to, read-only.
+RESTORE_REPOSITORY = "aip-log-archive-replica"
 SLM_POLICY = "aip-log-snapshots"
 # Everything Elasticsearch writes to the archive bucket lives under this prefix.
 SNAPSHOT_BASE_PATH = "snapshots"
@@ -35,6 +37,7 @@ MONITOR_ROLE = "aip_log_monitor"
 
 # Files the setup Job reads from its ConfigMap, in the order it PUTs them.
 ILM_FILE, REPOSITORY_FILE, SLM_FILE = "ilm-policy.json", "snapshot-repository.json", "slm-policy.json"
+RESTORE_REPOSITORY_FILE = "restore-repository.json"
 BODIES_DIR, CA_DIR = "/etc/aip-log-setup", "/etc/elasticsearch-ca"
 # curlimages/curl runs as curl_user (uid 100); no file in the image has to be writable.
 CURL_UID = 100
@@ -57,14 +60,31 @@ def ilm_policy(retention_days: int) -> dict[str, Any]:
     }}
 
 
-def snapshot_repository(bucket: str) -> dict[str, Any]:
+def snapshot_repository(bucket: str, base_path: str = SNAPSHOT_BASE_PATH) -> dict[str, Any]:
     """The archive bucket as an S3 repository.
 
     No credentials: the S3 client takes the pod's IRSA web identity token. No client-side encryption
     setting either: the bucket encrypts every object with its customer key by default.
     https://www.elastic.co/docs/deploy-manage/tools/snapshot-and-restore/s3-repository
     """
-    return {"type": "s3", "settings": {"bucket": bucket, "base_path": SNAPSHOT_BASE_PATH}}
+    return {"type": "s3", "settings": {"bucket": bucket, "base_path": base_path}}
+
+
+def recovery_base_path(stack: str) -> str:
+    """Where a recovery stack's own snapshots go in the replica bucket: beside the replicated ones, never into them."""
+    return f"{SNAPSHOT_BASE_PATH}-{stack}"
+
+
+def restore_repository(bucket: str) -> dict[str, Any]:
+    """The replicated snapshots of the restored stack, registered read-only.
+
+    Replication still writes there while the restored stack lives (a rehearsal), and one repository must have
+    one writer: a second cluster writing it would corrupt it. Read-only, this cluster restores from it safely.
+    https://www.elastic.co/docs/troubleshoot/elasticsearch/diagnosing-corrupted-repositories
+    """
+    repository = snapshot_repository(bucket)
+    repository["settings"]["readonly"] = True
+    return repository
 
 
 def slm_policy(schedule: str, retention_days: int) -> dict[str, Any]:
@@ -108,20 +128,29 @@ def roles_file() -> str:
     return yaml.safe_dump(security_roles(), sort_keys=True)
 
 
-def setup_bodies(*, bucket: str, retention_days: int, schedule: str, snapshot_retention_days: int) -> dict[str, str]:
-    """The ConfigMap data of the setup Job: one JSON document per API call."""
-    documents = {ILM_FILE: ilm_policy(retention_days), REPOSITORY_FILE: snapshot_repository(bucket),
+def setup_bodies(*, bucket: str, retention_days: int, schedule: str, snapshot_retention_days: int,
+                 base_path: str = SNAPSHOT_BASE_PATH, restore: bool = False) -> dict[str, str]:
+    """The ConfigMap data of the setup Job: one JSON document per API call.
+
+    ``base_path`` is where this cluster's snapshots go; ``restore`` (a recovery stack) adds the read-only
+    repository of the replicated snapshots under the default base path of the same bucket.
+    """
+    documents = {ILM_FILE: ilm_policy(retention_days), REPOSITORY_FILE: snapshot_repository(bucket, base_path),
                  SLM_FILE: slm_policy(schedule, snapshot_retention_days)}
+    if restore:
+        documents[RESTORE_REPOSITORY_FILE] = restore_repository(bucket)
     return {name: json.dumps(body, indent=2, sort_keys=True) + "\n" for name, body in documents.items()}
 
 
-def setup_script(elasticsearch_url: str) -> str:
+def setup_script(elasticsearch_url: str, restore: bool = False) -> str:
     """PUT each body, in order, retrying while the cluster, its users or the repository are not ready yet.
 
     The password reaches curl on stdin (`--config -`), never on its command line.
     """
     calls = [(f"_ilm/policy/{ILM_POLICY}", ILM_FILE), (f"_snapshot/{SNAPSHOT_REPOSITORY}", REPOSITORY_FILE),
              (f"_slm/policy/{SLM_POLICY}", SLM_FILE)]
+    if restore:
+        calls.append((f"_snapshot/{RESTORE_REPOSITORY}", RESTORE_REPOSITORY_FILE))
     lines = [
         "set -eu",
         "put() {",

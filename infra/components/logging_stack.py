@@ -24,6 +24,7 @@ from infra.components.log_retention import (
     ILM_POLICY,
     MONITOR_ROLE,
     SETUP_ROLE,
+    SNAPSHOT_BASE_PATH,
     content_hash,
     roles_file,
     setup_bodies,
@@ -317,6 +318,9 @@ class LoggingStackArgs:
         provider: Kubernetes provider of the cluster.
         depends_on: What must exist first (the StorageClass's component).
         monitoring: What installs the ServiceMonitor CRD the exporter's release uses (the metrics stack).
+        snapshot_base_path: Where in the archive bucket this cluster's snapshots go.
+        restore_repository: A recovery stack: also register the replicated snapshots of the restored stack (the
+            default base path of the archive bucket, its replica) as a read-only repository to restore from.
     """
 
     config: LogsConfig
@@ -327,6 +331,8 @@ class LoggingStackArgs:
     provider: k8s.Provider
     depends_on: tuple[pulumi.Resource, ...] = ()
     monitoring: tuple[pulumi.Resource, ...] = ()
+    snapshot_base_path: str = SNAPSHOT_BASE_PATH
+    restore_repository: bool = False
 
 
 class LoggingStack(pulumi.ComponentResource):
@@ -370,7 +376,7 @@ class LoggingStack(pulumi.ComponentResource):
         filebeat_rbac = self._filebeat_rbac()
         self._custom("filebeat", "beat.k8s.elastic.co/v1beta1", "Beat", (FILEBEAT, FILEBEAT_NAMESPACE),
                      filebeat_spec(cfg.elasticsearch_nodes, ILM_POLICY), self._after(elasticsearch, *filebeat_rbac))
-        self._setup_job(cfg, args.archive_bucket, setup_user, elasticsearch)
+        self._setup_job(args, setup_user, elasticsearch)
         k8s.helm.v3.Release(
             f"{name}-exporter", name=EXPORTER_RELEASE, namespace=LOGGING_NAMESPACE,
             values=exporter_values(EXPORTER_USER.secret), atomic=True,
@@ -423,13 +429,14 @@ class LoggingStack(pulumi.ComponentResource):
             opts=self._after(role, account))
         return [account, role, binding]
 
-    def _setup_job(self, cfg: LogsConfig, bucket: pulumi.Input[str], user: k8s.core.v1.Secret,
-                   elasticsearch: pulumi.Resource) -> None:
+    def _setup_job(self, args: LoggingStackArgs, user: k8s.core.v1.Secret, elasticsearch: pulumi.Resource) -> None:
         """The ConfigMap of API bodies and the Job that PUTs them, both named after a hash of their content."""
-        script = setup_script(ELASTICSEARCH_URL)
-        bodies = pulumi.Output.from_input(bucket).apply(lambda b: setup_bodies(
+        cfg = args.config
+        script = setup_script(ELASTICSEARCH_URL, restore=args.restore_repository)
+        bodies = pulumi.Output.from_input(args.archive_bucket).apply(lambda b: setup_bodies(
             bucket=b, retention_days=cfg.retention_days, schedule=cfg.snapshot_schedule,
-            snapshot_retention_days=cfg.snapshot_retention_days))
+            snapshot_retention_days=cfg.snapshot_retention_days, base_path=args.snapshot_base_path,
+            restore=args.restore_repository))
         suffix = bodies.apply(lambda data: content_hash(data, script, CURL.reference, SETUP_USER.secret))
         config_map = k8s.core.v1.ConfigMap(
             f"{self._name}-setup-bodies",

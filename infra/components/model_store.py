@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws_context import AwsContext
-from infra.components.s3_bucket import logged_private_bucket
+from infra.components.s3_bucket import ExistingBucket, logged_private_bucket
 from infra.config import ModelStoreConfig
 from infra.iam_policies import team_boundary_policy
 
@@ -38,11 +38,14 @@ class ModelStoreArgs:
         config: Model store section of the stack config.
         kms_key_arn: Customer key for SSE-KMS of model artifacts.
         aws: Account, partition and region.
+        existing: The bucket to use instead of creating one: in a recovery stack, the replica of the restored
+            stack's model store (encrypted with ``kms_key_arn``, the replica key).
     """
 
     config: ModelStoreConfig
     kms_key_arn: pulumi.Input[str]
     aws: AwsContext
+    existing: ExistingBucket | None = None
 
 
 class ModelStore(pulumi.ComponentResource):
@@ -55,25 +58,33 @@ class ModelStore(pulumi.ComponentResource):
     bucket_arn: pulumi.Output[str]
     log_bucket: pulumi.Output[str]
     team_boundary_arn: pulumi.Output[str]
+    # The bucket's versioning, which replication waits for; None for an existing bucket.
+    versioning: aws.s3.BucketVersioning | None
 
     def __init__(self, name: str, args: ModelStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:storage:ModelStore", name, None, opts)
         cfg = args.config
-        # Everything that protects the buckets outlives a destroy with them, not only the buckets.
-        keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
-                                            deletion_options(cfg.deletion_protection))
-        stored = logged_private_bucket(name, purpose="models", kms_key_arn=args.kms_key_arn, rules=lifecycle_rules(cfg),
-                                       log_expiration_days=cfg.access_log_expiration_days,
-                                       account_id=args.aws.account_id, opts=keep)
-        models, logs = stored.bucket, stored.log_bucket
+        if args.existing is None:
+            # Everything that protects the buckets outlives a destroy with them, not only the buckets.
+            keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                                deletion_options(cfg.deletion_protection))
+            stored = logged_private_bucket(name, purpose="models", kms_key_arn=args.kms_key_arn,
+                                           rules=lifecycle_rules(cfg),
+                                           log_expiration_days=cfg.access_log_expiration_days,
+                                           account_id=args.aws.account_id, opts=keep)
+            self.bucket, self.bucket_arn = stored.bucket.bucket, stored.bucket.arn
+            self.log_bucket, self.versioning = stored.log_bucket.bucket, stored.versioning
+        else:
+            # Another stack owns, hardens and protects it; this one only serves from it.
+            self.bucket = pulumi.Output.from_input(args.existing.bucket)
+            self.bucket_arn = pulumi.Output.from_input(args.existing.arn)
+            self.log_bucket = pulumi.Output.from_input(args.existing.log_bucket)
+            self.versioning = None
         boundary = aws.iam.Policy(
             f"{name}-team-boundary", description="Permissions boundary of every team's serving role",
-            policy=pulumi.Output.all(models.arn, args.kms_key_arn).apply(
+            policy=pulumi.Output.all(self.bucket_arn, args.kms_key_arn).apply(
                 lambda v: json.dumps(team_boundary_policy(v[0], v[1], args.aws.region))),
             opts=pulumi.ResourceOptions(parent=self))
-        self.bucket = models.bucket
-        self.bucket_arn = models.arn
-        self.log_bucket = logs.bucket
         self.team_boundary_arn = boundary.arn
         self.register_outputs({"bucket": self.bucket, "bucket_arn": self.bucket_arn, "log_bucket": self.log_bucket,
                                "team_boundary_arn": self.team_boundary_arn})

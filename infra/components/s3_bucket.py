@@ -46,21 +46,33 @@ def access_log_rules(expiration_days: int) -> list[dict[str, Any]]:
 
 
 def harden_bucket(name: str, bucket: aws.s3.Bucket, *, sse: dict[str, Any], rules: list[dict[str, Any]],
-                  opts: pulumi.ResourceOptions) -> None:
+                  opts: pulumi.ResourceOptions, region: str | None = None) -> aws.s3.BucketVersioning:
     """Ownership enforced, public access blocked, versioned, encrypted by default, with lifecycle rules.
 
     The settings are resources of their own (pulumi-aws v7); each is named ``name`` and takes ``opts``,
-    so they share the bucket's parent and deletion protection.
+    so they share the bucket's parent and deletion protection, and ``region`` (the bucket's, when it is not
+    the stack's). Returns the versioning, which replication must wait for.
     """
     aws.s3.BucketOwnershipControls(name, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"},
-                                   opts=opts)
+                                   region=region, opts=opts)
     aws.s3.BucketPublicAccessBlock(name, bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-                                   ignore_public_acls=True, restrict_public_buckets=True, opts=opts)
-    aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=opts)
+                                   ignore_public_acls=True, restrict_public_buckets=True, region=region, opts=opts)
+    versioning = aws.s3.BucketVersioning(name, bucket=bucket.id, versioning_configuration={"status": "Enabled"},
+                                         region=region, opts=opts)
     aws.s3.BucketServerSideEncryptionConfiguration(
-        name, bucket=bucket.id, opts=opts,
+        name, bucket=bucket.id, region=region, opts=opts,
         rules=[{"apply_server_side_encryption_by_default": sse, "bucket_key_enabled": True}])
-    aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, opts=opts)
+    aws.s3.BucketLifecycleConfiguration(name, bucket=bucket.id, rules=rules, region=region, opts=opts)
+    return versioning
+
+
+@dataclass(frozen=True)
+class ExistingBucket:
+    """A data bucket another stack owns and protects (a replica a recovery stack serves from), and its log bucket."""
+
+    bucket: pulumi.Input[str]
+    arn: pulumi.Input[str]
+    log_bucket: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -69,26 +81,31 @@ class LoggedBucket:
 
     bucket: aws.s3.Bucket
     log_bucket: aws.s3.Bucket
+    versioning: aws.s3.BucketVersioning
 
 
 def logged_private_bucket(name: str, *, purpose: str, kms_key_arn: pulumi.Input[str], rules: list[dict[str, Any]],
                           log_expiration_days: int, account_id: pulumi.Input[str],
-                          opts: pulumi.ResourceOptions) -> LoggedBucket:
+                          opts: pulumi.ResourceOptions, region: str | None = None) -> LoggedBucket:
     """``{name}-{purpose}``, SSE-KMS with ``kms_key_arn``, logging into ``{name}-access-logs`` under ``{purpose}/``.
 
     Both buckets get :func:`harden_bucket` and a TLS-only policy; the log bucket's policy lets S3's
     logging service write the data bucket's logs and nothing else. ``opts`` (parent and deletion
     protection) applies to every resource, so whatever protects the data outlives a destroy with it.
+    ``region`` puts every resource in another region than the stack's (a log bucket must share its
+    source's region).
     """
-    logs = aws.s3.Bucket(f"{name}-access-logs", force_destroy=False, opts=opts)
-    harden_bucket(f"{name}-access-logs", logs, sse=SSE_S3, rules=access_log_rules(log_expiration_days), opts=opts)
-    data = aws.s3.Bucket(f"{name}-{purpose}", force_destroy=False, opts=opts)
-    harden_bucket(f"{name}-{purpose}", data, sse=sse_kms(kms_key_arn), rules=rules, opts=opts)
-    aws.s3.BucketPolicy(f"{name}-{purpose}", bucket=data.id, opts=opts,
+    logs = aws.s3.Bucket(f"{name}-access-logs", force_destroy=False, region=region, opts=opts)
+    harden_bucket(f"{name}-access-logs", logs, sse=SSE_S3, rules=access_log_rules(log_expiration_days), opts=opts,
+                  region=region)
+    data = aws.s3.Bucket(f"{name}-{purpose}", force_destroy=False, region=region, opts=opts)
+    versioning = harden_bucket(f"{name}-{purpose}", data, sse=sse_kms(kms_key_arn), rules=rules, opts=opts,
+                               region=region)
+    aws.s3.BucketPolicy(f"{name}-{purpose}", bucket=data.id, region=region, opts=opts,
                         policy=data.arn.apply(lambda arn: json.dumps(tls_only_bucket_policy(arn))))
-    aws.s3.BucketPolicy(f"{name}-access-logs", bucket=logs.id, opts=opts,
+    aws.s3.BucketPolicy(f"{name}-access-logs", bucket=logs.id, region=region, opts=opts,
                         policy=pulumi.Output.all(logs.arn, data.arn, account_id).apply(
                             lambda v: json.dumps(access_log_bucket_policy(v[0], v[1], v[2]))))
     aws.s3.BucketLogging(f"{name}-{purpose}", bucket=data.id, target_bucket=logs.id, target_prefix=f"{purpose}/",
-                         opts=opts)
-    return LoggedBucket(bucket=data, log_bucket=logs)
+                         region=region, opts=opts)
+    return LoggedBucket(bucket=data, log_bucket=logs, versioning=versioning)

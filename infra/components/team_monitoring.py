@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.inference_service import ISVC_POD_LABEL, METRICS_PORT
+from infra.components.inference_service import ISVC_POD_LABEL, METRICS_PORT, MODEL_VERSION_POD_LABEL, TRACK_POD_LABEL
 
 POD_MONITOR_NAME = "inference-services"
 # TorchServe serves its metrics on a port of their own (kserve.torchserve_runtime_spec names it); a
@@ -32,10 +32,20 @@ def pod_label_meta(label: str) -> str:
 
 
 def target_relabelings(team: str) -> list[dict[str, Any]]:
-    """`team` and `inferenceservice` on every series; the operator adds `namespace`, `pod` and `container`."""
+    """`team` and `inferenceservice` on every series, and the pod's `track` and `model_version` (which canary
+    analysis compares); the operator adds `namespace`, `pod` and `container`.
+
+    A target label wins over a label of the same name the server exports (TorchServe's own `model_version` on its
+    per-model series becomes `exported_model_version`); both name the packaged version, and the pod's label also
+    reaches the host-level series (`Requests5XX`) that have none. A pod without the label (deployed before it
+    existed) gets no target label, and keeps TorchServe's.
+    """
     return [
         {"action": "replace", "targetLabel": "team", "replacement": team},
         {"action": "replace", "sourceLabels": [pod_label_meta(ISVC_POD_LABEL)], "targetLabel": "inferenceservice"},
+        {"action": "replace", "sourceLabels": [pod_label_meta(TRACK_POD_LABEL)], "targetLabel": "track"},
+        {"action": "replace", "sourceLabels": [pod_label_meta(MODEL_VERSION_POD_LABEL)],
+         "targetLabel": "model_version"},
     ]
 
 

@@ -17,12 +17,14 @@ from pydantic.alias_generators import to_camel
 from infra.config.alerts import credential_problems
 from infra.config.errors import NOT_SET, SUBKEY_MARK, ConfigError, Problem, describe_error, did_you_mean, join_path
 from infra.config.models import PlatformConfig, StackConfig, TeamConfig
+from infra.config.recovery import recovery_stack_name
 
 STACK_CONFIG_DIR = "stacks"
 # Scalar keys, declared with their defaults in Pulumi.yaml.
 DECLARED_KEYS = ("environment", "costCenter", "dataClassification", "team", "platformStack")
 # Structured keys; Pulumi's project schema cannot type objects, so the models do.
-PLATFORM_KEYS = ("network", "cluster", "teams", "gpuPools", "modelStore", "observability", "autoscaling")
+PLATFORM_KEYS = ("network", "cluster", "teams", "gpuPools", "modelStore", "observability", "autoscaling",
+                 "recovery")
 TEAM_KEYS = ("models",)
 # Keys that moved, and where to: a stack file written for an older release gets directions, not "unknown key".
 MOVED_KEYS = {
@@ -160,9 +162,22 @@ def _kind_problems(model: type[BaseModel], raw: Mapping[str, Any], prefix: str, 
     else:
         problems += [Problem(prefix + key, "is only valid in team stacks (set team too)", raw[key])
                      for key in ("platformStack", *TEAM_KEYS) if key in raw]
-        if environment and stack != environment:
+        recovery = raw.get("recovery")
+        restores = isinstance(recovery, dict) and recovery.get("restoreFrom") not in (None, "")
+        recovery_stack = recovery_stack_name(environment) if isinstance(environment, str) else None
+        if environment and stack == recovery_stack and not restores:
+            problems.append(Problem(prefix + "recovery.restoreFrom", f"required for the recovery stack {stack!r}: "
+                                                                     f"the platform stack of {environment!r} it "
+                                                                     "restores (see docs/recovery.md)"))
+        elif environment and stack not in (environment, recovery_stack):
             problems.append(Problem(prefix + "team", f"required for the team stack {stack!r} (platform stacks "
-                                                     f"are named after their environment: {environment!r})"))
+                                                     f"are named after their environment: {environment!r}, or "
+                                                     f"{recovery_stack!r} for its recovery stack)"))
+        elif restores and stack != recovery_stack:
+            problems.append(Problem(prefix + "recovery.restoreFrom", f"only the recovery stack {recovery_stack!r} "
+                                                                     f"restores another stack; {stack!r} is the "
+                                                                     "environment's platform stack",
+                                    recovery["restoreFrom"]))
     return problems
 
 

@@ -46,6 +46,7 @@ from infra.config.fields import (
 )
 from infra.config.observability import ObservabilityConfig, prod_minimum, with_environment_defaults
 from infra.config.reachability import covers, unrouted_networks
+from infra.config.recovery import RECOVERY_SUFFIX, RecoveryConfig, check_recovery
 from infra.config.serving import ModelDeployment, unique_names
 from infra.config.teams import AccessEntryConfig, TeamEntry, unique_principals
 from infra.versions import DEFAULT_EKS_VERSION
@@ -535,6 +536,10 @@ class PlatformConfig(_Common):
         description="Metrics and logs; every key defaults per environment (see ENVIRONMENT_DEFAULTS).")
     autoscaling: PlatformAutoscalingConfig = Field(
         description="What the teams' model autoscaling may do; scaleToZero defaults to true in dev only.")
+    recovery: RecoveryConfig | None = Field(
+        default=None, validate_default=True,
+        description="Disaster recovery (docs/recovery.md): the region data is replicated to (required in prod), or "
+                    "in a recovery stack the platform stack it restores.")
 
     @model_validator(mode="before")
     @classmethod
@@ -552,6 +557,12 @@ class PlatformConfig(_Common):
             raise ValueError(f"{SUBKEY_MARK}scaleToZero: must be false in prod: a model at zero replicas answers no "
                              "request until a node and a replica have started (minutes on a GPU)")
         return value
+
+    @field_validator("recovery")
+    @classmethod
+    def _recovery_fits_the_stack(cls, value: RecoveryConfig | None, info: ValidationInfo) -> RecoveryConfig | None:
+        return check_recovery(value, environment=info.data.get("environment"), region=info.data.get("region"),
+                              project=info.data.get("project"))
 
     @property
     def karpenter_pools(self) -> tuple[GpuPoolConfig, ...]:
@@ -644,8 +655,10 @@ class TeamConfig(_Common):
         environment, project = info.data.get("environment"), info.data.get("project")
         if project and value.split("/")[1] != project:
             raise ValueError(f"must name a stack of this project (<org>/{project}/<environment>)")
-        if environment and value.rsplit("/", 1)[-1] != environment:
-            raise ValueError(f"must name the platform stack of the team's environment (.../{environment})")
+        # A team moves to its environment's recovery stack by naming it here (docs/recovery.md).
+        if environment and value.rsplit("/", 1)[-1] not in (environment, f"{environment}{RECOVERY_SUFFIX}"):
+            raise ValueError(f"must name the platform stack of the team's environment (.../{environment}) or its "
+                             f"recovery stack (.../{environment}{RECOVERY_SUFFIX})")
         return value
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
 
 from infra.config.base import FrozenModel
+from infra.config.canary import CanaryAnalysisConfig
 from infra.config.capacity import RUNTIME_METRICS, ModelAutoscalingConfig
 from infra.config.errors import SUBKEY_MARK
 from infra.serving.catalog import MODEL_HANDLERS, Catalog
@@ -77,6 +78,9 @@ class CanaryConfig(FrozenModel):
     traffic_percent: StrictInt = Field(ge=1, le=99, description="Share of requests the new version gets.")
     stable_version: Annotated[StrictStr, Field(pattern=_VERSION.pattern)] = Field(
         description="Packaged version (from `aip package`) that keeps the rest of the traffic.")
+    analysis: CanaryAnalysisConfig = Field(
+        default_factory=CanaryAnalysisConfig,
+        description="Thresholds `aip canary analyze` promotes or rolls back the canary by (docs/delivery.md).")
 
 
 class ModelDeployment(FrozenModel):
@@ -102,6 +106,10 @@ class ModelDeployment(FrozenModel):
     scale_metric: Literal["cpu", "memory"] = Field(default="cpu", description="What the autoscaler (HPA) watches.")
     scale_target: StrictInt = Field(default=70, ge=1, le=100, description="Target utilization (%) of the metric.")
     canary: CanaryConfig | None = Field(default=None, description="Canary rollout of the new version.")
+    version: Annotated[StrictStr, Field(pattern=_VERSION.pattern)] | None = Field(
+        default=None, description="Packaged version to serve instead of the one `aip package` built now: one an "
+                                  "earlier deploy uploaded (the model store keeps every version). Set by `aip "
+                                  "promote` and `aip rollback`; not beside `canary` (docs/delivery.md).")
     autoscaling: ModelAutoscalingConfig | None = Field(
         default=None, description="Replicas driven by a serving metric (KEDA) or CPU/memory (HPA); replaces "
                                   "minReplicas, maxReplicas, scaleMetric and scaleTarget.")
@@ -153,6 +161,17 @@ class ModelDeployment(FrozenModel):
     def _canary_of_packaged_versions(cls, value: CanaryConfig | None, info: ValidationInfo) -> CanaryConfig | None:
         if value is not None and info.data.get("runtime") == "kserve":
             raise ValueError("is only for the torchserve runtime (a kserve predictor rolls out with a new image tag)")
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version_of_packaged_models(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("runtime") == "kserve":
+            raise ValueError("is only for the torchserve runtime (a kserve predictor's version is its image)")
+        if value is not None and info.data.get("canary") is not None:
+            raise ValueError("is not used beside canary: with a canary, canary.stableVersion serves the stable "
+                             "share and the packaged version the canary; `aip promote` or `aip rollback` ends the "
+                             "canary and pins one of them")
         return value
 
     @field_validator("autoscaling")

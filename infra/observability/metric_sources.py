@@ -32,9 +32,11 @@ def _labels(*names: str) -> frozenset[str]:
 
 
 # Labels the scrape configuration (PodMonitor, ServiceMonitor, local scrape config) adds to every series
-# of a target; a server never exports them itself.
+# of a target; a server never exports them itself. `track` and `model_version` come from a predictor pod's labels
+# (team_monitoring.target_relabelings); TorchServe's own `model_version` gives way to the target's.
 TARGET_LABELS: frozenset[str] = frozenset(
-    {"namespace", "pod", "container", "job", "instance", "team", "inferenceservice", "node", "gpu_pool"})
+    {"namespace", "pod", "container", "job", "instance", "team", "inferenceservice", "node", "gpu_pool", "track",
+     "model_version"})
 
 
 # --- Model servers: proven against the real servers by tests/observability/test_metric_names.py ------------

@@ -78,7 +78,8 @@ class PreviewMocks(pulumi.runtime.Mocks):
         return (f"{namespace}/{metadata['name']}" if namespace else metadata["name"]), outputs
 
     def _aws(self, args: pulumi.runtime.MockResourceArgs, outputs: dict, seed: str) -> tuple[str, dict]:
-        region, account, partition = self.region, ACCOUNT_ID, self.partition
+        # A resource may live in another region than the stack's (pulumi-aws v7's per-resource `region`).
+        region, account, partition = str(outputs.get("region") or self.region), ACCOUNT_ID, self.partition
         auto_name = f"{args.name}-{_hex(seed, 7)}"
         service = args.typ.split(":")[1].split("/")[0]
         short = args.typ.rsplit(":", 1)[-1]

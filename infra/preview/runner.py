@@ -150,7 +150,7 @@ def run_preview(stack: str, project: Project | None = None, *,
         local = _local_stack(name, project)
         if local is None or local in (*_visiting, stack):
             warnings_seen.append(f"stack reference {name!r} is not a stack of this project: outputs are fabricated")
-            resolved[name] = fabricated_outputs(name)
+            resolved[name] = fabricated_outputs(name, region=config.values.get("aws:region"))
         else:
             if local not in cache:
                 try:
@@ -179,9 +179,12 @@ def _local_stack(reference: str, project: Project) -> str | None:
     return name if project.stack_path(name).is_file() else None
 
 
-def fabricated_outputs(reference: str) -> dict[str, Any]:
-    """Stand-in platform outputs for a stack that cannot be previewed here, marked as fabricated."""
-    structured = {"privateSubnetIds": [], "gpuPools": [], "teams": {}, "scaleToZero": False}
+def fabricated_outputs(reference: str, region: str | None = None) -> dict[str, Any]:
+    """Stand-in platform outputs for a stack that cannot be previewed here, marked as fabricated; ``region`` (the
+    referencing stack's) stands in for its region, which a team stack must share."""
+    structured = {"privateSubnetIds": [], "gpuPools": [], "teams": {}, "scaleToZero": False, "recovery": {}}
+    if region is not None:
+        structured["region"] = region
     return {key: structured.get(key, f"fabricated-{key}-of-{reference.replace('/', '-')}")
             for key in PLATFORM_OUTPUT_KEYS}
 

@@ -20,16 +20,20 @@ it). The same labels are set here so that the same rules evaluate and group the 
   as in the cluster), else the models' names joined by `+` (`digits+ranker`), so that rules on them
   (ModelServerTargetDown, the error ratio) evaluate locally too.
 - `job` is the runtime's name, `instance` the loopback address Prometheus scrapes.
+- A target's extra `labels` are added last and win: servers of two versions of one model, scraped as the
+  stable and canary predictors of one InferenceService, get `track` and `model_version` as a predictor pod's
+  labels give them in the cluster (and a job name each).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,6 +54,8 @@ LOCAL_NAMESPACE = "local"
 PREDICTOR_CONTAINER = "kserve-container"
 MODEL_NAME_LABEL = "model_name"  # TorchServe's and KServe's label for the model a series is about
 INSTALL_HINT = "install Debian's prometheus package (make install does)"
+# Prometheus' label names; `__` starts the names it reserves for itself.
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 class PrometheusFailed(Exception):
@@ -73,12 +79,14 @@ class ScrapeTarget:
         address: `127.0.0.1:<port>` of the listener that serves the metrics.
         metrics_path: Path of the metrics (`/metrics` for both runtimes).
         models: The models the server serves (at least one).
+        labels: Target labels added to the PodMonitor's (and winning over them), e.g. `track` and `model_version`.
     """
 
     job: str
     address: str
     metrics_path: str
     models: tuple[str, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, server: LocalServer, models: Sequence[str]) -> ScrapeTarget:
@@ -93,7 +101,7 @@ class ScrapeTarget:
 def target_labels(target: ScrapeTarget) -> dict[str, str]:
     """The labels a team's PodMonitor would give this target in the cluster (see the module docstring)."""
     return {"team": LOCAL_TEAM, "namespace": LOCAL_NAMESPACE, "pod": f"local-{target.job}",
-            "container": PREDICTOR_CONTAINER, "inferenceservice": "+".join(target.models)}
+            "container": PREDICTOR_CONTAINER, "inferenceservice": "+".join(target.models), **target.labels}
 
 
 def prometheus_config(targets: Sequence[ScrapeTarget], rule_files: Sequence[Path], *,
@@ -114,6 +122,8 @@ def prometheus_config(targets: Sequence[ScrapeTarget], rule_files: Sequence[Path
     if len(set(jobs)) != len(jobs):
         problems.append(f"job names must be distinct: {', '.join(jobs)}")
     problems += [f"target {t.job} serves no model" for t in targets if not t.models]
+    problems += [f"target {t.job}: {name!r} is not a label name (letters, digits and _, not starting with __)"
+                 for t in targets for name in t.labels if not _LABEL_NAME.match(name) or name.startswith("__")]
     if problems:
         raise ValueError("; ".join(problems))
     interval = f"{interval_s}s"

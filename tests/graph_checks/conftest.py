@@ -20,12 +20,12 @@ from infra.graph_checks.custom_resources import CRDS_ENV
 from infra.graph_checks.custom_resources import crds_dir as configured_crds_dir
 from infra.preview import PreviewResult, Project
 from infra.preview.runner import ResourceRecord
+from tests.conftest import is_team_stack, shipped_stacks
 from tests.prerequisites import unavailable
 
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                for p in (Path(__file__).resolve().parents[2] / "stacks").glob("Pulumi.*.yaml"))
-PLATFORM_STACKS = [s for s in STACKS if "-" not in s]
-TEAM_STACKS = [s for s in STACKS if "-" in s]
+STACKS = shipped_stacks()
+PLATFORM_STACKS = [s for s in STACKS if not is_team_stack(s)]
+TEAM_STACKS = [s for s in STACKS if is_team_stack(s)]
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,10 @@ from infra.config import ConfigError, PlatformConfig, TeamConfig, parse_stack_co
 
 FAMILIES = "g4dn, g5, g6, g6e, p4d, p4de, p5, p5e, p5en"
 TOP_KEYS = ("environment, costCenter, dataClassification, team, platformStack, network, cluster, teams, gpuPools, "
-            "modelStore, observability, autoscaling, models")
+            "modelStore, observability, autoscaling, recovery, models")
 BASTIONS = "10.64.250.0/24"
+# What a prod platform stack must set (tests/infra/test_recovery.py); `recovery=None` leaves it out.
+PROD_RECOVERY = {"region": "us-west-2"}
 POOL_KEYS = ("minSize, maxSize, desiredSize, name, provisioner, instanceTypes, capacityType, capacityTypes, "
              "capacityReservationIds, rootVolumeGib, dedicatedTeam, consolidation, expireAfter, "
              "terminationGracePeriod, sharing")
@@ -29,6 +31,8 @@ def platform(**overrides: Any) -> dict[str, str]:
         # A private endpoint needs a network that may reach it; one inside the default VPC needs no route.
         "ai-platform:cluster": {"privateAccessCidrs": [BASTIONS]},
     }
+    if overrides.get("environment") == "prod":
+        values["ai-platform:recovery"] = PROD_RECOVERY
     values.update({k if ":" in k else f"ai-platform:{k}": v for k, v in overrides.items()})
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None}
 
@@ -36,6 +40,8 @@ def platform(**overrides: Any) -> dict[str, str]:
 def team(**overrides: Any) -> dict[str, str]:
     values = platform(**{"team": "vision", "platformStack": "acme/ai-platform/dev", **overrides})
     values.pop("ai-platform:gpuPools")
+    if "recovery" not in overrides:
+        values.pop("ai-platform:recovery", None)
     if "cluster" not in overrides:
         values.pop("ai-platform:cluster")
     return values
@@ -95,12 +101,13 @@ BAD_CONFIGS = [
      "dev", ["ai-platform:gpuPools[0].desiredSize = 5: must lie between minSize (0) and maxSize (2)"]),
     ("missing team", platform(**{"ai-platform:gpuPools": None}), "vision-dev",
      ["ai-platform:team = (not set): required for the team stack 'vision-dev' (platform stacks are named after "
-      "their environment: 'dev')", "ai-platform:gpuPools = (not set): required key is not set"]),
+      "their environment: 'dev', or 'dev-dr' for its recovery stack)",
+      "ai-platform:gpuPools = (not set): required key is not set"]),
     ("platform stack reference missing", team(platformStack=""), "vision-dev",
      ["ai-platform:platformStack = (not set): required key is not set"]),
     ("platform stack of another environment", team(platformStack="acme/ai-platform/prod"), "vision-dev",
      ['ai-platform:platformStack = "acme/ai-platform/prod": must name the platform stack of the team\'s '
-      "environment (.../dev)"]),
+      "environment (.../dev) or its recovery stack (.../dev-dr)"]),
     ("bad CIDR", platform(cluster={"endpointPublicAccess": True, "publicAccessCidrs": ["10.0.0.300/24"]}), "dev",
      ['ai-platform:cluster.publicAccessCidrs[0] = "10.0.0.300/24": must be an IPv4 CIDR block such as '
       "203.0.113.0/24"]),

@@ -67,10 +67,12 @@ def test_gpu_model_requests_gpus_and_lands_on_its_pool():
 
 def test_canary_keeps_the_stable_version_as_main_predictor():
     model = deployment(canary={"trafficPercent": 10, "stableVersion": "ba9876543210"})
-    spec = inference_service_manifest("vision", model, URI, STABLE, None)["spec"]
+    spec = inference_service_manifest("vision", model, URI, STABLE, None, version="0123456789ab")["spec"]
     assert spec["predictor"]["model"]["storageUri"] == STABLE
     assert spec["canary"] == [{"trafficPercent": 10, "predictor": {
-        "name": "canary", "terminationGracePeriodSeconds": spec["predictor"]["terminationGracePeriodSeconds"],
+        "name": "canary",
+        "labels": {"ai-platform.io/track": "canary", "ai-platform.io/model-version": "0123456789ab"},
+        "terminationGracePeriodSeconds": spec["predictor"]["terminationGracePeriodSeconds"],
         "model": {"name": "kserve-container", **spec["predictor"]["model"], "storageUri": URI}}}]
 
 

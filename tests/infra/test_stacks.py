@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -12,13 +11,12 @@ from infra.gpu_catalog import gpu_family
 from infra.platform_outputs import PLATFORM_OUTPUT_KEYS
 from infra.platform_stack import KEY_PURPOSES
 from infra.preview.render import SECRET, kubernetes_objects, plain, to_manifests
-from tests.conftest import only, policy_of
+from tests.conftest import is_team_stack, only, policy_of, shipped_stacks
 from tests.crd_schemas import is_custom_resource, validate_custom_resource
 
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                for p in (Path(__file__).resolve().parents[2] / "stacks").glob("Pulumi.*.yaml"))
-PLATFORM_STACKS = [s for s in STACKS if "-" not in s]
-TEAM_STACKS = [s for s in STACKS if "-" in s]
+STACKS = shipped_stacks()
+PLATFORM_STACKS = [s for s in STACKS if not is_team_stack(s)]
+TEAM_STACKS = [s for s in STACKS if is_team_stack(s)]
 REQUIRED_TAGS = {"team", "environment", "cost-center", "data-classification", "managed-by"}
 # Kubernetes version the manifests are checked against (a supported EKS version).
 K8S_VERSION = "1.34"
@@ -131,9 +129,13 @@ def test_platform_gpu_pools_are_nvidia_tainted_and_hardened(preview, stack):
 def test_platform_keys_rotate_and_cluster_is_private(preview, stack):
     result = preview(stack)
     keys = result.of_type("aws:kms/key:Key")
-    # One key per purpose, and where Karpenter runs one more for its interruption queue alone.
+    # One key per purpose, and where Karpenter runs one more for its interruption queue alone; one per replica where
+    # the stack replicates; a recovery stack's models and archive keys are the replicas' (of the stack it restores).
     karpenter = [k for k in keys if "ai-platform:compute:Karpenter$" in k.parent]
-    assert len(keys) - len(karpenter) == len(KEY_PURPOSES) and all(k.inputs["enableKeyRotation"] for k in keys)
+    recovery = plain(result.outputs)["recovery"]
+    restored = 2 if "restoredFrom" in recovery else 0
+    assert len(keys) - len(karpenter) == len(KEY_PURPOSES) - restored + len(recovery.get("replicas", {}))
+    assert all(k.inputs["enableKeyRotation"] for k in keys)
     assert len(karpenter) == (1 if result.of_type("kubernetes:karpenter.sh/v1:NodePool") else 0)
     cluster = only(result, "aws:eks/cluster:Cluster").inputs
     assert cluster["vpcConfig"]["endpointPublicAccess"] is False

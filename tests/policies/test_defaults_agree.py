@@ -42,3 +42,23 @@ def test_scale_to_zero_defaults_to_what_the_pack_allows(environment):
     # Spot is allowed for Karpenter pools exactly where it is for node groups.
     assert pack_config(environment)["kubernetes-karpenter-nodepool-spot"]["allowSpot"] == \
         pack_config(environment)["aws-eks-nodegroup-gpu-on-demand"]["allowSpot"]
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_the_pack_requires_replication_and_its_time_control_where_config_does(environment):
+    from infra.config.recovery import RecoveryConfig, check_recovery
+    from policies.defaults import DEFAULT_ALLOWED_REGIONS
+
+    pack = pack_config(environment)["aws-s3-bucket-replication"]
+    try:
+        check_recovery(None, environment=environment, region="us-east-1", project="ai-platform")
+        required = False
+    except ValueError:
+        required = True
+    assert pack["requireReplication"] is required
+    defaulted = check_recovery(RecoveryConfig(region="us-west-2"), environment=environment, region="us-east-1",
+                               project="ai-platform")
+    assert pack["requireReplicationTimeControl"] is defaulted.replication_time_control is (environment == "prod")
+    # A recovery region config accepts is one the pack lets resources live in.
+    assert pack_config(environment)["aws-all-resource-allowed-region"]["allowedRegions"] == \
+        list(DEFAULT_ALLOWED_REGIONS)

@@ -335,10 +335,15 @@ def test_the_prod_graph_is_where_the_policies_look(preview) -> None:
     flagged = {name: sorted(m.split("'")[1] for m in messages) for name, messages in found.items()}
     assert flagged == {
         "aws-cloudwatch-loggroup-retention": ["aip-prod-cluster-control-plane-logs", "aip-prod-network-flow-logs"],
-        "aws-s3-bucket-log-retention": ["aip-prod-log-archive-access-logs", "aip-prod-model-store-access-logs"],
+        # The replicas in the recovery region keep what their sources keep, and are judged alike.
+        "aws-s3-bucket-log-retention": ["aip-prod-log-archive-access-logs", "aip-prod-model-store-access-logs",
+                                        "aip-prod-replication-log-archive-access-logs",
+                                        "aip-prod-replication-models-access-logs"],
         "aws-s3-bucket-noncurrent-version-retention": [
             "aip-prod-log-archive-access-logs", "aip-prod-log-archive-snapshots", "aip-prod-model-store-access-logs",
-            "aip-prod-model-store-models"],
+            "aip-prod-model-store-models", "aip-prod-replication-log-archive-access-logs",
+            "aip-prod-replication-log-archive-replica", "aip-prod-replication-models-access-logs",
+            "aip-prod-replication-models-replica"],
         "kubernetes-elastic-snapshot-retention": ["slm-policy.json"],
     }
 

@@ -30,10 +30,11 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 from infra.preview import PreviewResult, ResourceRecord
 from policies.registry import ALL_POLICIES
+from tests.conftest import environment_of, is_team_stack, shipped_stacks
 
 ROOT = Path(__file__).resolve().parents[2]
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
-TEAM_STACKS = [s for s in STACKS if "-" in s]
+STACKS = shipped_stacks()
+TEAM_STACKS = [s for s in STACKS if is_team_stack(s)]
 
 # Violations the program knowingly has today: (policy, stack) -> why. Remove an entry when it is fixed.
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
@@ -44,10 +45,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
         "staging's log archive defaults to `retain` (observability.logs.archiveDeletionProtection); the policy "
         "is advisory there",
 }
-
-
-def environment_of(stack: str) -> str:
-    return stack.rsplit("-", 1)[-1]
 
 
 def pack_config(stack: str) -> dict[str, Any]:

@@ -85,6 +85,27 @@ def test_target_labels_mimic_a_team_pod_monitor(models: tuple[str, ...], inferen
                                      "container": "kserve-container", "inferenceservice": inferenceservice}
 
 
+def test_extra_target_labels_are_added_and_win():
+    """Two versions of one model, scraped as the stable and canary predictors of one InferenceService."""
+    canary = ScrapeTarget(job="vision-canary", address="127.0.0.1:2", metrics_path="/metrics", models=("digits",),
+                          labels={"team": "vision", "namespace": "vision", "track": "canary",
+                                  "model_version": "0123456789abcdef"})
+    assert target_labels(canary) == {"team": "vision", "namespace": "vision", "pod": "local-vision-canary",
+                                     "container": "kserve-container", "inferenceservice": "digits",
+                                     "track": "canary", "model_version": "0123456789abcdef"}
+    (job,) = prometheus_config([canary], [])["scrape_configs"]
+    assert job["static_configs"][0]["labels"] == target_labels(canary)
+
+
+def test_a_bad_extra_label_name_is_refused():
+    bad = ScrapeTarget(job="torchserve", address="127.0.0.1:1", metrics_path="/metrics", models=("digits",),
+                       labels={"model-version": "x", "__address__": "y"})
+    with pytest.raises(ValueError) as raised:
+        prometheus_config([bad], [])
+    assert "'model-version' is not a label name" in str(raised.value)
+    assert "'__address__' is not a label name" in str(raised.value)
+
+
 def test_inferenceservice_comes_from_each_series_model_name():
     (relabel,) = prometheus_config([TS], [])["scrape_configs"][0]["metric_relabel_configs"]
     assert relabel == {"source_labels": ["model_name"], "regex": "(.+)", "target_label": "inferenceservice",

@@ -19,10 +19,11 @@ from pulumi_policy import (
     Severity,
 )
 
+from policies.defaults import DEFAULT_ALLOWED_REGIONS as ALLOWED_REGIONS
 from policies.frameworks import GDPR, ISO27001, SOC2, platform_baseline
 from policies.props import config_value, get, walk_strings
 
-DEFAULT_ALLOWED_REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1"]
+DEFAULT_ALLOWED_REGIONS = list(ALLOWED_REGIONS)
 _ARN_REGION = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}(?:-gov)?-[a-z]+-\d):")
 _AZ = re.compile(r"^([a-z]{2}(?:-gov)?-[a-z]+-\d)[a-z]$")
 

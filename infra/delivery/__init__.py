@@ -1,0 +1,1 @@
+"""Delivery of team models: canary analysis, promotion and rollback (docs/delivery.md)."""
