@@ -420,6 +420,24 @@ def _serving(args: argparse.Namespace, err: Console) -> int:
         return EXIT_USAGE
 
 
+def _canary_argument_problems(args: argparse.Namespace) -> list[str]:
+    """What is wrong with the arguments themselves, all of it, before any stack file is read."""
+    from infra.config.canary import window_seconds
+    from infra.delivery.prometheus import PrometheusError, check_url
+
+    problems = []
+    try:
+        check_url(args.prometheus)
+    except PrometheusError as exc:
+        problems.append(str(exc))
+    if args.window is not None:
+        try:
+            window_seconds(args.window)
+        except ValueError as exc:
+            problems.append(f"--window {args.window}: {exc}")
+    return problems
+
+
 def _canary(args: argparse.Namespace, err: Console) -> int:
     from infra.config import ConfigError
     from infra.delivery.canary import CanaryError, analyze, load_target
@@ -427,6 +445,10 @@ def _canary(args: argparse.Namespace, err: Console) -> int:
     from infra.delivery.report import print_verdict, verdict_document
     from infra.preview import Project, ProjectError
 
+    problems = _canary_argument_problems(args)
+    if problems:
+        _error(err, "; ".join(problems))
+        return EXIT_USAGE
     try:
         project = Project.find(args.project_dir)
         target = load_target(project, args.stack, args.model, args.window)

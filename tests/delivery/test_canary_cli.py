@@ -140,7 +140,10 @@ def test_too_little_traffic_exits_3_and_json_is_one_object(project: Path, promet
     (["--stack", "prod"], "error: stack 'prod' is a platform stack"),
     (["--window", "7d"], "error: --window 7d: must be a whole number of seconds, minutes or hours"),
     (["--prometheus", "localhost:9090"], "error: --prometheus 'localhost:9090': must be an http:// or https:// URL"),
-], ids=["unknown-stack", "unknown-model", "no-canary", "platform-stack", "bad-window", "bad-url"])
+    (["--stack", "nope", "--prometheus", "ftp://x", "--window", "0m"],
+     "error: --prometheus 'ftp://x': must be an http:// or https:// URL with a host (e.g. http://127.0.0.1:9090); "
+     "--window 0m: must be"),
+], ids=["unknown-stack", "unknown-model", "no-canary", "platform-stack", "bad-window", "bad-url", "every-bad-option"])
 def test_usage_errors_exit_2_with_one_message(project: Path, args: list[str], message: str):
     options = {"--stack": "vision-prod", "--model": "digits", "--prometheus": "http://127.0.0.1:9"}
     options.update(dict(zip(args[::2], args[1::2], strict=True)))
