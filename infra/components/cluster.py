@@ -32,6 +32,29 @@ def vpc_cni_configuration() -> dict:
 SYSTEM_NODE_LABELS = {"ai-platform.io/node-role": "system"}
 
 
+@dataclass(frozen=True)
+class NodeRole:
+    """An IAM role for nodes with the policies every node has, and those policies' attachments."""
+
+    role: aws.iam.Role
+    attachments: tuple[aws.iam.RolePolicyAttachment, ...]
+
+    def once_attached(self, value: pulumi.Output[str]) -> pulumi.Output[str]:
+        """``value`` (the role's name or ARN), resolved only once every policy is attached."""
+        return pulumi.Output.all(value, *[a.id for a in self.attachments]).apply(lambda v: v[0])
+
+
+def node_role(name: str, partition: pulumi.Output[str], *, parent: pulumi.Resource) -> NodeRole:
+    """A role EC2 instances assume as nodes: NODE_POLICIES attached (the CNI's policy stays with its IRSA role)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(name, assume_role_policy=json.dumps(service_trust_policy("ec2.amazonaws.com")), opts=child)
+    attachments = tuple(
+        aws.iam.RolePolicyAttachment(f"{name}-{policy}", role=role.name, opts=child,
+                                     policy_arn=partition.apply(lambda p, policy=policy: managed_policy_arn(p, policy)))
+        for policy in NODE_POLICIES)
+    return NodeRole(role, attachments)
+
+
 def vpc_config(cfg: ClusterConfig, subnet_ids: pulumi.Input[list[str]]) -> dict:
     """Endpoint access: always private; public only to an explicit allowlist.
 
@@ -168,17 +191,9 @@ class Cluster(pulumi.ComponentResource):
 
     def _node_role(self, name: str, partition: pulumi.Output[str]) -> pulumi.Output[str]:
         """The role of every node; its ARN resolves only once the policies are attached."""
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{name}-nodes", assume_role_policy=json.dumps(service_trust_policy("ec2.amazonaws.com")),
-                            opts=child)
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-nodes-{policy}", role=role.name, opts=child,
-                policy_arn=partition.apply(lambda p, policy=policy: managed_policy_arn(p, policy)))
-            for policy in NODE_POLICIES
-        ]
+        role = node_role(f"{name}-nodes", partition, parent=self)
         # Node groups created before their role has these policies never join the cluster.
-        return pulumi.Output.all(role.arn, *[a.id for a in attachments]).apply(lambda v: v[0])
+        return role.once_attached(role.role.arn)
 
     def _system_nodes(self, name: str, args: ClusterArgs, cluster: aws.eks.Cluster,
                       node_role_arn: pulumi.Output[str], cni: aws.eks.Addon) -> aws.eks.NodeGroup:

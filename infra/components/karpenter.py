@@ -19,7 +19,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.aws_context import AwsContext
-from infra.components.cluster import NODE_POLICIES, SYSTEM_NODE_LABELS
+from infra.components.cluster import SYSTEM_NODE_LABELS, node_role
 from infra.components.irsa_role import irsa_role
 from infra.components.kms_key import CustomerKey, CustomerKeyArgs
 from infra.components.network import KARPENTER_DISCOVERY_TAG
@@ -28,8 +28,6 @@ from infra.helm import release_args
 from infra.iam_policies import (
     interruption_queue_policy,
     karpenter_controller_policy,
-    managed_policy_arn,
-    service_trust_policy,
 )
 from infra.versions import KARPENTER
 
@@ -185,23 +183,14 @@ class Karpenter(pulumi.ComponentResource):
         entry for the same principal is refused. The CNI's policy stays with the CNI's IRSA role.
         https://docs.aws.amazon.com/eks/latest/userguide/creating-access-entries.html
         """
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(f"{name}-nodes", assume_role_policy=json.dumps(service_trust_policy("ec2.amazonaws.com")),
-                            opts=child)
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-nodes-{policy}", role=role.name, opts=child,
-                policy_arn=args.aws.partition.apply(lambda p, policy=policy: managed_policy_arn(p, policy)))
-            for policy in NODE_POLICIES
-        ]
+        nodes = node_role(f"{name}-nodes", args.aws.partition, parent=self)
         # The name once the cluster exists: the plain name would let the entry race the cluster's creation.
         cluster = pulumi.Output.from_input(args.cluster_endpoint).apply(lambda _: args.cluster_name)
         # Identified by its principal: a replacement must remove the old entry first.
-        access = aws.eks.AccessEntry(f"{name}-nodes", cluster_name=cluster, principal_arn=role.arn, type="EC2_LINUX",
+        access = aws.eks.AccessEntry(f"{name}-nodes", cluster_name=cluster, principal_arn=nodes.role.arn,
+                                     type="EC2_LINUX",
                                      opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
-        attached = [a.id for a in attachments]
-        return (pulumi.Output.all(role.name, *attached).apply(lambda v: v[0]),
-                pulumi.Output.all(role.arn, *attached).apply(lambda v: v[0]), access)
+        return nodes.once_attached(nodes.role.name), nodes.once_attached(nodes.role.arn), access
 
     def _interruption_queue(self, name: str, args: KarpenterArgs) -> tuple[aws.sqs.Queue, CustomerKey]:
         """The queue EventBridge delivers interruption events to, encrypted with a customer key of its own.

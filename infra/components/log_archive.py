@@ -18,7 +18,7 @@ from infra.aws_context import AwsContext
 from infra.components.irsa_role import irsa_role
 from infra.components.logging_stack import ELASTICSEARCH_SERVICE_ACCOUNT, LOGGING_NAMESPACE
 from infra.components.model_store import deletion_options
-from infra.components.s3_bucket import EXPIRED_DELETE_MARKERS, ExistingBucket, logged_private_bucket
+from infra.components.s3_bucket import EXPIRED_DELETE_MARKERS, ExistingBucket, data_bucket
 from infra.config.observability import LogsConfig
 from infra.iam_policies import snapshot_repository_policy
 
@@ -86,21 +86,14 @@ class LogArchive(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LogArchiveArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:observability:LogArchive", name, None, opts)
-        if args.existing is None:
-            keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
-                                                deletion_options(args.config.archive_deletion_protection))
-            stored = logged_private_bucket(name, purpose="snapshots", kms_key_arn=args.kms_key_arn,
-                                           rules=archive_lifecycle_rules(),
-                                           log_expiration_days=ACCESS_LOG_EXPIRATION_DAYS,
-                                           account_id=args.aws.account_id, opts=keep)
-            self.bucket, self.bucket_arn = stored.bucket.bucket, stored.bucket.arn
-            self.log_bucket, self.versioning = stored.log_bucket.bucket, stored.versioning
-        else:
-            # Another stack owns, hardens and protects it; Elasticsearch here restores from it and snapshots into it.
-            self.bucket = pulumi.Output.from_input(args.existing.bucket)
-            self.bucket_arn = pulumi.Output.from_input(args.existing.arn)
-            self.log_bucket = pulumi.Output.from_input(args.existing.log_bucket)
-            self.versioning = None
+        keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                            deletion_options(args.config.archive_deletion_protection))
+        # An existing archive (another stack's replica): Elasticsearch here restores from it and snapshots into it.
+        stored = data_bucket(name, existing=args.existing, purpose="snapshots", kms_key_arn=args.kms_key_arn,
+                             rules=archive_lifecycle_rules(), log_expiration_days=ACCESS_LOG_EXPIRATION_DAYS,
+                             account_id=args.aws.account_id, opts=keep)
+        self.bucket, self.bucket_arn = stored.bucket, stored.arn
+        self.log_bucket, self.versioning = stored.log_bucket, stored.versioning
         role = irsa_role(f"{name}-elasticsearch", oidc_provider_arn=args.oidc_provider_arn,
                          oidc_issuer_url=args.oidc_issuer_url, namespace=args.namespace,
                          service_account=args.service_account, parent=self,

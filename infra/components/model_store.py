@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws_context import AwsContext
-from infra.components.s3_bucket import ExistingBucket, logged_private_bucket
+from infra.components.s3_bucket import ExistingBucket, data_bucket
 from infra.config import ModelStoreConfig
 from infra.iam_policies import team_boundary_policy
 
@@ -64,22 +64,14 @@ class ModelStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-platform:storage:ModelStore", name, None, opts)
         cfg = args.config
-        if args.existing is None:
-            # Everything that protects the buckets outlives a destroy with them, not only the buckets.
-            keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
-                                                deletion_options(cfg.deletion_protection))
-            stored = logged_private_bucket(name, purpose="models", kms_key_arn=args.kms_key_arn,
-                                           rules=lifecycle_rules(cfg),
-                                           log_expiration_days=cfg.access_log_expiration_days,
-                                           account_id=args.aws.account_id, opts=keep)
-            self.bucket, self.bucket_arn = stored.bucket.bucket, stored.bucket.arn
-            self.log_bucket, self.versioning = stored.log_bucket.bucket, stored.versioning
-        else:
-            # Another stack owns, hardens and protects it; this one only serves from it.
-            self.bucket = pulumi.Output.from_input(args.existing.bucket)
-            self.bucket_arn = pulumi.Output.from_input(args.existing.arn)
-            self.log_bucket = pulumi.Output.from_input(args.existing.log_bucket)
-            self.versioning = None
+        # Everything that protects the buckets outlives a destroy with them, not only the buckets.
+        keep = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                            deletion_options(cfg.deletion_protection))
+        stored = data_bucket(name, existing=args.existing, purpose="models", kms_key_arn=args.kms_key_arn,
+                             rules=lifecycle_rules(cfg), log_expiration_days=cfg.access_log_expiration_days,
+                             account_id=args.aws.account_id, opts=keep)
+        self.bucket, self.bucket_arn = stored.bucket, stored.arn
+        self.log_bucket, self.versioning = stored.log_bucket, stored.versioning
         boundary = aws.iam.Policy(
             f"{name}-team-boundary", description="Permissions boundary of every team's serving role",
             policy=pulumi.Output.all(self.bucket_arn, args.kms_key_arn).apply(

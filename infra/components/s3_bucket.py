@@ -109,3 +109,26 @@ def logged_private_bucket(name: str, *, purpose: str, kms_key_arn: pulumi.Input[
     aws.s3.BucketLogging(f"{name}-{purpose}", bucket=data.id, target_bucket=logs.id, target_prefix=f"{purpose}/",
                          region=region, opts=opts)
     return LoggedBucket(bucket=data, log_bucket=logs, versioning=versioning)
+
+
+@dataclass(frozen=True)
+class DataBucket:
+    """What a component serves from: the data bucket's name and ARN, its log bucket's name, and the versioning
+    that replication waits for (None for a bucket another stack owns)."""
+
+    bucket: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    log_bucket: pulumi.Output[str]
+    versioning: aws.s3.BucketVersioning | None
+
+
+def data_bucket(name: str, *, existing: ExistingBucket | None, purpose: str, kms_key_arn: pulumi.Input[str],
+                rules: list[dict[str, Any]], log_expiration_days: int, account_id: pulumi.Input[str],
+                opts: pulumi.ResourceOptions) -> DataBucket:
+    """A new :func:`logged_private_bucket`, or ``existing``, which another stack owns, hardens and protects."""
+    if existing is not None:
+        return DataBucket(pulumi.Output.from_input(existing.bucket), pulumi.Output.from_input(existing.arn),
+                          pulumi.Output.from_input(existing.log_bucket), None)
+    stored = logged_private_bucket(name, purpose=purpose, kms_key_arn=kms_key_arn, rules=rules,
+                                   log_expiration_days=log_expiration_days, account_id=account_id, opts=opts)
+    return DataBucket(stored.bucket.bucket, stored.bucket.arn, stored.log_bucket.bucket, stored.versioning)

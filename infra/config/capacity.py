@@ -201,7 +201,3 @@ class ModelAutoscalingConfig(FrozenModel):
     def uses_keda(self) -> bool:
         """KEDA scales the model (on a serving metric); otherwise KServe's HPA does (on CPU or memory)."""
         return self.metric in KEDA_METRICS
-
-    @property
-    def keda_metric(self) -> str | None:
-        return self.metric if self.uses_keda else None

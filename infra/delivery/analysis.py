@@ -22,6 +22,7 @@ https://docs.flagger.app/usage/metrics
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -145,43 +146,39 @@ def verdict(stable: TrackFigures, canary: TrackFigures, thresholds: CanaryAnalys
     known = [r for r in (stable.requests, canary.requests) if r is not None]
     checks = [Check("requests", min(known) if len(known) == 2 else None, thresholds.min_requests, both_enough)]
 
+    def judge(name: str, value: float | None, limit: float, enough: bool, lacking: str,
+              failure: Callable[[], str]) -> None:
+        """One check: not judged without enough requests, missing without a value, failed above its limit."""
+        passed = None
+        if enough and value is None:
+            missing.append(lacking)
+        elif enough and value is not None:
+            passed = not exceeds(value, limit)
+            if not passed:
+                failures.append(failure())
+        checks.append(Check(name, value, limit, passed))
+
     ratio = canary.error_ratio
-    passed = None
-    if canary_enough and ratio is None:
-        missing.append("the canary track has requests but no error ratio")
-    elif canary_enough and ratio is not None:
-        passed = not exceeds(ratio, thresholds.max_error_ratio)
-        if not passed:
-            failures.append(f"the canary's 5xx ratio {ratio:.2%} is above maxErrorRatio "
-                            f"{thresholds.max_error_ratio:.2%}")
-    checks.append(Check("error ratio", ratio, thresholds.max_error_ratio, passed))
+    judge("error ratio", ratio, thresholds.max_error_ratio, canary_enough,
+          "the canary track has requests but no error ratio",
+          lambda: f"the canary's 5xx ratio {ratio:.2%} is above maxErrorRatio {thresholds.max_error_ratio:.2%}")
 
     increase = None if ratio is None or stable.error_ratio is None else ratio - stable.error_ratio
-    passed = None
-    if both_enough and increase is None:
-        missing.append("a track has requests but no error ratio")
-    elif both_enough and increase is not None:
-        passed = not exceeds(increase, thresholds.max_error_ratio_increase)
-        if not passed:
-            failures.append(f"the canary's 5xx ratio {ratio:.2%} is {increase:.2%} above the stable version's "
-                            f"{stable.error_ratio:.2%}, more than maxErrorRatioIncrease "
-                            f"{thresholds.max_error_ratio_increase:.2%}")
-    checks.append(Check("error ratio increase", increase, thresholds.max_error_ratio_increase, passed))
+    judge("error ratio increase", increase, thresholds.max_error_ratio_increase, both_enough,
+          "a track has requests but no error ratio",
+          lambda: f"the canary's 5xx ratio {ratio:.2%} is {increase:.2%} above the stable version's "
+                  f"{stable.error_ratio:.2%}, more than maxErrorRatioIncrease "
+                  f"{thresholds.max_error_ratio_increase:.2%}")
 
     stable_latency, canary_latency = stable.latency(measure), canary.latency(measure)
     latency_ratio = None
     if stable_latency is not None and canary_latency is not None and stable_latency > 0:
         latency_ratio = canary_latency / stable_latency
-    passed = None
-    if both_enough and latency_ratio is None:
-        missing.append("no latency figure to compare (a track has no latency series, or the stable one is 0)")
-    elif both_enough and latency_ratio is not None:
-        passed = not exceeds(latency_ratio, thresholds.max_latency_ratio)
-        if not passed:
-            failures.append(f"the canary's {measure} latency {canary_latency * 1000:.1f} ms is "
-                            f"{latency_ratio:.2f} times the stable version's {stable_latency * 1000:.1f} ms, more "
-                            f"than maxLatencyRatio {thresholds.max_latency_ratio:g}")
-    checks.append(Check("latency ratio", latency_ratio, thresholds.max_latency_ratio, passed))
+    judge("latency ratio", latency_ratio, thresholds.max_latency_ratio, both_enough,
+          "no latency figure to compare (a track has no latency series, or the stable one is 0)",
+          lambda: f"the canary's {measure} latency {canary_latency * 1000:.1f} ms is {latency_ratio:.2f} times the "
+                  f"stable version's {stable_latency * 1000:.1f} ms, more than maxLatencyRatio "
+                  f"{thresholds.max_latency_ratio:g}")
 
     def decided(decision: Decision, reasons: list[str]) -> Verdict:
         return Verdict(decision, tuple(reasons), stable, canary, tuple(checks), measure, thresholds)
