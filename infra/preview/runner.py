@@ -20,6 +20,7 @@ from pulumi.runtime.mocks import MockEngine, MockMonitor
 from pulumi.runtime.stack import run_in_stack
 
 from infra.platform_outputs import PLATFORM_OUTPUT_KEYS
+from infra.preview.lazy_imports import make_lazy_loading_thread_safe
 from infra.preview.mocks import PreviewMocks
 from infra.preview.project import Project, StackConfig
 
@@ -197,6 +198,8 @@ def run_program(program: Callable[[], Any], *, project_name: str, stack: str, co
 
     Each call gets its own settings, monitor and event loop, so runs never leak into each other.
     """
+    # A referenced stack is previewed from a worker thread while this program goes on.
+    make_lazy_loading_thread_safe()
     mocks = PreviewMocks(region=config.values.get("aws:region", "us-east-1"), stack_outputs=stack_outputs)
     monitor = _RecordingMonitor(mocks, on_resource)
     collector = _WarningCollector()
