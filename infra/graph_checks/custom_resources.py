@@ -12,8 +12,9 @@ CRD's schema, turned into JSON Schema by :func:`to_json_schema`.
 What a CRD's schema says and JSON Schema does not express the same way is translated as the API server reads it
 (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema):
 an object that declares ``properties`` has no other fields unless ``x-kubernetes-preserve-unknown-fields``;
-``x-kubernetes-int-or-string`` takes either; ``nullable`` admits null. CEL rules (``x-kubernetes-validations``) are
-not evaluated, and Go regular expressions Python cannot compile (inline flags mid-pattern) are left out.
+``x-kubernetes-int-or-string`` takes either; ``nullable`` admits null. Go regular expressions Python cannot compile
+(inline flags mid-pattern) are left out. The CRD's CEL rules (``x-kubernetes-validations``) are then evaluated over
+the defaulted object (:mod:`infra.graph_checks.crd_rules`), once it matches the schema.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import yaml
 
+from infra.graph_checks.crd_rules import rule_violations
 from infra.graph_checks.findings import Finding
 from infra.preview.render import SECRET, UNKNOWN, plain
 
@@ -49,10 +51,11 @@ _DROPPED_KEYS = {"description", "default", "example", "nullable", "format", "exc
 
 @dataclass(frozen=True)
 class CrdVersion:
-    """One version of a CRD: whether the API server serves it, and a validator of its objects."""
+    """One version of a CRD: whether the API server serves it, a validator of its objects and its schema as written."""
 
     served: bool
     validator: jsonschema.protocols.Validator
+    schema: Mapping[str, Any]
 
 
 def crds_dir() -> Path | None:
@@ -131,9 +134,10 @@ def crd_versions(folder: str, group: str) -> dict[tuple[str, str], CrdVersion]:
                 continue
             kind = crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
-                schema = to_json_schema(version.get("schema", {}).get("openAPIV3Schema", {"type": "object"}))
+                written = version.get("schema", {}).get("openAPIV3Schema", {"type": "object"})
                 found[(f"{group}/{version['name']}", kind)] = CrdVersion(
-                    served=bool(version.get("served", True)), validator=jsonschema.Draft7Validator(schema))
+                    served=bool(version.get("served", True)),
+                    validator=jsonschema.Draft7Validator(to_json_schema(written)), schema=written)
     return found
 
 
@@ -208,7 +212,12 @@ def check_manifest(manifest: Mapping[str, Any], folder: Path, *,
         served = sorted(v for (v, k), crd in versions.items() if k == kind and crd.served)
         return [("apiVersion", f"the {group} CRDs serve no {kind} at {api_version}"
                                f" (served: {', '.join(served) or 'none'})")]
-    return schema_violations(manifest, version.validator, undecided=undecided)
+    broken = schema_violations(manifest, version.validator, undecided=undecided)
+    if broken:
+        # Rules read fields as their schema types them: over a mistyped field they say nothing more.
+        return broken
+    return [(render_path(v.path), f"{v.message} (CEL rule)")
+            for v in rule_violations(version.schema, manifest, undecided=undecided)]
 
 
 def manifest_of(record: ResourceRecord) -> dict[str, Any] | None:
