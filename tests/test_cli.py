@@ -234,3 +234,23 @@ def test_a_nested_key_given_twice_is_refused_too(scratch_project: Path):
     stack.write_text(stack.read_text().replace("      maxSize: 2\n", "      maxSize: 2\n      maxSize: 20\n", 1))
     run = aip("preview", "--stack", "dev", "--no-package", cwd=scratch_project)
     assert run.returncode == 2 and "key 'maxSize' appears twice in one mapping" in run.stderr
+
+
+def test_a_key_given_with_and_without_its_namespace_is_refused(scratch_project: Path):
+    from infra.preview import Project, ProjectError
+
+    stack = scratch_project / "stacks" / "Pulumi.vision-dev.yaml"
+    stack.write_text(stack.read_text() + "  models: []\n")
+    with pytest.raises(ProjectError, match="config key ai-platform:models is set twice, as 'ai-platform:models' and "
+                                           "'models'"):
+        Project.load(scratch_project).stack_config("vision-dev")
+
+
+def test_yaml_merge_keys_merge_and_keys_beside_them_override(scratch_project: Path):
+    from infra.preview import Project
+
+    stack = scratch_project / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text() + "  ai-platform:observability:\n    <<: {grafana: {}, retentionDays: 7}\n"
+                                         "    retentionDays: 9\n")
+    values = Project.load(scratch_project).stack_config("dev").values
+    assert json.loads(values["ai-platform:observability"]) == {"grafana": {}, "retentionDays": 9}

@@ -62,7 +62,7 @@ class _Receiver(FrozenModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if len(value) > 63 or not _NAME.match(value):
+        if len(value) > 63 or not _NAME.fullmatch(value):
             raise ValueError("must be a lowercase DNS label (a-z, 0-9 and '-', starting with a letter)")
         if value in RESERVED_RECEIVERS:
             raise ValueError(f"{value!r} is reserved (alerts routed there are dropped)")
@@ -118,14 +118,14 @@ class EmailReceiver(_Receiver):
     @field_validator("to", "from_")
     @classmethod
     def _address(cls, value: str) -> str:
-        if not all(_EMAIL.match(part.strip()) for part in value.split(",")):
+        if not all(_EMAIL.fullmatch(part.strip()) for part in value.split(",")):
             raise ValueError("must be an email address (several: comma-separated)")
         return value
 
     @field_validator("smarthost")
     @classmethod
     def _smarthost(cls, value: str) -> str:
-        if not _SMARTHOST.match(value):
+        if not _SMARTHOST.fullmatch(value):
             raise ValueError("must be host:port, e.g. email-smtp.eu-west-1.amazonaws.com:587")
         return value
 

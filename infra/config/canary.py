@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
 from infra.config.base import FrozenModel
+from infra.config.fields import FiniteNumber
 
 # One Prometheus duration unit: the window goes into range selectors (`[10m]`) as it is written.
 # https://prometheus.io/docs/prometheus/latest/querying/basics/#float-literals-and-time-durations
@@ -25,7 +26,7 @@ DEFAULT_WINDOW = "10m"
 
 def window_seconds(window: str) -> int:
     """Seconds of a window such as `10m`; ValueError naming the allowed form and bounds otherwise."""
-    match = _WINDOW.match(window)
+    match = _WINDOW.fullmatch(window)
     if match is None:
         raise ValueError("must be a whole number of seconds, minutes or hours, such as 90s, 10m or 1h")
     seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -40,7 +41,7 @@ def _window(value: str) -> str:
 
 
 Window = Annotated[StrictStr, AfterValidator(_window)]
-Ratio = Annotated[StrictInt | StrictFloat, Field(ge=0, le=1)]
+Ratio = Annotated[FiniteNumber, Field(ge=0, le=1)]
 
 
 class CanaryAnalysisConfig(FrozenModel):
@@ -51,7 +52,7 @@ class CanaryAnalysisConfig(FrozenModel):
     max_error_ratio_increase: Ratio = Field(
         default=0.01, description="Most the canary's 5xx ratio may exceed the stable version's (0.01 = one "
                                   "percentage point).")
-    max_latency_ratio: Annotated[StrictInt | StrictFloat, Field(ge=1, le=100)] = Field(
+    max_latency_ratio: Annotated[FiniteNumber, Field(ge=1, le=100)] = Field(
         default=1.25, description="Most the canary's latency may be, as a multiple of the stable version's (p95 "
                                   "where the runtime exports a histogram, else the mean).")
     min_requests: StrictInt = Field(

@@ -6,15 +6,15 @@ Durations use Karpenter's format (`30s`, `10m`, `720h`, `1h30m`); cron strings K
 
 from __future__ import annotations
 
-import math
+import re
 import zoneinfo
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationInfo,
@@ -24,13 +24,62 @@ from pydantic import (
 
 from infra.config.base import FrozenModel
 from infra.config.cron import cron_problem
-from infra.config.errors import SUBKEY_MARK
+from infra.config.errors import problems_at_subkeys
+from infra.config.fields import FiniteNumber, matching
 
-# https://github.com/kubernetes-sigs/karpenter/blob/v1.14.1/pkg/apis/v1/nodepool.go (consolidateAfter, expireAfter)
-_DURATION = r"^(([0-9]+(s|m|h))+|Never)$"
+# Karpenter's duration format: https://github.com/kubernetes-sigs/karpenter/blob/v1.14.1/pkg/apis/v1/nodepool.go
+# (consolidateAfter and expireAfter also take `Never`; terminationGracePeriod does not).
+_DURATION = re.compile(r"(([0-9]+)(s|m|h))+")
+_DURATION_PART = re.compile(r"([0-9]+)(s|m|h)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+# Karpenter reads these into Go's time.Duration, nanoseconds in an int64: anything longer fails to parse.
+MAX_DURATION_S = (2**63 - 1) // 10**9
+DURATION_EXAMPLES = "30s, 10m, 720h or 1h30m"
 
-Duration = Annotated[StrictStr, Field(pattern=_DURATION)]
-CapacityReservationId = Annotated[StrictStr, Field(pattern=r"^cr-[0-9a-z]+$")]
+
+def duration_seconds(value: str) -> int | None:
+    """Seconds of a Karpenter duration such as `1h30m`; None when it is not one (`Never` included)."""
+    if not _DURATION.fullmatch(value):
+        return None
+    return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(value))
+
+
+def _duration(*, never: bool, minimum_s: int, why: str = "") -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if never and value == "Never":
+            return value
+        seconds = duration_seconds(value)
+        if seconds is None:
+            form = f"a duration: whole numbers of s, m or h, such as {DURATION_EXAMPLES}"
+            raise ValueError(f"must be {form}{', or Never' if never else ' (Never is not allowed here)'}")
+        if seconds < minimum_s:
+            raise ValueError(f"must be at least {_shown(minimum_s)}{why}")
+        if seconds > MAX_DURATION_S:
+            raise ValueError(f"must be at most {MAX_DURATION_S // 3600}h (the longest duration Karpenter can read)")
+        return value
+
+    return check
+
+
+def _shown(seconds: int) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# consolidateAfter: 0s (at once) is Karpenter's own default.
+Duration = Annotated[StrictStr, AfterValidator(_duration(never=True, minimum_s=0))]
+# A GPU node takes minutes to join and load its models; one replaced younger than an hour would mostly be starting.
+ExpiryDuration = Annotated[StrictStr, AfterValidator(_duration(
+    never=True, minimum_s=3600, why=" (a node expiring sooner is replaced before it has served much), or Never"))]
+# Shorter than a serving pod's own drain (its preStop sleep, SIGTERM drain and margin; 45s for kserve) would cut
+# every drain short, and 0s evicts at once, past the disruption budgets this period exists to bound.
+GracePeriod = Annotated[StrictStr, AfterValidator(_duration(
+    never=False, minimum_s=60, why=" (a serving pod's own drain takes up to 45s, and longer with its response "
+                                   "timeout)"))]
+CapacityReservationId = Annotated[StrictStr, matching(r"cr-[0-9a-z]+", "a capacity reservation ID such as "
+                                                                       "cr-0123456789abcdef0")]
 CapacityType = Literal["ON_DEMAND", "SPOT", "RESERVED"]
 # Karpenter's names of the same capacity types (label karpenter.sh/capacity-type).
 KARPENTER_CAPACITY_TYPES: dict[str, str] = {"ON_DEMAND": "on-demand", "SPOT": "spot", "RESERVED": "reserved"}
@@ -38,6 +87,9 @@ KARPENTER_CAPACITY_TYPES: dict[str, str] = {"ON_DEMAND": "on-demand", "SPOT": "s
 KEDA_METRICS = ("concurrency", "requests-per-second", "queue-time-ms", "p95-latency-ms")
 HPA_METRICS = ("cpu", "memory")
 RUNTIME_METRICS = {"queue-time-ms": "torchserve", "p95-latency-ms": "kserve"}
+# KEDA keeps a threshold in thousandths (a milli-quantity in an int64): a smaller target reads as 0, a far larger
+# one overflows; a canary's share divides the per-replica target further.
+MIN_TARGET, MAX_TARGET = 0.001, 1_000_000
 # When a model may idle at zero and names no schedule: up on weekdays' working hours, at zero otherwise.
 DEFAULT_WAKE_SCHEDULE = {"start": "0 7 * * 1-5", "end": "0 19 * * 1-5", "timezone": "UTC"}
 
@@ -49,8 +101,15 @@ def _cron(value: str) -> str:
     return value
 
 
+# Files of the zoneinfo folder that are no IANA time zone: `localtime` is the machine's own zone, which KEDA's
+# image does not have.
+_NOT_TIME_ZONES = frozenset({"localtime", "posixrules"})
+
+
 def _timezone(value: str) -> str:
     try:
+        if value in _NOT_TIME_ZONES:
+            raise ValueError(value)
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValueError("must be an IANA time zone such as UTC or Europe/Berlin") from None
@@ -83,15 +142,15 @@ class GpuSharingConfig(FrozenModel):
     def _settings_of_mode(self) -> GpuSharingConfig:
         problems = []
         if self.mode == "time-slicing" and self.replicas is None:
-            problems.append(f"{SUBKEY_MARK}replicas: is required with mode time-slicing (slices per GPU, 2 to 16)")
+            problems.append(("replicas", "is required with mode time-slicing (slices per GPU, 2 to 16)"))
         if self.mode != "time-slicing" and self.replicas is not None:
-            problems.append(f"{SUBKEY_MARK}replicas: is only used with mode time-slicing")
+            problems.append(("replicas", "is only used with mode time-slicing"))
         if self.mode == "mig" and self.mig_profile is None:
-            problems.append(f"{SUBKEY_MARK}migProfile: is required with mode mig (e.g. 1g.10gb)")
+            problems.append(("migProfile", "is required with mode mig (e.g. 1g.10gb)"))
         if self.mode != "mig" and self.mig_profile is not None:
-            problems.append(f"{SUBKEY_MARK}migProfile: is only used with mode mig")
+            problems.append(("migProfile", "is only used with mode mig"))
         if problems:
-            raise ValueError(problems[0] if len(problems) == 1 else "; ".join(p.lstrip(SUBKEY_MARK) for p in problems))
+            raise ValueError(problems_at_subkeys(problems))
         return self
 
 
@@ -125,8 +184,18 @@ class WakeSchedule(FrozenModel):
     """
 
     start: Annotated[StrictStr, AfterValidator(_cron)] = Field(description="Cron schedule that wakes the model.")
-    end: Annotated[StrictStr, AfterValidator(_cron)] = Field(description="Cron schedule after which it may idle.")
+    end: Annotated[StrictStr, AfterValidator(_cron)] = Field(description="Cron schedule after which it may idle "
+                                                                         "(not the same as start).")
     timezone: Annotated[StrictStr, AfterValidator(_timezone)] = Field(default="UTC", description="IANA time zone.")
+
+    @field_validator("end")
+    @classmethod
+    def _not_the_start(cls, value: str, info: ValidationInfo) -> str:
+        # KEDA's cron scaler refuses a trigger whose start and end are the same (the ScaledObject never gets ready).
+        start = info.data.get("start")
+        if start is not None and value.split() == start.split():
+            raise ValueError("must differ from start (KEDA's cron scaler refuses the same start and end)")
+        return value
 
 
 class ModelAutoscalingConfig(FrozenModel):
@@ -136,9 +205,9 @@ class ModelAutoscalingConfig(FrozenModel):
         description="`concurrency` (mean requests in flight per replica), `requests-per-second` (per replica), "
                     "`queue-time-ms` (TorchServe's mean queue time), `p95-latency-ms` (KServe's predict p95): KEDA "
                     "reads them from the platform's recording rules; `cpu` or `memory` (% of requests): KServe's HPA.")
-    target: Annotated[StrictInt | StrictFloat, Field(gt=0, allow_inf_nan=False)] = Field(
+    target: Annotated[FiniteNumber, Field(ge=MIN_TARGET, le=MAX_TARGET)] = Field(
         description="Value of the metric to hold each replica at (per replica for concurrency and requests; the "
-                    "model's value for latencies; % for cpu and memory).")
+                    "model's value for latencies; % for cpu and memory); 0.001 to 1000000.")
     min: StrictInt = Field(default=1, ge=0, le=100, description="Fewest replicas; 0 where the platform allows "
                                                                  "scale-to-zero (KEDA metrics only).")
     max: StrictInt = Field(default=3, ge=1, le=100, description="Most replicas.")
@@ -156,14 +225,6 @@ class ModelAutoscalingConfig(FrozenModel):
 
     # Each check is a validator of the key it is about (every problem at its own key); the keys each one reads
     # are declared before it.
-
-    @field_validator("target", mode="before")
-    @classmethod
-    def _a_finite_number(cls, value: Any) -> Any:
-        # One message, at `target`, instead of one per member of the int | float union.
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ValueError("must be a finite number greater than 0")
-        return value
 
     @field_validator("target")
     @classmethod

@@ -29,12 +29,15 @@ def _value(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None
 def _field_problem(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
     allowed = f"{low}-{high}" + (f" or {names[0]}-{names[-1]}" if names else "")
     for item in text.split(","):
-        match = _ITEM.match(item)
+        match = _ITEM.fullmatch(item)
         if match is None:
             return f"{name} `{item}` is not `*`, a value, a range `a-b` or a step `/n`"
         bounds = match["range"]
         if match["step"] is not None and int(match["step"]) == 0:
             return f"{name} `{item}` steps by 0"
+        # A step beyond the field's span selects the start alone; a huge one overflows the scaler's integer.
+        if match["step"] is not None and int(match["step"]) > high - low + 1:
+            return f"{name} `{item}` steps by more than {high - low + 1}"
         if bounds in {"*", "?"}:
             if bounds == "?" and name not in {"day-of-month", "day-of-week"}:
                 return f"{name} may not be `?` (only day-of-month and day-of-week)"

@@ -16,6 +16,20 @@ SUBKEY_MARK = "\x00"
 
 NOT_SET = object()
 
+# What people write for a boolean that YAML 1.2 (the engine's) reads as text.
+_WORDS_FOR_BOOLEANS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n"})
+# A value longer than this is shown cut short: a pasted file or a runaway string would drown the other problems.
+MAX_SHOWN_CHARS = 1000
+
+
+def problems_at_subkeys(problems: Sequence[tuple[str, str]]) -> str:
+    """The message of a validator that found several problems, each at its own sub-key ("" for the key it validates).
+
+    Raise ``ValueError(problems_at_subkeys(found))``: the loader reports each one, with the value at its key, rather
+    than the first alone.
+    """
+    return "".join(f"{SUBKEY_MARK}{key}: {message}" for key, message in problems)
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -27,6 +41,8 @@ class Problem:
 
     def render(self) -> str:
         shown = "(not set)" if self.value is NOT_SET else json.dumps(self.value, default=str)
+        if len(shown) > MAX_SHOWN_CHARS:
+            shown = f"{shown[:MAX_SHOWN_CHARS]}... ({len(shown)} characters)"
         return f"{self.key} = {shown}: {self.message}"
 
 
@@ -67,6 +83,8 @@ def describe_error(error: dict[str, Any], allowed_keys: Sequence[str]) -> str:
     if kind in {"int_type", "int_parsing"}:
         return "must be a whole number"
     if kind == "bool_type":
+        if isinstance(error.get("input"), str) and error["input"].lower() in _WORDS_FOR_BOOLEANS:
+            return "must be true or false, unquoted (the stack file's YAML reads yes, on and quoted words as text)"
         return "must be true or false"
     if kind == "string_type":
         return "must be a string"

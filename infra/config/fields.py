@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from infra import ec2_catalog, gpu_catalog
 from infra.versions import SUPPORTED_EKS_VERSIONS
@@ -22,7 +23,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 
 def _dns_label(max_length: int):
     def check(value: str) -> str:
-        if len(value) > max_length or not _DNS_LABEL.match(value):
+        if len(value) > max_length or not _DNS_LABEL.fullmatch(value):
             raise ValueError(
                 f"must be a lowercase DNS label of at most {max_length} characters "
                 "(a-z, 0-9 and '-', starting with a letter)"
@@ -45,7 +46,7 @@ def _cidr(value: str) -> str:
 
 
 def _instance_type(value: str) -> str:
-    if not _INSTANCE_TYPE.match(value):
+    if not _INSTANCE_TYPE.fullmatch(value):
         raise ValueError("must be an EC2 instance type such as m7i.large")
     if value not in ec2_catalog.instance_types():
         close = ec2_catalog.closest(value)
@@ -81,19 +82,19 @@ def _eks_version(value: object) -> object:
 
 
 def _stack_reference(value: str) -> str:
-    if not _STACK_REF.match(value):
+    if not _STACK_REF.fullmatch(value):
         raise ValueError("must be a fully qualified stack name <org>/<project>/<stack>, e.g. acme/ai-platform/dev")
     return value
 
 
 def _iam_principal(value: str) -> str:
-    if not _IAM_PRINCIPAL.match(value):
+    if not _IAM_PRINCIPAL.fullmatch(value):
         raise ValueError("must be an IAM role or user ARN such as arn:aws:iam::111122223333:role/ci-deployer")
     return value
 
 
 def _region(value: str) -> str:
-    if not _REGION.match(value):
+    if not _REGION.fullmatch(value):
         raise ValueError("must be an AWS region name such as us-east-1")
     return value
 
@@ -114,7 +115,7 @@ _TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]*$")
 
 
 def _tag_value(value: str) -> str:
-    if not _TAG_VALUE.match(value):
+    if not _TAG_VALUE.fullmatch(value):
         raise ValueError("may contain only letters, digits, spaces and _ . : / = + - @ (it becomes a tag)")
     return value
 
@@ -127,8 +128,30 @@ def _registry_prefix(value: str) -> str:
 
 
 def _namespace(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
         raise ValueError("must be a namespace name: a lowercase DNS label of at most 63 characters")
+    return value
+
+
+def matching(pattern: str, allowed: str) -> AfterValidator:
+    """A string check that says what is allowed (``allowed``, e.g. "a VPC ID such as vpc-0123456789abcdef0"), where
+    Field(pattern=...) would show the regular expression."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        # fullmatch: `$` alone would let a trailing newline through.
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must be {allowed}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _finite_number(value: object) -> object:
+    # Checked before the int | float union, so a wrong value gets one message at its key rather than one per member
+    # of the union; NaN would pass every bound (each comparison with it is false).
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("must be a number (not a string, true or false, NaN or infinity)")
     return value
 
 
@@ -145,15 +168,21 @@ Region = Annotated[StrictStr, AfterValidator(_region)]
 IamPrincipalArn = Annotated[StrictStr, AfterValidator(_iam_principal)]
 # Stored as the runtime reads it (pytorch/ -> docker.io/pytorch/), the form the pack and the cluster match.
 RegistryPrefix = Annotated[StrictStr, AfterValidator(_registry_prefix)]
-VpcId = Annotated[StrictStr, Field(pattern=r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")]
-SubnetId = Annotated[StrictStr, Field(pattern=r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")]
-TransitGatewayId = Annotated[StrictStr, Field(pattern=r"^tgw-([0-9a-f]{8}|[0-9a-f]{17})$")]
-VpnGatewayId = Annotated[StrictStr, Field(pattern=r"^vgw-([0-9a-f]{8}|[0-9a-f]{17})$")]
+VpcId = Annotated[StrictStr, matching(r"vpc-([0-9a-f]{8}|[0-9a-f]{17})", "a VPC ID such as vpc-0123456789abcdef0")]
+SubnetId = Annotated[StrictStr, matching(r"subnet-([0-9a-f]{8}|[0-9a-f]{17})",
+                                         "a subnet ID such as subnet-0123456789abcdef0")]
+TransitGatewayId = Annotated[StrictStr, matching(r"tgw-([0-9a-f]{8}|[0-9a-f]{17})",
+                                                 "a transit gateway ID such as tgw-0123456789abcdef0")]
+VpnGatewayId = Annotated[StrictStr, matching(r"vgw-([0-9a-f]{8}|[0-9a-f]{17})",
+                                             "a virtual private gateway ID such as vgw-0123456789abcdef0")]
+# An int or a float, finite; bounds go in a further Field (e.g. Annotated[FiniteNumber, Field(gt=0)]).
+FiniteNumber = Annotated[StrictInt | StrictFloat, BeforeValidator(_finite_number)]
 NodeCount = Annotated[StrictInt, Field(ge=0, le=1000)]
 
 __all__ = [
     "Cidr",
     "EksVersion",
+    "FiniteNumber",
     "GpuInstanceType",
     "IamPrincipalArn",
     "InstanceType",

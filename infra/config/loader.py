@@ -111,11 +111,12 @@ def parse_stack_config(values: Mapping[str, str], *, project: str, stack: str, s
     data = {k: v for k, v in data.items() if k not in (PLATFORM_KEYS if model is TeamConfig else TEAM_KEYS)}
     data = {k: v for k, v in data.items() if v is not NOT_SET}
     try:
-        # Some limits depend on the environment (prod minimums); validators read it from the context.
-        config = model.model_validate(data, context={"environment": raw.get("environment")})
+        # Some limits depend on the stack (prod minimums, the recovery region); validators read it from the context.
+        context = {"environment": raw.get("environment"), "region": values.get("aws:region"), "project": project}
+        config = model.model_validate(data, context=context)
     except ValidationError as exc:
         errors = _without_echoes(exc.errors())
-        problems += [_problem(err, model, data, prefix) for err in errors]
+        problems += [found for err in errors for found in _problems(err, model, data, prefix)]
         config = None
     if isinstance(config, PlatformConfig):
         key = prefix + "observability"
@@ -188,13 +189,22 @@ def _without_echoes(errors: list[Any]) -> list[Any]:
         len(other) > len(e["loc"]) and other[: len(e["loc"])] == tuple(e["loc"]) for other in nested))]
 
 
-def _problem(error: dict[str, Any], model: type[BaseModel], data: Mapping[str, Any], prefix: str) -> Problem:
+def _problems(error: dict[str, Any], model: type[BaseModel], data: Mapping[str, Any], prefix: str) -> list[Problem]:
+    """The problems of one pydantic error: one, or one per sub-key its validator marked (SUBKEY_MARK)."""
     # Defaults are validated under their Python names; stack files use camelCase.
     loc = _without_union_tags([to_camel(p) if isinstance(p, str) else p for p in error["loc"]], data)
     message = describe_error(error, _allowed_keys(model, loc[:-1]))
-    if message.startswith(SUBKEY_MARK):
-        sub, _, message = message[1:].partition(": ")
-        loc += [int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", sub)]
+    if not message.startswith(SUBKEY_MARK):
+        return [_at(loc, message, error, data, prefix)]
+    found = []
+    for marked in message[1:].split(SUBKEY_MARK):
+        sub, _, text = marked.partition(": ")
+        path = loc + [int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", sub)]
+        found.append(_at(path, text, error, data, prefix))
+    return found
+
+
+def _at(loc: list[str | int], message: str, error: dict[str, Any], data: Mapping[str, Any], prefix: str) -> Problem:
     head = loc[0] if loc else ""
     key = "aws:region" if head == "region" else prefix + str(head)
     value = NOT_SET if error["type"] == "missing" else _lookup(data, loc)

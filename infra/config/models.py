@@ -18,12 +18,13 @@ from infra.config.capacity import (
     CapacityReservationId,
     CapacityType,
     ConsolidationConfig,
-    Duration,
+    ExpiryDuration,
     GpuSharingConfig,
+    GracePeriod,
     PlatformAutoscalingConfig,
     with_scale_to_zero_default,
 )
-from infra.config.errors import SUBKEY_MARK
+from infra.config.errors import SUBKEY_MARK, problems_at_subkeys
 from infra.config.fields import (
     Cidr,
     EksVersion,
@@ -305,12 +306,12 @@ class GpuPoolConfig(_Scaling):
     )
     consolidation: ConsolidationConfig = Field(
         default_factory=ConsolidationConfig, description="Karpenter pools: when underused nodes are consolidated.")
-    expire_after: Duration = Field(
-        default="720h", description="Karpenter pools: age at which a node is replaced (rotation is how GPU nodes get "
-                                    "a patched AMI; `Never` is flagged by policy).")
-    termination_grace_period: Duration = Field(
+    expire_after: ExpiryDuration = Field(
+        default="720h", description="Karpenter pools: age at which a node is replaced, at least `1h` (rotation is how "
+                                    "GPU nodes get a patched AMI; `Never` is flagged by policy).")
+    termination_grace_period: GracePeriod = Field(
         default="24h", description="Karpenter pools: how long a draining node waits for pods that a disruption "
-                                   "budget protects before they are evicted anyway.")
+                                   "budget protects before they are evicted anyway; at least `1m`, no `Never`.")
     sharing: GpuSharingConfig = Field(default_factory=GpuSharingConfig,
                                       description="How the device plugin shares each GPU between pods.")
 
@@ -326,11 +327,24 @@ class GpuPoolConfig(_Scaling):
         single, several = data.get("capacityType"), data.get("capacityTypes")
         if single is not None and several is not None:
             raise ValueError(f"{SUBKEY_MARK}capacityTypes: give either capacityType (one) or capacityTypes, not both")
-        if single in KARPENTER_CAPACITY_TYPES:
+        managed = data.get("provisioner", "managed") == "managed"
+        # isinstance first: a list or mapping written here is no key of the mapping of types (and unhashable).
+        if isinstance(single, str) and single in KARPENTER_CAPACITY_TYPES and not (managed and single == "RESERVED"):
             data = {**data, "capacityTypes": [single]}
-        elif isinstance(several, list) and several and several[0] in KARPENTER_CAPACITY_TYPES:
+        elif isinstance(several, list) and several and isinstance(several[0], str) \
+                and several[0] in KARPENTER_CAPACITY_TYPES:
             data = {**data, "capacityType": several[0]}
         return data
+
+    @field_validator("capacity_type")
+    @classmethod
+    def _capacity_type_of_provisioner(cls, value: str, info: ValidationInfo) -> str:
+        # Left out of capacityTypes by _capacity_type_or_types, so that the problem is reported here, where it was
+        # written.
+        if info.data.get("provisioner") == "managed" and value == "RESERVED":
+            raise ValueError("RESERVED (capacity reservations) needs provisioner: karpenter; a managed pool is "
+                             "ON_DEMAND or SPOT")
+        return value
 
     @field_validator("instance_types")
     @classmethod
@@ -370,6 +384,9 @@ class GpuPoolConfig(_Scaling):
                                  "launches into")
             if value and "RESERVED" not in types:
                 raise ValueError("is only used when capacityTypes includes RESERVED")
+        repeated = sorted({r for r in value if value.count(r) > 1})
+        if repeated:
+            raise ValueError(f"lists a capacity reservation twice: {', '.join(repeated)}")
         return value
 
     @field_validator(*(field for _, field in KARPENTER_ONLY_KEYS))
@@ -501,21 +518,19 @@ def _teams_fit_the_pools(teams: tuple[TeamEntry, ...], pools: tuple[GpuPoolConfi
     if strangers:
         raise ValueError(f"dedicate pools to onboarded teams only; not in `teams`: {', '.join(strangers)}; "
                          f"onboarded: {', '.join(sorted(onboarded)) or 'none'}")
-    oversized = []
+    oversized: list[tuple[str, str]] = []
     for index, team in enumerate(teams):
         usable = [pool for pool in pools if pool.dedicated_team in (None, team.name)]
         capacity = sum(pool.sure_gpu_slices for pool in usable)
         if team.quota.gpu > capacity:
             where = ", ".join(f"{pool.name} {pool.sure_gpu_slices}" for pool in usable) or "none"
             slices = ", a shared GPU as its slices" if any(pool.slices_per_gpu > 1 for pool in usable) else ""
-            oversized.append((index, f"{team.quota.gpu} GPUs is more than the pools team {team.name} may use "
-                                     f"surely hold at maxSize ({capacity}: {where}; each pool counted with its "
-                                     f"smallest instance type{slices})"))
-    if len(oversized) == 1:
-        index, message = oversized[0]
-        raise ValueError(f"{SUBKEY_MARK}[{index}].quota.gpu: {message}")
+            oversized.append((f"[{index}].quota.gpu", f"{team.quota.gpu} GPUs is more than the pools team "
+                                                      f"{team.name} may use surely hold at maxSize ({capacity}: "
+                                                      f"{where}; each pool counted with its smallest instance "
+                                                      f"type{slices})"))
     if oversized:
-        raise ValueError("; ".join(f"teams[{index}].quota.gpu: {message}" for index, message in oversized))
+        raise ValueError(problems_at_subkeys(oversized))
 
 
 class PlatformConfig(_Common):
@@ -581,21 +596,24 @@ class PlatformConfig(_Common):
     @classmethod
     def _teams_are_unique_and_own_their_pools(cls, value: tuple[TeamEntry, ...],
                                               info: ValidationInfo) -> tuple[TeamEntry, ...]:
+        problems: list[tuple[str, str]] = []
         names = [team.name for team in value]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ValueError(f"team names must be unique; repeated: {', '.join(repeated)}")
+            problems.append(("", f"team names must be unique; repeated: {', '.join(repeated)}"))
         principals = [team.ci_principal_arn for team in value]
         shared = sorted({p for p in principals if principals.count(p) > 1})
         if shared:
-            raise ValueError(f"each team needs its own CI principal (its access is confined to its namespace); "
-                             f"shared: {', '.join(shared)}")
+            problems.append(("", f"each team needs its own CI principal (its access is confined to its namespace); "
+                                 f"shared: {', '.join(shared)}"))
         cluster = info.data.get("cluster")
         admitted = {entry.principal_arn for entry in cluster.access_entries} if cluster else set()
         twice = sorted(set(principals) & admitted)
         if twice:
-            raise ValueError(f"a team's CI principal gets its access entry from the team; remove it from "
-                             f"cluster.accessEntries: {', '.join(twice)}")
+            problems.append(("", f"a team's CI principal gets its access entry from the team; remove it from "
+                                 f"cluster.accessEntries: {', '.join(twice)}"))
+        if problems:
+            raise ValueError(problems_at_subkeys(problems))
         if "gpu_pools" in info.data:
             _teams_fit_the_pools(value, info.data["gpu_pools"])
         return value
@@ -643,6 +661,21 @@ class TeamConfig(_Common):
     @classmethod
     def _unique_models(cls, value: tuple[ModelDeployment, ...]) -> tuple[ModelDeployment, ...]:
         return unique_names(value)
+
+    @field_validator("models")
+    @classmethod
+    def _prod_keeps_a_floor(cls, value: tuple[ModelDeployment, ...],
+                            info: ValidationInfo) -> tuple[ModelDeployment, ...]:
+        # No prod platform allows scale-to-zero (PlatformConfig), so this needs no platform stack to tell; caught
+        # here, before the stack reference is read and anything is registered.
+        if info.data.get("environment") != "prod":
+            return value
+        idle = [(f"[{index}].autoscaling.min", f"must be at least 1 in prod: no prod platform lets {model.name} "
+                                               "idle at zero replicas (autoscaling.scaleToZero is false in prod)")
+                for index, model in enumerate(value) if model.autoscaling is not None and model.autoscaling.min == 0]
+        if idle:
+            raise ValueError(problems_at_subkeys(idle))
+        return value
 
     @property
     def gpus_at_max_replicas(self) -> int:

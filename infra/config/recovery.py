@@ -8,10 +8,10 @@ See docs/recovery.md.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from infra.config.base import FrozenModel
-from infra.config.errors import SUBKEY_MARK
+from infra.config.errors import problems_at_subkeys
 from infra.config.fields import Region, StackReferenceName, StrictBool
 from policies.defaults import DEFAULT_ALLOWED_REGIONS
 
@@ -43,19 +43,31 @@ class RecoveryConfig(FrozenModel):
                                   "stack's recovery region (set `aws:region` to it). Excludes `region`.")
 
     @model_validator(mode="after")
-    def _replicates_or_restores(self) -> RecoveryConfig:
-        if self.region is not None and self.restore_from is not None:
-            raise ValueError(f"{SUBKEY_MARK}restoreFrom: a recovery stack replicates nothing (its data are the "
-                             "replicas of the stack it restores); set region or restoreFrom, not both")
-        if self.region is None and self.restore_from is None:
-            raise ValueError("needs region (replicate this stack's data there) or restoreFrom (this is the recovery "
-                             "stack of that platform stack)")
-        if self.replication_time_control is not None and self.region is None:
-            raise ValueError(f"{SUBKEY_MARK}replicationTimeControl: is only used together with region")
-        if self.region is not None and self.region not in DEFAULT_ALLOWED_REGIONS:
-            raise ValueError(f"{SUBKEY_MARK}region: is not an approved region; allowed: "
-                             f"{', '.join(DEFAULT_ALLOWED_REGIONS)}")
+    def _replicates_or_restores(self, info: ValidationInfo) -> RecoveryConfig:
+        # Every problem at once: the section's own, and (when the loader gives the stack in the context) those
+        # against the stack, which check_recovery would otherwise only find once these are fixed.
+        problems = self._own_problems()
+        context = info.context or {}
+        if "environment" in context:
+            problems += stack_problems(self, environment=context.get("environment"), region=context.get("region"),
+                                       project=context.get("project"))
+        if problems:
+            raise ValueError(problems_at_subkeys(problems))
         return self
+
+    def _own_problems(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.region is not None and self.restore_from is not None:
+            problems.append(("restoreFrom", "a recovery stack replicates nothing (its data are the replicas of the "
+                                            "stack it restores); set region or restoreFrom, not both"))
+        if self.region is None and self.restore_from is None:
+            problems.append(("", "needs region (replicate this stack's data there) or restoreFrom (this is the "
+                                 "recovery stack of that platform stack)"))
+        if self.replication_time_control is not None and self.region is None:
+            problems.append(("replicationTimeControl", "is only used together with region"))
+        if self.region is not None and self.region not in DEFAULT_ALLOWED_REGIONS:
+            problems.append(("region", f"is not an approved region; allowed: {', '.join(DEFAULT_ALLOWED_REGIONS)}"))
+        return problems
 
     @property
     def replicates(self) -> bool:
@@ -64,6 +76,26 @@ class RecoveryConfig(FrozenModel):
     @property
     def restores(self) -> bool:
         return self.restore_from is not None
+
+
+def stack_problems(value: RecoveryConfig, *, environment: str | None, region: str | None,
+                   project: str | None) -> list[tuple[str, str]]:
+    """What is wrong with the recovery section for this stack, as (sub-key, message) pairs."""
+    problems = []
+    if value.region is not None and value.region == region:
+        problems.append(("region", f"must differ from aws:region ({region}): a replica in the same region is lost "
+                                   "with it"))
+    if value.restore_from is not None:
+        _, stack_project, stack = value.restore_from.split("/")
+        if project and stack_project != project:
+            problems.append(("restoreFrom", f"must name a stack of this project (<org>/{project}/{environment})"))
+        if environment and stack != environment:
+            problems.append(("restoreFrom", f"must name the platform stack of this stack's environment "
+                                            f"(.../{environment}), whose recovery stack this is"))
+    if value.replication_time_control is False and environment == "prod":
+        problems.append(("replicationTimeControl", f"must be true in prod: the recovery point objective of "
+                                                   f"docs/recovery.md ({RTC_MINUTES} minutes) rests on it"))
+    return problems
 
 
 def check_recovery(value: RecoveryConfig | None, *, environment: str | None, region: str | None,
@@ -79,20 +111,9 @@ def check_recovery(value: RecoveryConfig | None, *, environment: str | None, reg
             raise ValueError("is required in prod: set region to the recovery region the model store and the log "
                              "archive are replicated to (see docs/recovery.md)")
         return None
-    if value.region is not None and value.region == region:
-        raise ValueError(f"{SUBKEY_MARK}region: must differ from aws:region ({region}): a replica in the same region "
-                         "is lost with it")
-    if value.restore_from is not None:
-        _, stack_project, stack = value.restore_from.split("/")
-        if project and stack_project != project:
-            raise ValueError(f"{SUBKEY_MARK}restoreFrom: must name a stack of this project (<org>/{project}/"
-                             f"{environment})")
-        if environment and stack != environment:
-            raise ValueError(f"{SUBKEY_MARK}restoreFrom: must name the platform stack of this stack's environment "
-                             f"(.../{environment}), whose recovery stack this is")
-    if value.replication_time_control is False and environment == "prod":
-        raise ValueError(f"{SUBKEY_MARK}replicationTimeControl: must be true in prod: the recovery point objective "
-                         f"of docs/recovery.md ({RTC_MINUTES} minutes) rests on it")
+    problems = stack_problems(value, environment=environment, region=region, project=project)
+    if problems:
+        raise ValueError(problems_at_subkeys(problems))
     if value.region is not None and value.replication_time_control is None:
         return value.model_copy(update={"replication_time_control": environment == "prod"})
     return value

@@ -25,13 +25,13 @@ GRPC_PROTOCOL = "grpc-v2"
 
 
 def _cpu(value: str) -> str:
-    if not _CPU.match(value) or value in {"0", "0.0"}:
+    if not _CPU.fullmatch(value) or value in {"0", "0.0"}:
         raise ValueError("must be a Kubernetes CPU quantity such as 500m or 2")
     return value
 
 
 def _memory(value: str) -> str:
-    if not _MEMORY.match(value):
+    if not _MEMORY.fullmatch(value):
         raise ValueError("must be a Kubernetes memory quantity such as 512Mi or 4Gi")
     return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,14 @@ class Project:
         values: dict[str, str] = {}
         secrets: list[str] = []
         secure: list[str] = []
+        written: dict[str, str] = {}
         for key, value in (data.get("config") or {}).items():
             full = self._qualify(str(key))
+            if full in written:
+                raise ProjectError(f"{path.relative_to(self.root)}: config key {full} is set twice, as "
+                                   f"{written[full]!r} and {str(key)!r}: a key without a namespace is the "
+                                   f"project's ({self.name}:), keep one of them")
+            written[full] = str(key)
             # Offline there is no key to decrypt with; the program sees a marked placeholder. Like the engine,
             # a key with a secure value anywhere inside is secret as a whole.
             value, paths = _without_secure(value, full)
@@ -165,6 +172,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` merges a mapping in; keys written beside it override, as YAML says
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if isinstance(key, list | dict):
@@ -175,6 +184,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     key_node.start_mark)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+# The engine's YAML parser reads only true and false as booleans (YAML 1.2); PyYAML's YAML 1.1 also turns yes, no,
+# on and off into them, so `scaleToZero: yes` would pass offline and fail on deploy (and `on:` become key True).
+_BOOL = "tag:yaml.org,2002:bool"
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_UniqueKeyLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def _read_yaml(path: Path) -> Any:

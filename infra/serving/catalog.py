@@ -121,7 +121,7 @@ class Catalog:
         if not path.is_dir() or name.startswith(("_", ".")):
             raise ModelSelectionError(self._unknown(name))
         problems = [f"missing {f}" for f in REQUIRED_FILES if not (path / f).is_file()]
-        if not MODEL_NAME.match(name):
+        if not MODEL_NAME.fullmatch(name):
             problems.append("the folder name must be a DNS label (lowercase letters, digits and '-', "
                             "at most 63 characters): it names the InferenceService")
         if not self.runtime_package.is_dir():

@@ -90,7 +90,8 @@ BAD_CONFIGS = [
      [f'ai-platform:gpuPools[0].capcityType = "SPOT": unknown key (did you mean capacityType?); '
       f"allowed keys: {POOL_KEYS}"]),
     ("wrong type", platform(cluster={"endpointPublicAccess": "yes"}), "dev",
-     ['ai-platform:cluster.endpointPublicAccess = "yes": must be true or false']),
+     ['ai-platform:cluster.endpointPublicAccess = "yes": must be true or false, unquoted (the stack file\'s YAML '
+      "reads yes, on and quoted words as text)"]),
     ("unsupported instance type", platform(gpuPools=[{"name": "l4", "instanceTypes": ["m5.large"], "maxSize": 2}]),
      "dev", [f'ai-platform:gpuPools[0].instanceTypes[0] = "m5.large": is not a supported GPU instance type; '
              f"allowed families: {FAMILIES}"]),
@@ -234,7 +235,8 @@ UNREACHABLE_CONFIGS = [
     ("route without a target", platform(network={"routes": [{"cidr": CI}]}),
      [f'ai-platform:network.routes[0] = {{"cidr": "{CI}"}}: {EXACTLY_ONE} (found 0)']),
     ("target of the wrong kind", platform(network={"routes": [{"cidr": CI, "vpnGatewayId": TGW}]}),
-     [f'ai-platform:network.routes[0].vpnGatewayId = "{TGW}": must match ^vgw-([0-9a-f]{{8}}|[0-9a-f]{{17}})$']),
+     [f'ai-platform:network.routes[0].vpnGatewayId = "{TGW}": must be a virtual private gateway ID such as '
+      "vgw-0123456789abcdef0"]),
     # The peering connection could only be created after the VPC it peers, so the route fails on the first deploy.
     ("peering connection of a VPC the stack creates",
      platform(cluster={"privateAccessCidrs": [CI]},
@@ -292,3 +294,40 @@ def test_routes_are_parsed_with_their_one_target():
     assert isinstance(config, PlatformConfig)
     (route,) = config.network.routes
     assert (route.cidr, route.transit_gateway_id, route.vpn_gateway_id, route.gateway_id) == (CI, TGW, None, TGW)
+
+
+def test_a_long_value_is_shown_cut_short_with_its_length():
+    [found] = problems(platform(costCenter="x" * 5000))
+    assert found.startswith('ai-platform:costCenter = "xxx') and '... (5002 characters): must be at most 64' in found
+    assert len(found) < 1200
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "Off", "y"])
+def test_yaml_1_1_booleans_stay_text_as_the_engine_reads_them(scratch_project, word):
+    from infra.preview import Project
+
+    stack = scratch_project / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("scaleToZero: true", f"scaleToZero: {word}"))
+    project = Project.load(scratch_project)
+    values = project.stack_config("dev").values
+    assert json.loads(values["ai-platform:autoscaling"]) == {"scaleToZero": word}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(values, project=project.name, stack="dev")
+    assert [p.render() for p in caught.value.problems] == [
+        f'ai-platform:autoscaling.scaleToZero = "{word}": must be true or false, unquoted (the stack file\'s YAML '
+        "reads yes, on and quoted words as text)"]
+
+
+@pytest.mark.parametrize(("values", "key"), [
+    (platform(**{"aws:region": "us-east-1\n"}), "aws:region"),
+    (platform(gpuPools=[{"name": "l4", "instanceTypes": ["g6.xlarge\n"], "maxSize": 2}]), "ai-platform:gpuPools"),
+    (platform(gpuPools=[{"name": "l4\n", "instanceTypes": ["g6.xlarge"], "maxSize": 2}]), "ai-platform:gpuPools"),
+    (team(platformStack="acme/ai-platform/dev\n"), "ai-platform:platformStack"),
+    (team(models=[{"name": "digits", "handler": "digits", "memory": "4Gi\n"}]), "ai-platform:models"),
+    (team(models=[{"name": "digits", "handler": "digits", "cpu": "1\n"}]), "ai-platform:models"),
+    (team(models=[{"name": "digits", "handler": "digits", "version": "0123456789ab\n"}]), "ai-platform:models"),
+], ids=["region", "instance-type", "pool-name", "stack-reference", "memory", "cpu", "version"])
+def test_a_trailing_newline_is_not_part_of_a_valid_value(values, key):
+    # `$` in a Python pattern also matches before a final newline; a value pasted with one would reach AWS as is.
+    found = problems(values)
+    assert any(p.startswith(key) and "\\n" in p for p in found), found

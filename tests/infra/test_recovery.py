@@ -83,6 +83,34 @@ def test_recovery_config_errors_name_key_value_and_what_is_allowed(recovery, sta
     assert recovery_problems(recovery, stack) == expected
 
 
+SEVERAL = [
+    ("same region and RTC off in prod", {"region": "us-east-1", "replicationTimeControl": False}, "prod",
+     ['ai-platform:recovery.region = "us-east-1": must differ from aws:region (us-east-1): a replica in the same '
+      "region is lost with it",
+      "ai-platform:recovery.replicationTimeControl = false: must be true in prod: the recovery point objective of "
+      "docs/recovery.md (15 minutes) rests on it"]),
+    ("unapproved region and RTC off in prod", {"region": "ap-south-1", "replicationTimeControl": False}, "prod",
+     ['ai-platform:recovery.region = "ap-south-1": is not an approved region; allowed: us-east-1, us-west-2, '
+      "eu-west-1, eu-central-1",
+      "ai-platform:recovery.replicationTimeControl = false: must be true in prod: the recovery point objective of "
+      "docs/recovery.md (15 minutes) rests on it"]),
+    ("RTC in a recovery stack that restores another project", {"restoreFrom": "acme/other/prod",
+                                                                 "replicationTimeControl": True}, "prod-dr",
+     ["ai-platform:recovery.replicationTimeControl = true: is only used together with region",
+      'ai-platform:recovery.restoreFrom = "acme/other/prod": must name a stack of this project '
+      "(<org>/ai-platform/prod)"]),
+    ("RTC and neither", {"replicationTimeControl": True}, "prod",
+     ['ai-platform:recovery = {"replicationTimeControl": true}: needs region (replicate this stack\'s data there) '
+      "or restoreFrom (this is the recovery stack of that platform stack)",
+      "ai-platform:recovery.replicationTimeControl = true: is only used together with region"]),
+]
+
+
+@pytest.mark.parametrize(("recovery", "stack", "expected"), [c[1:] for c in SEVERAL], ids=[c[0] for c in SEVERAL])
+def test_every_recovery_problem_is_reported_not_only_the_first(recovery, stack, expected):
+    assert recovery_problems(recovery, stack) == expected
+
+
 def test_a_recovery_stack_must_be_named_after_its_environment():
     values = platform(environment="prod", recovery={"restoreFrom": "acme/ai-platform/prod"})
     assert problems(values, "prod-west") == [

@@ -201,10 +201,10 @@ def test_a_team_stack_charging_another_cost_center_than_its_onboarding_is_a_conf
       {"name": "h100", "instanceTypes": ["p5.48xlarge"], "maxSize": 2, "dedicatedTeam": "search"}],
      [{"name": "vision", "costCenter": "v", "ciPrincipalArn": CI, "quota": {"gpu": 3}},
       {"name": "search", "costCenter": "s", "ciPrincipalArn": CI + "-search", "quota": {"gpu": 20}}],
-     ["ai-platform:teams = [...]: teams[0].quota.gpu: 3 GPUs is more than the pools team vision may use surely "
-      "hold at maxSize (2: l4 2; each pool counted with its smallest instance type); teams[1].quota.gpu: 20 GPUs "
-      "is more than the pools team search may use surely hold at maxSize (18: l4 2, h100 16; each pool counted "
-      "with its smallest instance type)"]),
+     ["ai-platform:teams[0].quota.gpu = 3: 3 GPUs is more than the pools team vision may use surely hold at "
+      "maxSize (2: l4 2; each pool counted with its smallest instance type)",
+      "ai-platform:teams[1].quota.gpu = 20: 20 GPUs is more than the pools team search may use surely hold at "
+      "maxSize (18: l4 2, h100 16; each pool counted with its smallest instance type)"]),
 ], ids=["one team", "two teams"])
 def test_a_team_quota_beyond_the_gpus_its_pools_hold_is_a_config_error(pools, teams, expected):
     found = [line if "= [{" not in line else _shorten(line) for line in problems(platform(gpuPools=pools,
