@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import re
 import sys
 import time
 import traceback
@@ -420,12 +421,23 @@ def _serving(args: argparse.Namespace, err: Console) -> int:
         return EXIT_USAGE
 
 
+# A stack name as Pulumi allows it: what --stack names is a file in the stack folder, never a path.
+_STACK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def _stack_name_problem(stack: str) -> str | None:
+    if _STACK_NAME.fullmatch(stack):
+        return None
+    return (f"--stack {stack[:100]!r}: not a stack name (letters, digits, '-', '_' and '.', as in vision-prod), "
+            "not a file or path")
+
+
 def _canary_argument_problems(args: argparse.Namespace) -> list[str]:
     """What is wrong with the arguments themselves, all of it, before any stack file is read."""
     from infra.config.canary import window_seconds
     from infra.delivery.prometheus import PrometheusError, check_url
 
-    problems = []
+    problems = [problem for problem in [_stack_name_problem(args.stack)] if problem]
     try:
         check_url(args.prometheus)
     except PrometheusError as exc:
@@ -434,14 +446,14 @@ def _canary_argument_problems(args: argparse.Namespace) -> list[str]:
         try:
             window_seconds(args.window)
         except ValueError as exc:
-            problems.append(f"--window {args.window}: {exc}")
+            problems.append(f"--window {args.window[:100]!r}: {exc}")
     return problems
 
 
 def _canary(args: argparse.Namespace, err: Console) -> int:
     from infra.config import ConfigError
     from infra.delivery.canary import CanaryError, analyze, load_target
-    from infra.delivery.prometheus import PrometheusClient, PrometheusError
+    from infra.delivery.prometheus import PrometheusClient, PrometheusError, without_password
     from infra.delivery.report import print_verdict, verdict_document
     from infra.preview import Project, ProjectError
 
@@ -453,14 +465,14 @@ def _canary(args: argparse.Namespace, err: Console) -> int:
         project = Project.find(args.project_dir)
         target = load_target(project, args.stack, args.model, args.window)
         with PrometheusClient(args.prometheus) as prometheus, \
-                err.status(f"asking {prometheus.url} about {target.model}'s canary…"):
+                err.status(Text(f"asking {prometheus.shown_url} about {target.model}'s canary…")):
             result = analyze(target, prometheus.query)
     except (ProjectError, CanaryError, ConfigError, PrometheusError) as exc:
         _error(err, str(exc))
         return EXIT_USAGE
     code = {"promote": EXIT_PROMOTE, "rollback": EXIT_ROLLBACK, "hold": EXIT_HOLD}[result.decision]
     if args.format == "json":
-        document = verdict_document(target, result, prometheus=args.prometheus, exit_code=code)
+        document = verdict_document(target, result, prometheus=without_password(args.prometheus), exit_code=code)
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
         print_verdict(target, result, Console())
@@ -473,18 +485,23 @@ def _stack_edit(args: argparse.Namespace, err: Console) -> int:
     from infra.preview import Project, ProjectError
 
     try:
+        problem = _stack_name_problem(args.stack)
+        if problem:
+            raise StackEditError(problem)
         project = Project.find(args.project_dir)
         path = project.stack_path(args.stack)
         if not path.is_file():
             raise StackEditError(f"no stack {args.stack!r}: {_stack_file(project, args.stack)} does not exist "
                                  f"(stacks: {', '.join(project.stacks()) or 'none'})")
+        # An empty --version is a version to check, not a request for the packaged one.
+        version = getattr(args, "version", None)
+        packaged = version if version is not None else (lambda: _packaged_version(args.model))
         if args.command == "rollback":
             edit = rollback(path, args.model)
         elif args.command == "promote":
-            edit = promote(path, args.model, args.version or (lambda: _packaged_version(args.model)))
+            edit = promote(path, args.model, packaged)
         else:
-            edit = start_canary(path, args.model, args.version or (lambda: _packaged_version(args.model)),
-                                args.traffic_percent)
+            edit = start_canary(path, args.model, packaged, args.traffic_percent)
     except NothingToRollOut as exc:
         err.print(Text(str(exc)), soft_wrap=True, highlight=False)
         return EXIT_NOTHING_TO_ROLL_OUT
@@ -511,6 +528,9 @@ def _packaged_version(model: str) -> str:
     path = manifest_path()
     try:
         packages = load_manifest(path).models
+    except OSError as exc:
+        raise StackEditError(f"the canary runs the packaged version of {model}, which is not known: {path}: "
+                             f"{exc.strerror or exc} (or pass --version)") from None
     except ServingError as exc:
         raise StackEditError(f"the canary runs the packaged version of {model}, which is not known: {exc} (or pass "
                              "--version)") from None

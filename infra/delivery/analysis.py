@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from infra.config.canary import CanaryAnalysisConfig
+from infra.delivery.prometheus import quoted
 
 Decision = Literal["promote", "hold", "rollback"]
 LatencyMeasure = Literal["p95", "mean"]
 # Float noise (0.03 - 0.01 = 0.019999999999999997) must not turn a value at its threshold into a failure.
 _TOLERANCE = 1e-9
+# Versions are label values from Prometheus: a message names a few, each cut to the longest a version can be.
+_SHOWN_VERSIONS, _VERSION_CHARS = 3, 64
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,13 @@ class Verdict:
                 "latencyMeasure": self.latency_measure, "thresholds": self.thresholds.model_dump(by_alias=True)}
 
 
+def versions_text(versions: tuple[str, ...]) -> str:
+    """The versions for a message: the first few, printable and cut to length, and how many more there are."""
+    shown = ", ".join(quoted(v, _VERSION_CHARS) for v in versions[:_SHOWN_VERSIONS])
+    more = len(versions) - _SHOWN_VERSIONS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
 def exceeds(value: float, limit: float) -> bool:
     """Strictly above the limit, beyond float noise."""
     return value > limit and not math.isclose(value, limit, rel_tol=_TOLERANCE, abs_tol=_TOLERANCE)
@@ -185,7 +195,7 @@ def verdict(stable: TrackFigures, canary: TrackFigures, thresholds: CanaryAnalys
 
     if len(canary.versions) > 1:
         return decided("hold", [f"the canary track served {len(canary.versions)} versions in the last "
-                                f"{thresholds.window} ({', '.join(canary.versions)}): wait until the window holds "
+                                f"{thresholds.window} ({versions_text(canary.versions)}): wait until the window holds "
                                 "only the new one"])
     if failures:
         return decided("rollback", failures)

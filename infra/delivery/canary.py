@@ -25,7 +25,7 @@ from infra.config.canary import CanaryAnalysisConfig, window_seconds
 from infra.config.loader import parse_stack_config
 from infra.config.models import TeamConfig
 from infra.delivery.analysis import TrackFigures, Verdict, verdict
-from infra.delivery.prometheus import Sample
+from infra.delivery.prometheus import PrometheusError, Sample
 from infra.preview.project import Project, ProjectError
 
 # The recording rules a verdict reads (group aip-inference-versions).
@@ -36,6 +36,15 @@ P95_LATENCY_RULE = "version:aip_kserve_predict_latency_seconds:p95_5m"
 FIGURE_RULES = {"requests": REQUESTS_RULE, "error_ratio": ERROR_RATIO_RULE, "mean_latency_s": MEAN_LATENCY_RULE,
                 "p95_latency_s": P95_LATENCY_RULE}
 VERSION_LABEL = "model_version"
+# What each figure can be: a ratio lies in [0, 1]; a request rate or a latency is never negative, and beyond 1e12
+# (per second, or seconds) it is no serving figure. A value outside (beyond float noise) is not evidence about the
+# canary but a broken rule or a series that is not the platform's; the bounds also keep every product finite.
+_MOST = 1e12
+FIGURE_BOUNDS = {"requests": (0.0, _MOST), "error_ratio": (0.0, 1.0), "mean_latency_s": (0.0, _MOST),
+                 "p95_latency_s": (0.0, _MOST)}
+_FIGURE_NAMES = {"requests": "request rate (per second)", "error_ratio": "5xx ratio",
+                 "mean_latency_s": "mean latency (seconds)", "p95_latency_s": "p95 latency (seconds)"}
+_NOISE = 1e-9
 
 Query = Callable[[str], list[Sample]]
 
@@ -95,7 +104,7 @@ def load_target(project: Project, stack: str, model: str, window: str | None = N
         try:
             window_seconds(window)
         except ValueError as exc:
-            raise CanaryError(f"--window {window}: {exc}") from None
+            raise CanaryError(f"--window {window[:100]!r}: {exc}") from None
         analysis = analysis.model_copy(update={"window": window})
     return CanaryTarget(stack=stack, team=config.team, model=model, stable_version=entry.canary.stable_version,
                         traffic_percent=entry.canary.traffic_percent, analysis=analysis)
@@ -142,8 +151,8 @@ def track_figures(target: CanaryTarget, track: str, query: Query) -> TrackFigure
     for figure, expr in queries(target, track).items():
         for sample in query(expr):
             version = sample.labels.get(VERSION_LABEL, "")
-            value = sample.value * window_s if figure == "requests" else sample.value
-            by_version.setdefault(version, {})[figure] = value
+            value = _within_bounds(figure, sample.value, track, expr)
+            by_version.setdefault(version, {})[figure] = value * window_s if figure == "requests" else value
     if not by_version:
         return TrackFigures()
     versions = sorted(by_version, key=lambda v: (-by_version[v].get("requests", 0.0), v))
@@ -151,6 +160,17 @@ def track_figures(target: CanaryTarget, track: str, query: Query) -> TrackFigure
     return TrackFigures(requests=busiest.get("requests"), error_ratio=busiest.get("error_ratio"),
                         mean_latency_s=busiest.get("mean_latency_s"), p95_latency_s=busiest.get("p95_latency_s"),
                         versions=tuple(v for v in versions if v))
+
+
+def _within_bounds(figure: str, value: float, track: str, expr: str) -> float:
+    """The value, clamped where float noise put it just outside its figure's bounds; PrometheusError where it
+    cannot be that figure at all (a negative rate, a ratio above 1)."""
+    low, high = FIGURE_BOUNDS[figure]
+    if low - _NOISE <= value <= high + _NOISE:
+        return min(max(value, low), high)
+    raise PrometheusError(f"Prometheus answered {expr!r} with {value:g} for the {track} track, which cannot be a "
+                          f"{_FIGURE_NAMES[figure]} (between {low:g} and {high:g}): are the rule and its series the "
+                          "platform's?")
 
 
 def analyze(target: CanaryTarget, query: Query) -> Verdict:

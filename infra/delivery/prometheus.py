@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -19,6 +20,8 @@ import httpx
 DEFAULT_TIMEOUT_S = 10.0
 # An error body is quoted in the message up to this length.
 _MAX_QUOTED = 300
+# Control characters (escape sequences included) of a server's text must not reach the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 class PrometheusError(Exception):
@@ -38,14 +41,44 @@ def check_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError on a port that is not a number)
-    except ValueError:
-        raise PrometheusError(f"--prometheus {url!r}: not a URL (e.g. http://127.0.0.1:9090)") from None
+        # What urlsplit lets through (control characters) httpx refuses only when the first query is sent.
+        httpx.URL(url)
+        if any(char.isspace() for char in url):
+            raise ValueError("whitespace")
+    except (ValueError, httpx.InvalidURL):
+        raise PrometheusError(f"--prometheus {_shown(url)}: not a URL (e.g. http://127.0.0.1:9090)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PrometheusError(f"--prometheus {url!r}: must be an http:// or https:// URL with a host "
+        raise PrometheusError(f"--prometheus {_shown(url)}: must be an http:// or https:// URL with a host "
                               "(e.g. http://127.0.0.1:9090)")
+    if parts.port == 0:
+        raise PrometheusError(f"--prometheus {_shown(url)}: port 0 is not a port to connect to")
     if parts.query or parts.fragment:
-        raise PrometheusError(f"--prometheus {url!r}: must not have a query or fragment")
+        raise PrometheusError(f"--prometheus {_shown(url)}: must not have a query or fragment")
     return url.rstrip("/")
+
+
+def without_password(url: str) -> str:
+    """The URL as messages and reports show it: a password in it (basic auth) is masked."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def quoted(text: object, limit: int = _MAX_QUOTED) -> str:
+    """A server's text for a message: on one line, without control characters, at most ``limit`` characters."""
+    flat = " ".join(_CONTROL.sub(" ", str(text)).split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
+def _shown(url: str) -> str:
+    """An option's value for a message: repr() makes its control characters and spaces visible."""
+    text = repr(without_password(url))
+    return text if len(text) <= _MAX_QUOTED else text[:_MAX_QUOTED - 1] + "…"
 
 
 def _is_loopback(host: str) -> bool:
@@ -68,6 +101,8 @@ class PrometheusClient:
 
     def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT_S, transport: httpx.BaseTransport | None = None):
         self.url = check_url(url)
+        # Messages name Prometheus by this form, never with a password the URL may carry.
+        self.shown_url = without_password(self.url)
         host = urlsplit(self.url).hostname or ""
         # A proxy from the environment must never see loopback traffic (a port-forward); elsewhere it may be needed.
         self._client = httpx.Client(timeout=timeout, trust_env=not _is_loopback(host), transport=transport)
@@ -88,26 +123,29 @@ class PrometheusClient:
         try:
             answer = self._client.get(endpoint, params={"query": expr})
         except httpx.TimeoutException:
-            raise PrometheusError(f"Prometheus at {self.url} did not answer within "
+            raise PrometheusError(f"Prometheus at {self.shown_url} did not answer within "
                                   f"{self._client.timeout.read:g} s") from None
-        except httpx.HTTPError as exc:
-            raise PrometheusError(f"cannot reach Prometheus at {self.url}: {exc or type(exc).__name__}") from None
-        body = _json(answer)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise PrometheusError(f"cannot reach Prometheus at {self.shown_url}: "
+                                  f"{quoted(exc or type(exc).__name__)}") from None
+        body = _json(answer, self.shown_url)
         if answer.status_code != 200:
             detail = body.get("error") if isinstance(body, dict) else None
-            quoted = detail or answer.text[:_MAX_QUOTED].strip() or answer.reason_phrase
-            raise PrometheusError(f"Prometheus at {self.url} answered HTTP {answer.status_code} to {endpoint}: "
-                                  f"{quoted}")
-        return _vector(body, self.url, expr)
+            text = detail or answer.text.strip() or answer.reason_phrase
+            moved = answer.headers.get("location") if answer.is_redirect else None
+            raise PrometheusError(f"Prometheus at {self.shown_url} answered HTTP {answer.status_code} to "
+                                  f"{self.shown_url}/api/v1/query: {quoted(text)}"
+                                  + (f" (redirected to {quoted(without_password(moved))})" if moved else ""))
+        return _vector(body, self.shown_url, expr)
 
 
-def _json(answer: httpx.Response) -> Any:
+def _json(answer: httpx.Response, url: str) -> Any:
     try:
         return answer.json()
     except ValueError:
         if answer.status_code == 200:
-            raise PrometheusError(f"{answer.request.url.copy_with(query=None)} answered with something that is not "
-                                  "JSON: is this Prometheus' address?") from None
+            raise PrometheusError(f"{url}/api/v1/query answered with something that is not JSON: is this "
+                                  "Prometheus' address?") from None
         return None
 
 
@@ -115,19 +153,36 @@ def _vector(body: Any, url: str, expr: str) -> list[Sample]:
     if not isinstance(body, dict) or body.get("status") != "success" or not isinstance(body.get("data"), dict):
         error = body.get("error") if isinstance(body, dict) else None
         raise PrometheusError(f"Prometheus at {url} did not answer with a query result"
-                              + (f": {error}" if error else " (no status: success and data)"))
+                              + (f": {quoted(error)}" if error else " (no status: success and data)"))
     data = body["data"]
-    if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-        raise PrometheusError(f"Prometheus at {url} answered {expr!r} with a {data.get('resultType')!r}, "
+    if data.get("resultType") != "vector":
+        raise PrometheusError(f"Prometheus at {url} answered {expr!r} with a {quoted(data.get('resultType'))!r}, "
                               "not an instant vector")
+    if not isinstance(data.get("result"), list):
+        raise PrometheusError(f"Prometheus at {url} answered {expr!r} with a vector without a result list")
     samples = []
     for series in data["result"]:
-        try:
-            labels, (_, text) = series["metric"], series["value"]
-            value = float(text)
-        except (KeyError, TypeError, ValueError):
+        sample = _sample(series)
+        if sample is None:
             raise PrometheusError(f"Prometheus at {url} answered {expr!r} with a malformed sample: "
-                                  f"{str(series)[:_MAX_QUOTED]}") from None
-        if math.isfinite(value):
-            samples.append(Sample(labels=dict(labels), value=value))
+                                  f"{quoted(series)}")
+        if math.isfinite(sample.value):
+            samples.append(sample)
     return samples
+
+
+def _sample(series: Any) -> Sample | None:
+    """One series of the result, None unless it has the API's form: string labels, a [time, "value"] pair."""
+    if not isinstance(series, dict):
+        return None
+    labels, pair = series.get("metric"), series.get("value")
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        return None
+    # The API writes a sample's value as a string, so that NaN and infinities survive JSON.
+    if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[1], str):
+        return None
+    try:
+        value = float(pair[1])
+    except ValueError:
+        return None
+    return Sample(labels=dict(labels), value=value)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.delivery.analysis import Check, Verdict
+from infra.delivery.analysis import Check, Verdict, versions_text
 from infra.delivery.canary import CanaryTarget
 
 DECISION_STYLE = {"promote": "bold green", "hold": "bold yellow", "rollback": "bold red"}
@@ -39,10 +40,11 @@ def verdict_table(target: CanaryTarget, result: Verdict) -> Table:
     checks = {c.name: c for c in result.checks}
     ratio = checks["latency ratio"].value
     increase = checks["error ratio increase"].value
-    stable_version = stable.versions[0] if stable.versions else target.stable_version
-    table = Table(title=f"{target.team}/{target.model}, last {thresholds.window}: canary "
-                        f"{', '.join(canary.versions) or '(no series)'} ({target.traffic_percent}% of requests) vs "
-                        f"stable {stable_version}", title_justify="left")
+    stable_version = versions_text(stable.versions[:1]) if stable.versions else target.stable_version
+    # Text, not a markup string: label values from Prometheus are shown as they are, never read as rich markup.
+    table = Table(title=Text(f"{target.team}/{target.model}, last {thresholds.window}: canary "
+                             f"{versions_text(canary.versions) or '(no series)'} ({target.traffic_percent}% of "
+                             f"requests) vs stable {stable_version}"), title_justify="left")
     table.add_column("", no_wrap=True)
     for column in ("stable", "canary", "threshold", "result"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -68,6 +70,19 @@ def print_verdict(target: CanaryTarget, result: Verdict, console: Console) -> No
 
 def verdict_document(target: CanaryTarget, result: Verdict, *, prometheus: str, exit_code: int) -> dict[str, Any]:
     """The JSON object of `--format json`: what was analyzed, the verdict, and the figures it rests on."""
-    return {"stack": target.stack, "team": target.team, "namespace": target.namespace, "model": target.model,
-            "stableVersion": target.stable_version, "trafficPercent": target.traffic_percent,
-            "window": result.thresholds.window, "prometheus": prometheus, "exitCode": exit_code, **result.to_json()}
+    return _strict({"stack": target.stack, "team": target.team, "namespace": target.namespace, "model": target.model,
+                    "stableVersion": target.stable_version, "trafficPercent": target.traffic_percent,
+                    "window": result.thresholds.window, "prometheus": prometheus, "exitCode": exit_code,
+                    **result.to_json()})
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every infinite or NaN float as None: JSON has no such numbers (json.dumps would write
+    `Infinity`, which strict readers such as jq refuse). A latency ratio over a near-zero stable latency is one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value

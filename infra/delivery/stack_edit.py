@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import io
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +51,9 @@ _LAYOUTS = ((2, 4, 2), (2, 2, 0), (4, 6, 4), (4, 4, 0), (4, 6, 2), (2, 4, 0))
 
 # A version, or a function that finds it (and raises StackEditError when it cannot).
 Version = str | Callable[[], str]
+# A value a person typed, quoted in a message up to this length.
+_MAX_SHOWN = 80
+_BOM = "\ufeff"
 
 
 class StackEditError(Exception):
@@ -110,6 +115,33 @@ def start_canary(stack_file: Path, model: str, version: Version,
                   lambda text, source: start_canary_text(text, model, version, traffic_percent, source=source))
 
 
+def _in_file_form(edit: Callable[..., tuple[str, str]]) -> Callable[..., tuple[str, str]]:
+    """Run a text edit on the text as ruamel.yaml writes it (LF line endings, no byte order mark, a final newline)
+    and give the result the file's own form back: an editor's choice of these is no reason to refuse the edit."""
+
+    @functools.wraps(edit)
+    def in_form(text: str, *args: Any, source: str = "stack file", **kwargs: Any) -> tuple[str, str]:
+        bom = text.startswith(_BOM)
+        body = text.removeprefix(_BOM)
+        crlf = "\r\n" in body
+        if crlf and body.count("\n") != body.count("\r\n"):
+            raise StackEditError(f"{source}: mixes CRLF and LF line endings; give every line the same ending first")
+        body = body.replace("\r\n", "\n")
+        if "\r" in body:
+            raise StackEditError(f"{source}: has a carriage return that ends no CRLF line; save it with LF or CRLF "
+                                 "line endings first")
+        final_newline = body.endswith("\n") or not body
+        after, summary = edit(body if final_newline else body + "\n", *args, source=source, **kwargs)
+        if not final_newline:
+            after = after.removesuffix("\n")
+        if crlf:
+            after = after.replace("\n", "\r\n")
+        return (_BOM if bom else "") + after, summary
+
+    return in_form
+
+
+@_in_file_form
 def promote_text(text: str, model: str, version: Version, *, source: str = "stack file",
                  project: str = PROJECT) -> tuple[str, str]:
     """The text with ``model``'s canary promoted, and a summary; StackEditError when the state does not allow it."""
@@ -124,10 +156,11 @@ def promote_text(text: str, model: str, version: Version, *, source: str = "stac
                              "it with --version)")
     line = _replace_key(entry, "canary", "version", _version_scalar(version))
     after = _dump(yaml, doc, text, line, "canary", source)
-    return after, (f"{model}: promoted {version}, which now serves every request (pinned as version); the canary and "
-                   f"its stable version {stable} are gone")
+    replaced = "the canary is gone" if stable is None else f"the canary and its stable version {stable} are gone"
+    return after, f"{model}: promoted {version}, which now serves every request (pinned as version); {replaced}"
 
 
+@_in_file_form
 def rollback_text(text: str, model: str, *, source: str = "stack file", project: str = PROJECT) -> tuple[str, str]:
     """The text with ``model``'s canary rolled back, and a summary; StackEditError when the state does not allow it."""
     yaml, doc = _round_trip(text, source)
@@ -144,6 +177,7 @@ def rollback_text(text: str, model: str, *, source: str = "stack file", project:
                    f"({percent}% of requests) is gone")
 
 
+@_in_file_form
 def start_canary_text(text: str, model: str, version: Version, traffic_percent: int = DEFAULT_TRAFFIC_PERCENT, *,
                       source: str = "stack file", project: str = PROJECT) -> tuple[str, str]:
     """The text with a canary of ``version`` beside ``model``'s pinned version, and a summary."""
@@ -151,8 +185,9 @@ def start_canary_text(text: str, model: str, version: Version, traffic_percent: 
     entry, where = _model_entry(doc, model, source, project)
     if entry.get("canary") is not None:
         stable = entry["canary"].get("stableVersion") if isinstance(entry["canary"], dict) else None
-        raise StackEditError(f"{source}: {model} ({where}) has a canary already (stable version {stable}): promote "
-                             "it or roll it back first (`aip promote` / `aip rollback`)")
+        running = f" (stable version {stable})" if stable is not None else ""
+        raise StackEditError(f"{source}: {model} ({where}) has a canary already{running}: promote it or roll it back "
+                             "first (`aip promote` / `aip rollback`)")
     if entry.get("runtime") == "kserve":
         raise StackEditError(f"{source}: {model} ({where}) runs the kserve runtime, whose version is its image: "
                              "canaries are for torchserve models")
@@ -181,14 +216,22 @@ def _apply(stack_file: Path, model: str, edit: Callable[[str, str], tuple[str, s
     source = _display(stack_file)
     if not stack_file.is_file():
         raise StackEditError(f"{source}: no such stack file")
+    # A stack file that is a link is edited where it lies: the rename replaces the link's target, not the link.
+    target = stack_file.resolve()
+    if not os.access(target, os.W_OK) or not target.stat().st_mode & stat.S_IWUSR:
+        raise StackEditError(f"{source}: is read-only, so it was not edited; make it writable first if it is meant "
+                             "to change")
     try:
-        with stack_file.open(encoding="utf-8", newline="") as handle:
+        with target.open(encoding="utf-8", newline="") as handle:
             before = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise StackEditError(f"{source}: cannot be read: {exc}") from None
     after, summary = edit(before, source)
     _validate(stack_file, after, source)
-    _write_atomically(stack_file, after)
+    try:
+        _write_atomically(target, after)
+    except OSError as exc:
+        raise StackEditError(f"{source}: cannot be written, so it was left as it was: {exc.strerror or exc}") from None
     return StackEdit(path=stack_file, model=model, before=before, after=after, summary=summary)
 
 
@@ -214,18 +257,41 @@ def _yaml(mapping: int, sequence: int, offset: int) -> YAML:
 
 def _round_trip(text: str, source: str) -> tuple[YAML, Any]:
     """The parsed document and a YAML instance that writes it back exactly as it was read."""
+    first_try = None
     for layout in _LAYOUTS:
         yaml = _yaml(*layout)
+        # A file that opens with the document marker keeps it.
+        yaml.explicit_start = text.startswith("---\n")
         try:
             doc = yaml.load(text)
         except YAMLError as exc:
             raise StackEditError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
         if not isinstance(doc, CommentedMap):
             raise StackEditError(f"{source}: expected a mapping with a `config:` mapping")
-        if _to_text(yaml, doc) == text:
+        written = _to_text(yaml, doc)
+        if written == text:
             return yaml, doc
+        first_try = first_try or written
     raise StackEditError(f"{source}: ruamel.yaml cannot write this file back without changing lines the edit does "
-                         "not touch (unusual indentation, line endings or layout); make the change by hand")
+                         f"not touch (unusual indentation, line endings or layout){_first_change(text, first_try)}; "
+                         "make the change by hand")
+
+
+def _first_change(before: str, after: str | None) -> str:
+    """Where the file would first change, for the refusal: the line a person fixes, or edits by hand."""
+    if after is None:
+        return ""
+    old, new = before.splitlines(), after.splitlines()
+    line = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
+    was = _shown(old[line]) if line < len(old) else "the end of the file"
+    becomes = _shown(new[line]) if line < len(new) else "nothing"
+    return f"; line {line + 1} {was} would become {becomes}"
+
+
+def _shown(value: object) -> str:
+    """A value as a message quotes it: repr() shows spaces and control characters; cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN - 1] + "…"
 
 
 def _model_entry(doc: CommentedMap, model: str, source: str, project: str) -> tuple[CommentedMap, str]:
@@ -234,17 +300,24 @@ def _model_entry(doc: CommentedMap, model: str, source: str, project: str) -> tu
     if not isinstance(config, CommentedMap):
         raise StackEditError(f"{source}: expected a mapping with a `config:` mapping")
     # The engine reads a key without namespace as the project's own.
-    key = next((k for k in (f"{project}:models", "models") if k in config), f"{project}:models")
+    keys = [k for k in (f"{project}:models", "models") if k in config]
+    if len(keys) > 1:
+        raise StackEditError(f"{source}: sets both {keys[0]} and {keys[1]}, which are one key to Pulumi: keep one")
+    key = keys[0] if keys else f"{project}:models"
     models = config.get(key)
     if not isinstance(models, CommentedSeq) or not models:
-        raise StackEditError(f"{source}: {key} lists no models, so there is no model {model!r} (is it a team stack?)")
-    names = []
-    for index, entry in enumerate(models):
-        if isinstance(entry, CommentedMap):
-            if entry.get("name") == model:
-                return entry, f"{key}[{index}]"
-            names.append(str(entry.get("name")))
-    raise StackEditError(f"{source}: {key} has no model {model!r} (models: {', '.join(names) or 'none'})")
+        raise StackEditError(f"{source}: {key} lists no models, so there is no model {_shown(model)} (is it a team "
+                             "stack?)")
+    names = [str(entry.get("name")) for entry in models if isinstance(entry, CommentedMap)]
+    found = [(index, entry) for index, entry in enumerate(models)
+             if isinstance(entry, CommentedMap) and entry.get("name") == model]
+    if len(found) > 1:
+        raise StackEditError(f"{source}: {key} lists {model} {len(found)} times "
+                             f"({', '.join(f'{key}[{i}]' for i, _ in found)}): keep one")
+    if not found:
+        raise StackEditError(f"{source}: {key} has no model {_shown(model)} (models: {', '.join(names) or 'none'})")
+    index, entry = found[0]
+    return entry, f"{key}[{index}]"
 
 
 def _canary(entry: CommentedMap, where: str, action: str, source: str) -> CommentedMap:
@@ -262,9 +335,9 @@ def _canary(entry: CommentedMap, where: str, action: str, source: str) -> Commen
 
 def _resolve(version: Version, what: str) -> str:
     found = version() if callable(version) else version
-    if not _VERSION.match(found):
-        raise StackEditError(f"{what} {found!r} is not a packaged version: 12 to 64 lowercase hex characters, as "
-                             "`aip package` prints it")
+    if not _VERSION.fullmatch(found):
+        raise StackEditError(f"{what} {_shown(found)} is not a packaged version: 12 to 64 lowercase hex characters, "
+                             "as `aip package` prints it")
     return found
 
 
@@ -353,8 +426,10 @@ def _validate(stack_file: Path, text: str, source: str) -> None:
             raise StackEditError(f"{source}: the edited file would not be a valid stack config, so it was not "
                                  f"written:{problems}") from None
         except ProjectError as exc:
+            # The problem is the edited text's: named by the scratch copy's path it would send a reader astray.
+            problem = str(exc).replace(str(copy.stack_path(stack)), source)
             raise StackEditError(f"{source}: the edited file would not be a valid stack file, so it was not written: "
-                                 f"{exc}") from None
+                                 f"{problem}") from None
 
 
 def _write_atomically(path: Path, text: str) -> None:

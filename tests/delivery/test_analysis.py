@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 
 import pytest
+from rich.console import Console
 
 from infra.config.canary import CanaryAnalysisConfig
 from infra.delivery.analysis import TrackFigures, exceeds, latency_measure, verdict
+from infra.delivery.canary import CanaryTarget
+from infra.delivery.report import print_verdict, verdict_document
 
 # Defaults: maxErrorRatio 0.02, maxErrorRatioIncrease 0.01, maxLatencyRatio 1.25, minRequests 100, window 10m.
 THRESHOLDS = CanaryAnalysisConfig()
 STABLE = TrackFigures(requests=5000, error_ratio=0.01, mean_latency_s=0.100, versions=("ba9876543210",))
 CANARY = TrackFigures(requests=500, error_ratio=0.012, mean_latency_s=0.110, versions=("0123456789ab",))
+TARGET = CanaryTarget(stack="vision-prod", team="vision", model="digits", stable_version="ba9876543210",
+                      traffic_percent=10, analysis=THRESHOLDS)
 
 
 def canary(**changes: object) -> TrackFigures:
@@ -177,3 +184,31 @@ def test_the_json_form_names_everything_the_verdict_rests_on():
                                       "minRequests": 100, "window": "10m"}
     assert [c["name"] for c in document["checks"]] == ["requests", "error ratio", "error ratio increase",
                                                        "latency ratio"]
+
+
+def test_versions_from_prometheus_are_named_printable_short_and_few():
+    many = tuple(f"{i:012x}" for i in range(50))
+    result = verdict(STABLE, canary(versions=many), THRESHOLDS)
+    assert result.reasons[0].startswith("the canary track served 50 versions in the last 10m (000000000000, "
+                                        "000000000001, 000000000002 and 47 more): ")
+    hostile = ("\x1b[2J" + "f" * 500, "[/bold]0123456789ab")
+    result = verdict(STABLE, canary(versions=hostile), THRESHOLDS)
+    assert "\x1b" not in result.reasons[0] and "f" * 64 not in result.reasons[0]
+    # Shown as written, never read as rich markup (a stray closing tag would stop the report).
+    console = Console(file=io.StringIO(), width=300)
+    print_verdict(TARGET, result, console)
+    shown = console.file.getvalue()
+    assert "\x1b[2J" not in shown and shown.count("[/bold]0123456789ab") == 2
+
+
+def test_the_json_document_is_strict_json_whatever_the_figures():
+    # A stable latency near zero makes the latency ratio infinite: JSON has no Infinity, so it is null.
+    result = verdict(stable(mean_latency_s=5e-324), canary(mean_latency_s=1.0), THRESHOLDS)
+    assert result.decision == "rollback"
+    document = verdict_document(TARGET, result, prometheus="http://127.0.0.1:9090", exit_code=1)
+    text = json.dumps(document, allow_nan=False)
+    latency = next(c for c in json.loads(text)["checks"] if c["name"] == "latency ratio")
+    assert (latency["value"], latency["passed"]) == (None, False)
+    console = Console(file=io.StringIO(), width=100)
+    print_verdict(TARGET, result, console)
+    assert "ROLL BACK" in console.file.getvalue()

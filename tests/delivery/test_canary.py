@@ -18,7 +18,7 @@ from infra.delivery.canary import (
     selector,
     track_figures,
 )
-from infra.delivery.prometheus import Sample
+from infra.delivery.prometheus import PrometheusError, Sample
 from infra.observability.known_series import unknown_series
 from infra.observability.rules import recorded_metrics
 from infra.preview import Project
@@ -100,7 +100,7 @@ def test_a_model_without_canary_a_missing_model_and_a_platform_stack_are_refused
 
 def test_a_bad_window_option_is_a_canary_error(scratch_project: Path):
     with_canary(scratch_project, "vision-prod", {"trafficPercent": 10, "stableVersion": STABLE_VERSION})
-    with pytest.raises(CanaryError, match=r"^--window 30: must be a whole number"):
+    with pytest.raises(CanaryError, match=r"^--window '30': must be a whole number"):
         load_target(Project.load(scratch_project), "vision-prod", "digits", "30")
 
 
@@ -183,3 +183,25 @@ def test_analyze_rolls_back_a_failing_canary():
     result = analyze(TARGET, query)
     assert result.decision == "rollback"
     assert result.reasons[0] == "the canary's 5xx ratio 30.00% is above maxErrorRatio 2.00%"
+
+
+@pytest.mark.parametrize(("rule", "value"), [
+    ("version:aip_inference_requests:rate5m", -1.0),
+    ("version:aip_inference_requests:rate5m", 1e308),  # times the window: infinite requests
+    ("version:aip_inference_error_ratio:rate5m", 1.5),
+    ("version:aip_inference_error_ratio:rate5m", -0.01),
+    ("version:aip_inference_latency_seconds:mean5m", -0.1),
+    ("version:aip_kserve_predict_latency_seconds:p95_5m", -0.1),
+])
+def test_a_figure_outside_what_it_can_be_is_an_error_not_evidence(rule: str, value: float):
+    query, _ = fake_prometheus({f"canary {rule}": [Sample({"model_version": "0123456789ab"}, value)]})
+    with pytest.raises(PrometheusError, match=r"for the canary track, which cannot be a .* \(between 0 and "):
+        track_figures(TARGET, "canary", query)
+
+
+def test_float_noise_at_a_bound_is_clamped_to_it():
+    version = {"model_version": "0123456789ab"}
+    query, _ = fake_prometheus({"canary version:aip_inference_error_ratio:rate5m": [Sample(version, 1 + 1e-12)],
+                                "canary version:aip_inference_requests:rate5m": [Sample(version, -1e-12)]})
+    figures = track_figures(TARGET, "canary", query)
+    assert (figures.error_ratio, figures.requests) == (1.0, 0.0)

@@ -38,6 +38,7 @@ class FakePrometheus:
     def __init__(self) -> None:
         self.figures: dict[tuple[str, str], float] = {}
         self.queries: list[str] = []
+        self.canary_version = CANARY_VERSION
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,7 +48,7 @@ class FakePrometheus:
                 fake.queries.append(expr)
                 track = "canary" if 'track="canary"' in expr else "stable"
                 rule = expr.split("(", 1)[-1].split("{", 1)[0]
-                version = CANARY_VERSION if track == "canary" else STABLE_VERSION
+                version = fake.canary_version if track == "canary" else STABLE_VERSION
                 value = fake.figures.get((track, rule))
                 result = [] if value is None else [{"metric": {"track": track, "model_version": version},
                                                     "value": [1767225600.0, str(value)]}]
@@ -138,12 +139,19 @@ def test_too_little_traffic_exits_3_and_json_is_one_object(project: Path, promet
     (["--model", "ranker"], "error: stack 'vision-prod' deploys no model 'ranker'; its models: digits"),
     (["--stack", "search-prod", "--model", "ranker"], "error: model 'ranker' of stack 'search-prod' has no canary"),
     (["--stack", "prod"], "error: stack 'prod' is a platform stack"),
-    (["--window", "7d"], "error: --window 7d: must be a whole number of seconds, minutes or hours"),
+    (["--window", "7d"], "error: --window '7d': must be a whole number of seconds, minutes or hours"),
     (["--prometheus", "localhost:9090"], "error: --prometheus 'localhost:9090': must be an http:// or https:// URL"),
     (["--stack", "nope", "--prometheus", "ftp://x", "--window", "0m"],
      "error: --prometheus 'ftp://x': must be an http:// or https:// URL with a host (e.g. http://127.0.0.1:9090); "
-     "--window 0m: must be"),
-], ids=["unknown-stack", "unknown-model", "no-canary", "platform-stack", "bad-window", "bad-url", "every-bad-option"])
+     "--window '0m': must be"),
+    (["--stack", "../stacks/Pulumi.vision-prod"],
+     "error: --stack '../stacks/Pulumi.vision-prod': not a stack name (letters, digits, '-', '_' and '.', as in "
+     "vision-prod), not a file or path"),
+    (["--stack", ""], "error: --stack '': not a stack name"),
+    (["--window", "10m\n"], "error: --window '10m\\n': must be a whole number of seconds, minutes or hours"),
+    (["--prometheus", "http://127.0.0.1:9\n"], "error: --prometheus 'http://127.0.0.1:9\\n': not a URL"),
+], ids=["unknown-stack", "unknown-model", "no-canary", "platform-stack", "bad-window", "bad-url", "every-bad-option",
+        "path-as-stack", "empty-stack", "window-with-newline", "url-with-newline"])
 def test_usage_errors_exit_2_with_one_message(project: Path, args: list[str], message: str):
     options = {"--stack": "vision-prod", "--model": "digits", "--prometheus": "http://127.0.0.1:9"}
     options.update(dict(zip(args[::2], args[1::2], strict=True)))
@@ -173,3 +181,29 @@ def test_an_invalid_stack_file_exits_2_listing_its_problems(project: Path):
 def test_missing_options_are_argparse_errors():
     run = aip("canary", "analyze", "--stack", "vision-prod")
     assert run.returncode == 2 and "the following arguments are required: --model, --prometheus" in run.stderr
+
+
+def test_a_figure_no_rule_can_produce_exits_2_naming_it(project: Path, prometheus: FakePrometheus):
+    prometheus.figures = {**HEALTHY, ("canary", "version:aip_inference_error_ratio:rate5m"): 3.0}
+    run = analyze(project, prometheus.url)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "with 3 for the canary track, which cannot be a 5xx ratio (between 0 and 1)" in run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+def test_label_values_are_shown_as_text_never_as_markup_or_escape_codes(project: Path, prometheus: FakePrometheus):
+    prometheus.figures = dict(HEALTHY)
+    prometheus.canary_version = "[/bold]\x1b[2J" + "f" * 300
+    run = analyze(project, prometheus.url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "[/bold]" in run.stdout and "\x1b" not in run.stdout and "f" * 64 not in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+def test_a_password_in_the_prometheus_url_is_masked_in_the_report(project: Path, prometheus: FakePrometheus):
+    prometheus.figures = dict(HEALTHY)
+    url = prometheus.url.replace("http://", "http://reader:s3cret@")
+    run = analyze(project, url, "--format", "json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads(run.stdout)["prometheus"] == prometheus.url.replace("http://", "http://reader:***@")
+    assert "s3cret" not in run.stdout + run.stderr

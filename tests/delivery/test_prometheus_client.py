@@ -97,3 +97,71 @@ def test_a_url_that_is_not_an_http_base_url_is_refused(url: str):
 
 def test_a_base_url_loses_its_trailing_slash():
     assert check_url("https://prometheus.example/prefix/") == "https://prometheus.example/prefix"
+
+
+@pytest.mark.parametrize("url", ["http://prometheus\n", "http://prom etheus:9090", "http://h\x1b[31m:9090", "http://h:0",
+                                 "http://[::1", "http://user:pw@[::1"])
+def test_a_url_httpx_would_refuse_later_is_refused_up_front(url: str):
+    with pytest.raises(PrometheusError, match=r"^--prometheus ") as raised:
+        check_url(url)
+    assert "\n" not in str(raised.value) and "\x1b" not in str(raised.value)
+
+
+def test_a_password_in_the_url_never_shows_in_a_message():
+    url = f"http://reader:s3cret@127.0.0.1:{free_ports(1)[0]}"
+    with PrometheusClient(url, timeout=2) as client, pytest.raises(PrometheusError) as raised:
+        client.query("up")
+    assert "s3cret" not in str(raised.value)
+    assert "http://reader:***@127.0.0.1:" in str(raised.value)
+    with pytest.raises(PrometheusError) as refused:
+        check_url("ftp://reader:s3cret@host")
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("series", [
+    {"metric": ["track"], "value": [1767225600.0, "1"]},  # labels not a mapping
+    {"metric": {"model_version": 5}, "value": [1767225600.0, "1"]},  # a label value that is no string
+    {"metric": {"model_version": None}, "value": [1767225600.0, "1"]},
+    {"metric": {}, "value": "12"},  # a bare string, which would unpack into two characters
+    {"metric": {}, "value": [1767225600.0, True]},  # the API writes values as strings
+    {"metric": {}, "value": [1767225600.0, 1.5]},
+    {"metric": {}, "value": [1767225600.0, "1", "2"]},
+    "a string",
+])
+def test_every_sample_not_in_the_api_form_is_malformed(series: object):
+    body = {"status": "success", "data": {"resultType": "vector", "result": [series]}}
+    with PrometheusClient(URL, transport=answering(200, body)) as client, pytest.raises(PrometheusError) as raised:
+        client.query("up")
+    assert "with a malformed sample: " in str(raised.value)
+
+
+def test_a_vector_without_a_result_list_is_named_as_such():
+    body = {"status": "success", "data": {"resultType": "vector", "result": None}}
+    with PrometheusClient(URL, transport=answering(200, body)) as client, pytest.raises(PrometheusError) as raised:
+        client.query("up")
+    assert str(raised.value) == f"Prometheus at {URL} answered 'up' with a vector without a result list"
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (200, {"status": "error", "error": "\x1b[31mred\x1b[0m [bold]x[/bold]\nsecond line" + "E" * 5000}),
+    (200, {"status": "error", "error": {"nested": ["E"] * 5000}}),
+    (400, {"status": "error", "error": "\x1b]0;title\x07" + "E" * 5000}),
+    (503, ("\x1b[2J<html>" + "x" * 5000 + "</html>").encode()),
+])
+def test_what_a_server_says_is_quoted_on_one_short_line_without_control_characters(status: int, body: object):
+    with PrometheusClient(URL, transport=answering(status, body)) as client, pytest.raises(PrometheusError) as raised:
+        client.query("up")
+    message = str(raised.value)
+    assert not any(ord(char) < 32 or 0x7f <= ord(char) <= 0x9f for char in message), message
+    assert len(message) < 500
+
+
+def test_a_redirect_names_where_it_points():
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"Location": "https://sso.example/login"})
+
+    with PrometheusClient(URL, transport=httpx.MockTransport(handle)) as client, \
+            pytest.raises(PrometheusError) as raised:
+        client.query("up")
+    assert str(raised.value).endswith("answered HTTP 302 to http://prometheus.example:9090/api/v1/query: Found "
+                                      "(redirected to https://sso.example/login)")

@@ -82,12 +82,19 @@ REFUSALS = [
      "error: stacks/Pulumi.vision-prod.yaml: digits (ai-platform:models[0]) has a canary already"),
     (("canary", "start", "--stack", "search-prod", "--model", "ranker"),
      "error: stacks/Pulumi.search-prod.yaml: ranker (ai-platform:models[0]) has no version pin"),
+    (("rollback", "--stack", "../stacks/Pulumi.vision-prod", "--model", "digits"),
+     "error: --stack '../stacks/Pulumi.vision-prod': not a stack name (letters, digits, '-', '_' and '.', as in "
+     "vision-prod), not a file or path"),
+    (("promote", "--stack", "", "--model", "digits"), "error: --stack '': not a stack name"),
+    (("promote", "--stack", "vision-prod", "--model", "digits", "--version", ""),
+     "error: the canary's version '' is not a packaged version"),
 ]
 
 
 @pytest.mark.parametrize(("args", "message"), REFUSALS, ids=["unknown-stack", "unknown-model", "no-canary",
                                                            "canary-ran-the-stable-version", "canary-already",
-                                                           "no-pin"])
+                                                           "no-pin", "path-as-stack", "empty-stack",
+                                                           "empty-version"])
 def test_refusals_exit_2_with_the_reason_and_leave_the_files_alone(stack: Path, scratch_project: Path, args, message):
     files = {p: p.read_bytes() for p in (scratch_project / "stacks").iterdir()}
     done = run(scratch_project, *args)
@@ -140,3 +147,34 @@ def test_a_traffic_share_outside_1_to_99_is_a_usage_error(stack: Path, scratch_p
                "--traffic-percent", "100")
     assert done.returncode == 2
     assert "argument --traffic-percent: 100 is not between 1 and 99" in done.stderr
+
+
+def test_an_empty_version_is_checked_not_replaced_by_the_packaged_one(stack: Path, scratch_project: Path):
+    assert run(scratch_project, "rollback", "--stack", "vision-prod", "--model", "digits").returncode == 0
+    pinned = stack.read_bytes()
+    done = run(scratch_project, "canary", "start", "--stack", "vision-prod", "--model", "digits", "--version", "")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: the packaged version '' is not a packaged version"), done.stderr
+    assert stack.read_bytes() == pinned
+
+
+def test_an_unreadable_manifest_is_one_message(monkeypatch):
+    from infra.cli import _packaged_version
+    from infra.delivery.stack_edit import StackEditError
+
+    def unreadable(path: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("infra.serving.manifest.load_manifest", unreadable)
+    with pytest.raises(StackEditError, match=r"the canary runs the packaged version of digits, which is not known: "
+                                             r".*: Permission denied \(or pass --version\)$"):
+        _packaged_version("digits")
+
+
+def test_a_crlf_stack_file_is_edited_keeping_its_line_endings(stack: Path, scratch_project: Path):
+    stack.write_bytes(stack.read_bytes().replace(b"\n", b"\r\n"))
+    done = run(scratch_project, "rollback", "--stack", "vision-prod", "--model", "digits")
+    assert done.returncode == 0, done.stderr
+    after = stack.read_bytes()
+    assert b"\r\n" + f"      version: {STABLE}".encode() + b"\r\n" in after
+    assert after.count(b"\n") == after.count(b"\r\n")

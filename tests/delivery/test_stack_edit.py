@@ -224,3 +224,116 @@ def test_the_version_is_looked_up_only_once_the_model_and_its_canary_are_found(t
         promote_text(WITH_CANARY, "mnist", not_packaged)
     with pytest.raises(StackEditError, match="digits is not packaged"):
         promote_text(WITH_CANARY, "digits", not_packaged)
+
+
+@pytest.mark.parametrize(("name", "dress", "undress"), [
+    ("CRLF line endings", lambda t: t.replace("\n", "\r\n"), lambda t: t.replace("\r\n", "\n")),
+    ("a byte order mark", lambda t: "\ufeff" + t, lambda t: t.removeprefix("\ufeff")),
+    ("no final newline", lambda t: t.removesuffix("\n"), lambda t: t + "\n"),
+    ("a document start marker", lambda t: "---\n" + t, lambda t: t.removeprefix("---\n")),
+    ("all of them", lambda t: "\ufeff---\r\n" + t.replace("\n", "\r\n").removesuffix("\r\n"),
+     lambda t: t.removeprefix("\ufeff---\r\n").replace("\r\n", "\n") + "\n"),
+])
+def test_an_editors_file_form_is_kept_not_refused(name, dress, undress):
+    for edit, expected in ((lambda t: rollback_text(t, "digits"), ROLLED_BACK),
+                           (lambda t: promote_text(t, "digits", CANARY), PROMOTED)):
+        after, _ = edit(dress(WITH_CANARY))
+        assert after == dress(expected), name
+        assert undress(after) == expected
+    restarted, _ = start_canary_text(dress(ROLLED_BACK), "digits", CANARY)
+    assert undress(restarted) == start_canary_text(ROLLED_BACK, "digits", CANARY)[0]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (WITH_CANARY.replace("\n", "\r\n", 3),
+     "stack file: mixes CRLF and LF line endings; give every line the same ending first"),
+    (WITH_CANARY.replace("\n", "\r"),
+     "stack file: has a carriage return that ends no CRLF line; save it with LF or CRLF line endings first"),
+    (WITH_CANARY.replace("  aws:region: us-east-1\n", "  aws:region: us-east-1   \n"),
+     "stack file: ruamel.yaml cannot write this file back without changing lines the edit does not touch (unusual "
+     "indentation, line endings or layout); line 3 '  aws:region: us-east-1   ' would become '  aws:region: "
+     "us-east-1'; make the change by hand"),
+    (WITH_CANARY.replace("    - name: ranker\n", "    - name: digits\n"),
+     "stack file: ai-platform:models lists digits 2 times (ai-platform:models[0], ai-platform:models[1]): keep one"),
+    (WITH_CANARY + "  models: []\n",
+     "stack file: sets both ai-platform:models and models, which are one key to Pulumi: keep one"),
+], ids=["mixed-endings", "lone-cr", "trailing-spaces", "duplicate-model", "both-model-keys"])
+def test_a_file_the_edit_cannot_keep_as_it_is_is_refused_naming_what(text: str, message: str):
+    for edit in (lambda: rollback_text(text, "digits"), lambda: promote_text(text, "digits", CANARY)):
+        with pytest.raises(StackEditError) as refused:
+            edit()
+        assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("version", [CANARY + "\n", " " + CANARY, "", "../" + CANARY, "a" * 5000])
+def test_a_version_is_the_whole_string_and_a_long_one_is_cut_in_the_message(version: str):
+    with pytest.raises(StackEditError) as refused:
+        promote_text(WITH_CANARY, "digits", version)
+    assert "is not a packaged version" in str(refused.value)
+    assert len(str(refused.value)) < 250
+    with pytest.raises(StackEditError, match="is not a packaged version"):
+        start_canary_text(ROLLED_BACK, "digits", version)
+
+
+def test_a_canary_that_is_no_mapping_is_named_without_a_stable_version_of_none():
+    with pytest.raises(StackEditError) as refused:
+        start_canary_text(WITH_CANARY.replace("      canary:\n        trafficPercent: 10\n        stableVersion: "
+                                              '"ba9876543210"  # what served last week\n', "      canary: yes\n"),
+                          "digits", CANARY)
+    assert str(refused.value) == ("stack file: digits (ai-platform:models[0]) has a canary already: promote it or "
+                                  "roll it back first (`aip promote` / `aip rollback`)")
+
+
+def project_with(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    (tmp_path / "stacks").mkdir()
+    stack = tmp_path / "stacks" / "Pulumi.vision-prod.yaml"
+    stack.write_text(text)
+    return stack
+
+
+def test_a_linked_stack_file_is_edited_where_it_lies_and_stays_a_link(tmp_path: Path):
+    real = tmp_path / "elsewhere" / "vision-prod.yaml"
+    real.parent.mkdir()
+    real.write_text(WITH_CANARY)
+    stack = project_with(tmp_path, "")
+    stack.unlink()
+    stack.symlink_to(real)
+    rollback(stack, "digits")
+    assert stack.is_symlink() and stack.resolve() == real.resolve()
+    assert real.read_text() == ROLLED_BACK
+    assert sorted(p.name for p in real.parent.iterdir()) == ["vision-prod.yaml"]
+
+
+def test_a_read_only_stack_file_is_refused_and_left_alone(tmp_path: Path):
+    stack = project_with(tmp_path, WITH_CANARY)
+    stack.chmod(0o444)
+    with pytest.raises(StackEditError, match=r"^stacks/Pulumi\.vision-prod\.yaml: is read-only, so it was not "
+                                             r"edited"):
+        rollback(stack, "digits")
+    assert stack.read_text() == WITH_CANARY and stack.stat().st_mode & 0o777 == 0o444
+
+
+def test_a_failed_write_is_one_message_and_leaves_the_file_and_no_scraps(tmp_path: Path, monkeypatch):
+    stack = project_with(tmp_path, WITH_CANARY)
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("infra.delivery.stack_edit.os.replace", full_disk)
+    with pytest.raises(StackEditError) as refused:
+        rollback(stack, "digits")
+    assert str(refused.value) == ("stacks/Pulumi.vision-prod.yaml: cannot be written, so it was left as it was: No "
+                                  "space left on device")
+    assert stack.read_text() == WITH_CANARY
+    assert [p.name for p in stack.parent.iterdir()] == ["Pulumi.vision-prod.yaml"]
+
+
+def test_a_result_the_stack_reader_refuses_is_named_by_the_stack_file_not_a_scratch_copy(tmp_path: Path):
+    stack = project_with(tmp_path, WITH_CANARY.replace('stableVersion: "ba9876543210"',
+                                                       "stableVersion: !custom ba9876543210"))
+    with pytest.raises(StackEditError) as refused:
+        rollback(stack, "digits")
+    assert str(refused.value).startswith("stacks/Pulumi.vision-prod.yaml: the edited file would not be a valid stack "
+                                         "file, so it was not written: stacks/Pulumi.vision-prod.yaml: not valid YAML")
+    assert str(tmp_path) not in str(refused.value) and "/tmp" not in str(refused.value)
