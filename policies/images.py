@@ -68,8 +68,8 @@ def prefix_problem(entry: str) -> str | None:
                  "docker.io/pytorchevil/...)"
     else:
         host, path = _split_prefix(entry)
-        bad = next((s for s in path if not _PATH_SEGMENT.match(s)), None)
-        if not _HOST.match(host):
+        bad = next((s for s in path if not _PATH_SEGMENT.fullmatch(s)), None)
+        if not _HOST.fullmatch(host):
             reason = f"does not start with a registry host ('{host}')"
         elif not path:
             reason = f"names the whole registry {host}, approving every repository in it"
@@ -156,7 +156,7 @@ def prefix_pattern(prefix: str) -> str:
 
 def ecr_pattern(accounts: Iterable[str]) -> str | None:
     """The private ECR registries of ``accounts``, in any region; None without an account."""
-    valid = sorted({a for a in accounts if _ACCOUNT.match(a)})
+    valid = sorted({a for a in accounts if _ACCOUNT.fullmatch(a)})
     if not valid:
         return None
     return rf"^(?:{'|'.join(valid)})[.]dkr[.]ecr[.][a-z0-9-]+[.]amazonaws[.]com(?:[.]cn)?/"
@@ -178,7 +178,7 @@ def image_approved(image: str, patterns: Sequence[str]) -> bool:
 def describe_approved(prefixes: Iterable[str], accounts: Iterable[str]) -> str:
     """What may be pulled, for messages: the prefixes and the accounts' ECR registries."""
     shown = [normalise_prefix(p) for p in prefixes if prefix_problem(p) is None]
-    shown += [f"{a}.dkr.ecr.<region>.amazonaws.com/" for a in sorted({a for a in accounts if _ACCOUNT.match(a)})]
+    shown += [f"{a}.dkr.ecr.<region>.amazonaws.com/" for a in sorted({a for a in accounts if _ACCOUNT.fullmatch(a)})]
     return ", ".join(shown) or "nothing"
 
 
@@ -202,7 +202,7 @@ def tag_problem(tag: str) -> str | None:
     moving = _moving_word(tag)
     if moving is not None:
         return f"moves with every push: '{moving}' names a branch, channel or wildcard, not a release"
-    if _VERSION_TAG.match(tag):
+    if _VERSION_TAG.fullmatch(tag):
         return None
     major = _MAJOR_ONLY.match(tag)
     if major:
@@ -227,7 +227,7 @@ def pin_problem(image: str, require_digest: bool = False) -> str | None:
     if not name or name.endswith("/") or any(c.isspace() for c in image):
         return "is not an image reference (registry/name:1.2.3 or registry/name@sha256:<64 hex>)"
     if at:
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             return f"has a malformed digest '{digest}'; a digest is sha256: and 64 lowercase hex characters"
         return None
     if require_digest:

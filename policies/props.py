@@ -8,6 +8,7 @@ that and never mutates what it reads.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -50,10 +51,46 @@ def truthy(value: Any) -> bool:
 
 
 def number(value: Any, default: float = 0) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
+    """A finite number, from a number or a numeric string; ``default`` for anything else.
+
+    Booleans, NaN and infinities are refused too: NaN compares false both ways, so it would slip past every
+    bound a policy checks, and ``int()`` of either non-finite value raises.
+    """
+    if isinstance(value, bool):
         return default
+    try:
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return result if math.isfinite(result) else default
+
+
+def count(value: Any) -> int | None:
+    """A count (replicas, nodes, GPU slices): a whole number >= 0, as a number (``3.0``) or digits (``"3"``).
+
+    None for anything else: a fraction, a negative, a quantity with a unit (``"4Gi"``), words, NaN, a boolean.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        # str.isdigit() also takes digits such as "²" that int() refuses.
+        return int(text) if text.isascii() and text.isdigit() else None
+    result = number(value, default=-1)
+    return int(result) if result >= 0 and result.is_integer() else None
+
+
+def describe(value: Any) -> str:
+    """A property value as a message shows it: a string as it is, anything else as JSON (``null``, ``{}``)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(_plain(value), default=repr)
+
+
+def _plain(value: Any) -> Any:
+    if is_mapping(value):
+        return {str(key): _plain(value[key]) for key in value}
+    if is_list(value):
+        return [_plain(element) for element in value]
+    return value
 
 
 # Suffixes of a Kubernetes quantity (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/).
@@ -66,17 +103,20 @@ def quantity(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    text, scale = str(value).strip(), 1.0
+        result = number(value, default=math.nan)
+        return None if math.isnan(result) else result
+    if not isinstance(value, str):
+        return None
+    text, scale = value.strip(), 1.0
     for suffix in sorted(_QUANTITY_SUFFIXES, key=len, reverse=True):
         if text.endswith(suffix) and text[:-len(suffix)]:
             text, scale = text[:-len(suffix)], _QUANTITY_SUFFIXES[suffix]
             break
     try:
-        number = float(text) * scale
-    except ValueError:
+        result = float(text) * scale
+    except (ValueError, OverflowError):
         return None
-    return number if math.isfinite(number) else None
+    return result if math.isfinite(result) else None
 
 
 def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

@@ -184,3 +184,29 @@ def test_gpu_budget_refuses_instance_types_it_cannot_count() -> None:
     assert validate_stack(aws_eks_nodegroup_gpu_budget, [odd]) == [
         "GPU node group 'gpu-0' uses instance types whose GPUs are not known (g6.2xlarg); its GPUs cannot be "
         "counted against the budget."]
+
+
+@pytest.mark.parametrize("hops", [float("inf"), float("nan"), "abc", 0.0, -1.0, True, []], ids=repr)
+def test_an_unreadable_hop_limit_is_reported_not_raised(hops) -> None:
+    broken = mutate(LAUNCH_TEMPLATE_PROPS, "metadataOptions.httpPutResponseHopLimit", hops)
+    [message] = validate_resource(aws_ec2_launchtemplate_imdsv2, LAUNCH_TEMPLATE, broken)
+    assert message.startswith("Launch template 'res' has metadataOptions.httpPutResponseHopLimit '")
+    assert message.endswith("', not a whole number of hops from 1 to 64; use 1.")
+    assert validate_resource(aws_ec2_launchtemplate_imdsv2, LAUNCH_TEMPLATE,
+                             mutate(broken, "metadataOptions.httpPutResponseHopLimit", "1")) == []
+
+
+@pytest.mark.parametrize(("max_size", "shown"), [
+    (float("inf"), "scalingConfig.maxSize 'Infinity', not a whole number of nodes"),
+    (float("nan"), "scalingConfig.maxSize 'NaN', not a whole number of nodes"),
+    ("abc", "scalingConfig.maxSize 'abc', not a whole number of nodes"),
+    # A negative size would lower the total and let the other pools past the budget.
+    (-100.0, "scalingConfig.maxSize '-100.0', not a whole number of nodes"),
+    (DELETE, "no scalingConfig.maxSize"),
+], ids=["inf", "nan", "words", "negative", "missing"])
+def test_gpu_budget_refuses_a_max_size_it_cannot_count(max_size, shown) -> None:
+    fleet = gpu_fleet(40.0)
+    fleet.append(resource(NODE_GROUP, "odd", mutate(GPU_NODE_GROUP, "scalingConfig.maxSize", max_size)))
+    assert validate_stack(aws_eks_nodegroup_gpu_budget, fleet) == [
+        f"GPU node group 'odd' has {shown}; its GPUs cannot be counted against the budget.",
+        "GPU pools can scale to 40 GPUs (gpu-0=40); the budget is 32 GPUs."]

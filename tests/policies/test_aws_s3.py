@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,30 @@ def test_torchserve_config_other_objects_and_unreadable_sources_are_skipped(tmp_
     assert validate_resource(aws_s3_bucketobject_torchserve_config, OBJECT, mar) == []
     assert validate_resource(aws_s3_bucketobject_torchserve_config, OBJECT, missing) == []
 
+
+
+def test_torchserve_config_a_source_path_that_cannot_name_a_file_is_skipped(tmp_path: Path) -> None:
+    # A NUL byte made Path.read_text raise ValueError.
+    broken = mutate(config_object(tmp_path, SAFE_CONFIG), "source", {"fileAsset": "config\x00.properties"})
+    assert validate_resource(aws_s3_bucketobject_torchserve_config, OBJECT, broken) == []
+
+
+def test_torchserve_config_a_source_that_is_no_config_file_is_reported_unread(tmp_path: Path) -> None:
+    # Reading a FIFO or a device would stall the gate, and a huge file could hide a setting; neither is read.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    huge = tmp_path / "huge.properties"
+    huge.write_text(SAFE_CONFIG + "#" * 2**20)
+    for source, why in ((fifo, "which is not a regular file"), (tmp_path, "which is not a regular file"),
+                        (huge, "larger than 1024 KiB")):
+        props = mutate(config_object(tmp_path, SAFE_CONFIG), "source", {"fileAsset": str(source)})
+        found: list[list[str]] = []
+        # In a thread, so that a policy blocked on the FIFO fails the test instead of hanging it.
+        reader = threading.Thread(target=lambda p=props, out=found: out.append(
+            validate_resource(aws_s3_bucketobject_torchserve_config, OBJECT, p, "cfg")), daemon=True)
+        reader.start()
+        reader.join(timeout=10)
+        assert found == [[f"TorchServe config 'cfg' has source {source}, {why}: its settings cannot be checked."]]
 
 # --- Deletion protection: Pulumi's protect option on every bucket -----------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from policies.aws.eks.nodegroups import NODE_GROUP
 from policies.kubernetes.core.team_namespace_gpu_quota_capacity import kubernetes_core_namespace_gpu_quota_capacity
 from policies.kubernetes.karpenter.nodepools import NODE_POOL
@@ -83,3 +85,29 @@ def test_another_team_s_node_pool_and_an_unbounded_one_hold_nothing_for_the_team
     unbounded = node_pool(None, None, ["g6.xlarge"])
     assert validate_stack(POLICY, stack_of("1", theirs, unbounded)) == [
         "Team namespace 'vision' may request 1 GPUs, more than the GPU pools it may use surely hold at maxSize (0)."]
+
+
+@pytest.mark.parametrize(("asked", "shown"), [("abc", "abc"), (float("nan"), "NaN"), (float("inf"), "Infinity"),
+                                              ([], "[]")], ids=repr)
+def test_a_gpu_quota_that_is_no_quantity_is_reported_not_raised(asked, shown):
+    assert validate_stack(POLICY, stack(asked, SHARED)) == [
+        f"Team namespace 'vision' has a ResourceQuota 'quota' whose requests.nvidia.com/gpu is '{shown}', not a "
+        "quantity; its GPUs cannot be checked against the pools."]
+
+
+def test_a_gpu_quota_with_a_unit_is_read_as_the_quantity_it_is():
+    assert validate_stack(POLICY, stack("4Gi", SHARED)) == [
+        "Team namespace 'vision' may request 4294967296 GPUs, more than the GPU pools it may use surely hold at "
+        "maxSize (8)."]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "abc", -4.0, "²", True], ids=repr)
+def test_pools_whose_size_or_slices_cannot_be_read_hold_what_is_certain(value):
+    # An unreadable maxSize holds nothing for certain; unreadable slices count each GPU once.
+    unreadable_size = mutate(SHARED, "scalingConfig.maxSize", value)
+    assert validate_stack(POLICY, stack("1", unreadable_size)) == [
+        "Team namespace 'vision' may request 1 GPUs, more than the GPU pools it may use surely hold at maxSize (0)."]
+    unreadable_slices = mutate(SHARED, "labels", {"ai-platform.io/gpu-slices": value})
+    assert validate_stack(POLICY, stack("8", unreadable_slices)) == []
+    pool = node_pool("2", "2", ["g6.xlarge"], **{"ai-platform.io/gpu-slices": value})
+    assert validate_stack(POLICY, stack_of("2", pool)) == []

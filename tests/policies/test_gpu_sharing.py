@@ -69,3 +69,18 @@ def test_sharing_the_gpus_can_do_passes(resource_type, props):
         "too-many-slices", "no-slices", "mig-config-on-time-slicing", "unknown-mode", "slices-without-sharing"])
 def test_each_sharing_the_gpus_cannot_honour_is_reported(resource_type, props, path, value, messages):
     assert validate_resource(POLICY, resource_type, mutate(props, path, value)) == messages
+
+
+@pytest.mark.parametrize(("value", "shown"), [("²", "²"), ("4Gi", "4Gi"), (float("inf"), "Infinity"),
+                                              (float("nan"), "NaN"), ({}, "{}"), (True, "true")], ids=repr)
+def test_slices_that_are_no_whole_number_are_reported_not_raised(value, shown):
+    # "²" passes str.isdigit() but not int().
+    assert validate_resource(POLICY, NODE_GROUP, mutate(SLICED_GROUP, f"labels.[{SLICES}]", value)) == [
+        f"Node group 'res' time-slices GPUs but its ai-platform.io/gpu-slices label is '{shown}'; it must be 2 to 16."]
+    assert validate_resource(POLICY, NODE_POOL, mutate(MIG_POOL, f"{LABELS}.[{SLICES}]", value)) == [
+        f"NodePool 'res' has ai-platform.io/gpu-slices '{shown}', but MIG profile '1g.10gb' cuts each GPU into 7."]
+
+
+def test_a_sharing_mode_that_is_no_word_is_shown_as_written():
+    assert validate_resource(POLICY, NODE_GROUP, mutate(SLICED_GROUP, f"labels.[{SHARING}]", ["mig"])) == [
+        "Node group 'res' has ai-platform.io/gpu-sharing '[\"mig\"]'; allowed: none, time-slicing, mig."]

@@ -174,3 +174,24 @@ def test_a_gpu_node_pool_without_a_countable_limit_is_refused():
         "GPU NodePool 'pool-0' limits nodes, but its instance types' GPUs are not known (no "
         "node.kubernetes.io/instance-type In requirement); set spec.limits[\"nvidia.com/gpu\"] so its GPUs can be "
         "counted against the budget."]
+
+
+@pytest.mark.parametrize(("value", "shown"), [("abc", "abc"), ("-8", "-8"), (-8.0, "-8.0"), (float("nan"), "NaN"),
+                                              ("inf", "inf"), ([], "[]"), (True, "true")], ids=repr)
+def test_a_gpu_limit_that_is_no_quantity_is_reported_and_never_counted(value, shown):
+    broken = mutate(GPU_NODE_POOL, "spec.limits.[nvidia.com/gpu]", value)
+    problem = f"has spec.limits[\"nvidia.com/gpu\"] '{shown}', not a quantity of 0 or more"
+    # Still bounded by its nodes limit, so the pool itself passes but for the unreadable entry.
+    assert validate_resource(LIMITS, NODE_POOL, broken) == [f"NodePool 'res' {problem}."]
+    # A negative limit would lower the total and let the other pools past the budget.
+    assert validate_stack(BUDGET, fleet(broken, groups=(40.0,))) == [
+        f"GPU NodePool 'pool-0' {problem}; its GPUs cannot be counted against the budget.",
+        "GPU pools can scale to 40 GPUs (gpu-0=40); the budget is 32 GPUs."]
+
+
+def test_limits_that_are_no_map_are_reported():
+    broken = mutate(GPU_NODE_POOL, "spec.limits", "8")
+    assert validate_resource(LIMITS, NODE_POOL, broken) == [
+        "NodePool 'res' has spec.limits '8', not a map of resource names to quantities.",
+        "GPU NodePool 'res' has no spec.limits[\"nvidia.com/gpu\"]: Karpenter may launch GPU nodes until the "
+        "account's EC2 quota stops it."]

@@ -50,3 +50,19 @@ def test_other_resources_and_a_paused_floor_above_zero_pass():
     assert validate_resource(POLICY, "kubernetes:apps/v1:Deployment", {"spec": {}}) == []
     paused = mutate(SCALED, "metadata.annotations", {"autoscaling.keda.sh/paused-replicas": "2"})
     assert validate_resource(POLICY, SCALED_OBJECT, paused) == []
+
+
+@pytest.mark.parametrize("value", ["abc", "4Gi", float("inf"), float("nan"), -1.0, 1.5, True, {}], ids=repr)
+def test_a_replica_count_that_is_no_whole_number_is_reported_not_raised(value):
+    for key in ("minReplicaCount", "maxReplicaCount", "idleReplicaCount"):
+        messages = validate_resource(POLICY, SCALED_OBJECT, mutate(SCALED, f"spec.{key}", value),
+                                     config={"allowScaleToZero": True})
+        assert len(messages) == 1
+        assert messages[0].startswith(f"ScaledObject 'res' has {key} '")
+        assert messages[0].endswith("', not a whole number of replicas.")
+
+
+def test_an_infinite_floor_above_the_ceiling_is_not_compared():
+    # minReplicaCount inf used to reach int(inf) in the min-above-max message.
+    messages = validate_resource(POLICY, SCALED_OBJECT, mutate(SCALED, "spec.minReplicaCount", "inf"))
+    assert messages == ["ScaledObject 'res' has minReplicaCount 'inf', not a whole number of replicas."]

@@ -211,3 +211,14 @@ def test_a_pod_monitor_in_the_namespace_counts_as_scraping() -> None:
                        {"metadata": {"name": "kserve", "namespace": "vision"}})
     resources = [*team(isvc=mutate(ISVC, "spec.predictor.annotations", DELETE)), monitor]
     assert validate_stack(kubernetes_kserve_inferenceservice_metrics_scrape, resources) == []
+
+
+@pytest.mark.parametrize("namespace", [{}, ["vision"], None, 1.0], ids=repr)
+def test_a_monitor_whose_namespace_is_no_name_monitors_nothing(namespace) -> None:
+    # A map or a list here used to break the set of monitored namespaces (unhashable).
+    monitor = resource("kubernetes:monitoring.coreos.com/v1:PodMonitor", "pm",
+                       {"metadata": {"name": "kserve", "namespace": namespace}})
+    resources = [*team(isvc=mutate(ISVC, "spec.predictor.annotations", DELETE)), monitor]
+    assert validate_stack(kubernetes_kserve_inferenceservice_metrics_scrape, resources) == [
+        "InferenceService 'digits' in namespace 'vision' has no prometheus.io/scrape annotation and no "
+        "PodMonitor/ServiceMonitor in its namespace."]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 from policies.frameworks import CIS_EKS, ISO27001, SOC2, aws_fsbp
-from policies.props import get, number
+from policies.props import count, describe, get
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 
@@ -18,10 +18,16 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         report_violation(f"Launch template '{args.name}' has metadataOptions.httpTokens '{tokens}'; "
                          "it must be 'required' (IMDSv2).")
     hops = get(args.props, "metadataOptions", "httpPutResponseHopLimit")
+    if hops is None:
+        return
     # Hop limit 1 keeps pods (one hop further) from reaching the node role's credentials.
-    if hops is not None and number(hops) > 1:
+    limit = count(hops)
+    if limit is None or limit < 1:
         report_violation(f"Launch template '{args.name}' has metadataOptions.httpPutResponseHopLimit "
-                         f"{int(number(hops))}; pods can reach the node's credentials (use 1).")
+                         f"'{describe(hops)}', not a whole number of hops from 1 to 64; use 1.")
+    elif limit > 1:
+        report_violation(f"Launch template '{args.name}' has metadataOptions.httpPutResponseHopLimit "
+                         f"{limit}; pods can reach the node's credentials (use 1).")
 
 
 aws_ec2_launchtemplate_imdsv2 = ResourceValidationPolicy(

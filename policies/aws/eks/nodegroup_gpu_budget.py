@@ -20,14 +20,18 @@ from policies.kubernetes.karpenter.nodepools import (
     instance_types,
     is_gpu_node_pool,
     limit,
+    limit_problems,
 )
-from policies.props import config_value, get, items, number
+from policies.props import config_value, count, describe, get, items, number
 
 DEFAULT_MAX_GPUS = 32
 
 
 def node_pool_gpus(name: str, props) -> tuple[int | None, str | None]:
     """(GPUs a GPU NodePool may hold, None) or (None, why they cannot be counted)."""
+    problems = limit_problems(props, (GPU, "nodes"))
+    if problems:
+        return None, f"GPU NodePool '{name}' {problems[0]}; its GPUs cannot be counted against the budget."
     bounds = []
     gpu_limit, node_limit = limit(props, GPU), limit(props, "nodes")
     if gpu_limit is not None:
@@ -46,7 +50,7 @@ def node_pool_gpus(name: str, props) -> tuple[int | None, str | None]:
 
 
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    budget = int(number(config_value(args, "maxGpus", DEFAULT_MAX_GPUS)))
+    budget = int(number(config_value(args, "maxGpus", DEFAULT_MAX_GPUS), DEFAULT_MAX_GPUS))
     gpus: dict[str, int] = {}
     for group in (r for r in args.resources if r.resource_type == NODE_GROUP and is_gpu_node_group(r.props)):
         types = [str(t) for t in items(get(group.props, "instanceTypes"))]
@@ -56,15 +60,23 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
                              f"({', '.join(unknown) or 'none listed'}); its GPUs cannot be counted against the "
                              "budget.", group.urn)
             continue
+        max_size = get(group.props, "scalingConfig", "maxSize")
+        nodes = count(max_size)
+        if nodes is None:
+            shown = ("no scalingConfig.maxSize" if max_size is None
+                     else f"scalingConfig.maxSize '{describe(max_size)}', not a whole number of nodes")
+            report_violation(f"GPU node group '{group.name}' has {shown}; its GPUs cannot be counted against the "
+                             "budget.", group.urn)
+            continue
         # A node may come up as any of the group's types: count the one with the most GPUs.
         per_node = max(gpus_per_instance(t) for t in types)
-        gpus[group.name] = int(number(get(group.props, "scalingConfig", "maxSize"))) * per_node
+        gpus[group.name] = nodes * per_node
     for pool in (r for r in args.resources if r.resource_type == NODE_POOL and is_gpu_node_pool(r.props)):
-        count, problem = node_pool_gpus(pool.name, pool.props)
+        held, problem = node_pool_gpus(pool.name, pool.props)
         if problem is not None:
             report_violation(problem, pool.urn)
-        else:
-            gpus[pool.name] = count
+        elif held is not None:
+            gpus[pool.name] = held
     total = sum(gpus.values())
     if total > budget:
         detail = ", ".join(f"{name}={count}" for name, count in sorted(gpus.items()))

@@ -15,18 +15,45 @@ from policies.frameworks import ISO27001, SOC2, aws_fsbp
 from policies.props import get
 
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+MAX_CONFIG_BYTES = 1 << 20
 WIDE_OPEN_URLS = {"", ".*", "^.*$", "http.*", "https.*", "http(s)?://.*", "https?://.*", "s3://.*", "file:///.*"}
 
 
+def source_path(source) -> Path | None:
+    """The file a FileAsset (engine) or a ``{"fileAsset": path}`` mapping (preview records) names, if any."""
+    path = getattr(source, "path", None) or get(source, "fileAsset") or get(source, "path")
+    return Path(str(path)) if path else None
+
+
+def source_problem(source) -> str | None:
+    """Why a source file that exists cannot be read as a config; None where it can, or does not exist here.
+
+    Only a regular file of a config's size is read: a device or a FIFO named here would stall the gate.
+    """
+    path = source_path(source)
+    try:
+        if path is None or not path.exists():
+            return None
+        if not path.is_file():
+            return f"has source {path}, which is not a regular file"
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            return f"has source {path}, larger than {MAX_CONFIG_BYTES // 1024} KiB"
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def source_text(source) -> str | None:
-    """The text of a FileAsset/StringAsset (engine) or a ``{"fileAsset": path}`` mapping (preview records)."""
+    """The text of a StringAsset or of the file a source names; None where there is none to read."""
     text = getattr(source, "text", None) or get(source, "stringAsset")
     if text is not None:
         return str(text)
-    path = getattr(source, "path", None) or get(source, "fileAsset") or get(source, "path")
+    path = source_path(source)
+    if path is None or source_problem(source) is not None:
+        return None
     try:
-        return Path(str(path)).read_text(encoding="utf-8") if path else None
-    except (OSError, UnicodeDecodeError):
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError):
         return None
 
 
@@ -38,7 +65,12 @@ def parse_properties(text: str) -> dict[str, str]:
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != OBJECT or not str(get(args.props, "key", default="")).endswith("config/config.properties"):
         return
-    text = source_text(get(args.props, "source"))
+    source = get(args.props, "source")
+    problem = source_problem(source)
+    if problem:
+        report_violation(f"TorchServe config '{args.name}' {problem}: its settings cannot be checked.")
+        return
+    text = source_text(source)
     if text is None:
         return
     config = parse_properties(text)

@@ -34,7 +34,7 @@ def stated_regions(props) -> dict[str, str]:
     region = get(props, "region")
     if isinstance(region, str) and region:
         found.setdefault(region, "region")
-    zone = _AZ.match(str(get(props, "availabilityZone", default="")))
+    zone = _AZ.fullmatch(str(get(props, "availabilityZone", default="")))
     if zone:
         found.setdefault(zone.group(1), "availabilityZone")
     for path, text in walk_strings(props):

@@ -25,7 +25,7 @@ from policies.kubernetes.karpenter.nodepools import (
     limit,
     template_labels,
 )
-from policies.props import get, items, number
+from policies.props import count, describe, get, items, quantity
 
 # The labels a pool reserved for one team, and one sharing its GPUs, carry (infra/components/gpu_node_pool.py).
 DEDICATED_LABEL = "ai-platform.io/dedicated"
@@ -35,7 +35,8 @@ SLICES_LABEL = "ai-platform.io/gpu-slices"
 def pool_gpus(props) -> int:
     """GPUs a pool holds at maxSize for certain: any node may come up as its instance type with the fewest."""
     per_node = min((gpus_per_instance(str(t)) for t in items(get(props, "instanceTypes"))), default=0)
-    return int(number(get(props, "scalingConfig", "maxSize"))) * per_node
+    # An unreadable maxSize holds nothing for certain (the budget policy reports it).
+    return (count(get(props, "scalingConfig", "maxSize")) or 0) * per_node
 
 
 def node_pool_gpus(props) -> int:
@@ -56,8 +57,8 @@ def labels_of(pool) -> Any:
 
 def slices_per_gpu(labels) -> int:
     """How many nvidia.com/gpu one GPU of the pool advertises (1 unless it is time-sliced or cut by MIG)."""
-    count = number(get(labels, SLICES_LABEL), default=1)
-    return int(count) if count >= 1 else 1
+    slices = count(get(labels, SLICES_LABEL))
+    return slices if slices else 1
 
 
 def pool_capacity(pool) -> int:
@@ -74,8 +75,14 @@ def validate(args: StackValidationArgs, report_violation: ReportViolation) -> No
         capacity = sum(pool_capacity(p) for p in usable)
         for quota in in_namespace(args.resources, RESOURCE_QUOTA, namespace):
             asked = get(quota.props, "spec", "hard", GPU_REQUESTS)
-            if asked is not None and int(number(asked)) > capacity:
-                report_violation(f"Team namespace '{namespace}' may request {int(number(asked))} GPUs, more than "
+            gpus = quantity(asked)
+            if asked is not None and gpus is None:
+                report_violation(f"Team namespace '{namespace}' has a ResourceQuota '{quota.name}' whose "
+                                 f"{GPU_REQUESTS} is '{describe(asked)}', not a quantity; its GPUs cannot be checked "
+                                 "against the pools.", resource.urn)
+            elif gpus is not None and gpus > capacity:
+                shown = int(gpus) if gpus.is_integer() else f"{gpus:g}"
+                report_violation(f"Team namespace '{namespace}' may request {shown} GPUs, more than "
                                  f"the GPU pools it may use surely hold at maxSize ({capacity}).", resource.urn)
 
 

@@ -18,7 +18,7 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
     if args.resource_type != RELEASE:
         return
     version = str(get(args.props, "version", default=""))
-    if not EXACT.match(version):
+    if not EXACT.fullmatch(version):
         report_violation(f"Helm release '{args.name}' (chart {get(args.props, 'chart')}) has version "
                          f"'{version}'; pin an exact version.")
 

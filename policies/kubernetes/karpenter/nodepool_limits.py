@@ -19,26 +19,33 @@ from pulumi_policy import (
 )
 
 from policies.frameworks import ISO27001, SOC2, platform_baseline
-from policies.kubernetes.karpenter.nodepools import GPU, NODE_POOL, is_gpu_node_pool, limit
+from policies.kubernetes.karpenter.nodepools import GPU, NODE_POOL, is_gpu_node_pool, limit_problems
 from policies.props import config_value, get, truthy
 
 # Limits that bound how many nodes a NodePool may launch.
 BOUNDING_LIMITS = ("nodes", "cpu", "memory", GPU)
 
 
+def unset(props, name: str) -> bool:
+    """Whether ``spec.limits`` has no entry for ``name`` (one that is set but unreadable is reported as such)."""
+    return get(props, "spec", "limits", name) is None
+
+
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != NODE_POOL:
         return
+    for problem in limit_problems(args.props):
+        report_violation(f"NodePool '{args.name}' {problem}.")
     static = get(args.props, "spec", "replicas") is not None
     if static:
-        if limit(args.props, "nodes") is None:
+        if unset(args.props, "nodes"):
             report_violation(f"Static NodePool '{args.name}' (spec.replicas) has no spec.limits.nodes, the only limit "
                              "Karpenter applies to a static pool.")
     elif is_gpu_node_pool(args.props):
-        if limit(args.props, GPU) is None:
+        if unset(args.props, GPU):
             report_violation(f"GPU NodePool '{args.name}' has no spec.limits[\"{GPU}\"]: Karpenter may launch GPU "
                              "nodes until the account's EC2 quota stops it.")
-    elif all(limit(args.props, name) is None for name in BOUNDING_LIMITS):
+    elif all(unset(args.props, name) for name in BOUNDING_LIMITS):
         report_violation(f"NodePool '{args.name}' has no spec.limits on {', '.join(BOUNDING_LIMITS)}: Karpenter may "
                          "launch nodes until the account's EC2 quota stops it.")
     template = get(args.props, "spec", "template", "spec", default={})

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from policies.gpu_catalog import GPU_FAMILIES, gpus_per_instance
-from policies.props import get, is_mapping, items, quantity
+from policies.props import describe, get, is_mapping, items, quantity
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
@@ -67,8 +67,24 @@ def is_gpu_node_pool(props: Any) -> bool:
 
 
 def limit(props: Any, resource: str) -> float | None:
-    """``spec.limits[resource]`` as a number (quantities may arrive as strings, ``"8"``); None where not set."""
-    return quantity(get(props, "spec", "limits", resource))
+    """``spec.limits[resource]`` as a number (quantities may arrive as strings, ``"8"``); None where not set, or
+    not a quantity of 0 or more (``limit_problems`` says which)."""
+    value = quantity(get(props, "spec", "limits", resource))
+    return value if value is not None and value >= 0 else None
+
+
+def limit_problems(props: Any, resources: tuple[str, ...] | None = None) -> list[str]:
+    """What is wrong with ``spec.limits`` (with the entries for ``resources``, or every entry), which Karpenter
+    would refuse; empty when nothing is."""
+    limits = get(props, "spec", "limits")
+    if limits is None:
+        return []
+    if not is_mapping(limits):
+        return [f"has spec.limits '{describe(limits)}', not a map of resource names to quantities"]
+    return [f"has spec.limits[\"{name}\"] '{describe(limits[name])}', not a quantity of 0 or more"
+            for name in sorted(str(n) for n in limits)
+            if (resources is None or name in resources) and get(limits, name) is not None
+            and limit(props, name) is None]
 
 
 def gpus_per_node(props: Any) -> tuple[int, int] | None:

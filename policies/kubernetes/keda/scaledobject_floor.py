@@ -18,29 +18,35 @@ from pulumi_policy import (
 )
 
 from policies.frameworks import ISO27001, SOC2, platform_baseline
-from policies.props import config_value, get, number, truthy
+from policies.props import config_value, count, describe, get, number, truthy
 
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 PAUSED_REPLICAS = "autoscaling.keda.sh/paused-replicas"
+REPLICA_COUNTS = ("minReplicaCount", "maxReplicaCount", "idleReplicaCount")
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type != SCALED_OBJECT:
         return
     spec = get(args.props, "spec", default={})
-    minimum, maximum = get(spec, "minReplicaCount"), get(spec, "maxReplicaCount")
-    if maximum is None:
+    for key in REPLICA_COUNTS:
+        if get(spec, key) is not None and count(get(spec, key)) is None:
+            report_violation(f"ScaledObject '{args.name}' has {key} '{describe(get(spec, key))}', not a whole "
+                             "number of replicas.")
+    # Each is None where absent or unreadable (reported above).
+    minimum, maximum, idle = (count(get(spec, key)) for key in REPLICA_COUNTS)
+    if get(spec, "maxReplicaCount") is None:
         report_violation(f"ScaledObject '{args.name}' has no maxReplicaCount: KEDA would scale it to 100 replicas.")
-    elif minimum is not None and number(minimum) > number(maximum):
-        report_violation(f"ScaledObject '{args.name}' has minReplicaCount {int(number(minimum))} above "
-                         f"maxReplicaCount {int(number(maximum))}.")
+    elif minimum is not None and maximum is not None and minimum > maximum:
+        report_violation(f"ScaledObject '{args.name}' has minReplicaCount {minimum} above maxReplicaCount "
+                         f"{maximum}.")
     if truthy(config_value(args, "allowScaleToZero", False)):
         return
-    if minimum is None or number(minimum) == 0:
-        shown = "is 0" if minimum is not None else "is not set (KEDA's default is 0)"
+    if get(spec, "minReplicaCount") is None or minimum == 0:
+        shown = "is 0" if minimum == 0 else "is not set (KEDA's default is 0)"
         report_violation(f"ScaledObject '{args.name}' scales to zero: its minReplicaCount {shown}; the next request "
                          "after idling waits for a node and the model to load. Keep at least 1 replica here.")
-    elif get(spec, "idleReplicaCount") is not None and number(get(spec, "idleReplicaCount"), default=-1) == 0:
+    elif idle == 0:
         report_violation(f"ScaledObject '{args.name}' scales to zero when idle: its idleReplicaCount is 0. Remove "
                          "it here.")
     paused = get(args.props, "metadata", "annotations", PAUSED_REPLICAS)

@@ -19,7 +19,9 @@ def annotated(props) -> bool:
 
 
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    monitored = {get(r.props, "metadata", "namespace") for r in args.resources if r.resource_type in MONITORS}
+    # Only a name names a namespace; anything else in metadata.namespace (a careless list, a map) monitors none.
+    monitored = {namespace for r in args.resources if r.resource_type in MONITORS
+                 and isinstance(namespace := get(r.props, "metadata", "namespace"), str)}
     for service in (r for r in args.resources if r.resource_type == INFERENCE_SERVICE):
         namespace = get(service.props, "metadata", "namespace")
         if not annotated(service.props) and namespace not in monitored:

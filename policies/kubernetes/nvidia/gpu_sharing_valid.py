@@ -21,7 +21,7 @@ from policies.aws.eks.nodegroups import NODE_GROUP
 from policies.frameworks import CIS_EKS, SOC2, platform_baseline
 from policies.gpu_catalog import gpu_family, mig_profiles
 from policies.kubernetes.karpenter.nodepools import NODE_POOL, instance_types, template_labels
-from policies.props import get, is_mapping, items
+from policies.props import count, describe, get, is_mapping, items
 
 SHARING_LABEL = "ai-platform.io/gpu-sharing"
 SLICES_LABEL = "ai-platform.io/gpu-slices"
@@ -44,12 +44,11 @@ def pool_of(resource_type: str, props: Any) -> tuple[str, Mapping[str, Any], lis
 
 def slices(labels: Mapping[str, Any]) -> int | None:
     """The slices-per-GPU label as a whole number; None where absent or not one."""
-    text = str(get(labels, SLICES_LABEL, default="")).strip()
-    return int(text) if text.isdigit() else None
+    return count(get(labels, SLICES_LABEL))
 
 
 def mig_problems(what: str, labels: Mapping[str, Any], types: list[str]) -> list[str]:
-    config = str(get(labels, MIG_CONFIG_LABEL, default=""))
+    config = describe(get(labels, MIG_CONFIG_LABEL, default=""))
     if not config.startswith("all-") or config == MIG_DISABLED:
         return [f"{what} shares GPUs by MIG but its {MIG_CONFIG_LABEL} label is '{config}', not all-<profile>."]
     profile = config.removeprefix("all-")
@@ -67,8 +66,9 @@ def mig_problems(what: str, labels: Mapping[str, Any], types: list[str]) -> list
     if not problems and SLICES_LABEL in labels:
         expected = min(mig_profiles(t)[profile] for t in types)
         if slices(labels) != expected:
-            problems.append(f"{what} has {SLICES_LABEL} '{get(labels, SLICES_LABEL)}', but MIG profile '{profile}' "
-                            f"cuts each GPU into {expected}.")
+            shown = describe(get(labels, SLICES_LABEL))
+            problems.append(f"{what} has {SLICES_LABEL} '{shown}', but MIG profile '{profile}' cuts each GPU into "
+                            f"{expected}.")
     return problems
 
 
@@ -81,23 +81,21 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
     if mode is None:
         return
     if mode not in MODES:
-        report_violation(f"{what} has {SHARING_LABEL} '{mode}'; allowed: {', '.join(MODES)}.")
+        report_violation(f"{what} has {SHARING_LABEL} '{describe(mode)}'; allowed: {', '.join(MODES)}.")
         return
     if mode == "mig":
         for problem in mig_problems(what, labels, types):
             report_violation(problem)
         return
     if get(labels, MIG_CONFIG_LABEL, default=MIG_DISABLED) != MIG_DISABLED:
-        report_violation(f"{what} carries {MIG_CONFIG_LABEL} '{get(labels, MIG_CONFIG_LABEL)}' but shares GPUs by "
-                         f"'{mode}': the MIG manager would partition GPUs the device plugin does not expect.")
-    count = slices(labels)
-    if mode == "time-slicing" and (count is None or not MIN_SLICES <= count <= MAX_SLICES):
-        shown = get(labels, SLICES_LABEL, default="(not set)")
+        report_violation(f"{what} carries {MIG_CONFIG_LABEL} '{describe(get(labels, MIG_CONFIG_LABEL))}' but shares "
+                         f"GPUs by '{mode}': the MIG manager would partition GPUs the device plugin does not expect.")
+    per_gpu, shown = slices(labels), describe(get(labels, SLICES_LABEL, default="(not set)"))
+    if mode == "time-slicing" and (per_gpu is None or not MIN_SLICES <= per_gpu <= MAX_SLICES):
         report_violation(f"{what} time-slices GPUs but its {SLICES_LABEL} label is '{shown}'; it must be "
                          f"{MIN_SLICES} to {MAX_SLICES}.")
-    if mode == "none" and SLICES_LABEL in labels and count != 1:
-        report_violation(f"{what} does not share GPUs but its {SLICES_LABEL} label is '{get(labels, SLICES_LABEL)}'; "
-                         "it must be 1.")
+    if mode == "none" and SLICES_LABEL in labels and per_gpu != 1:
+        report_violation(f"{what} does not share GPUs but its {SLICES_LABEL} label is '{shown}'; it must be 1.")
 
 
 kubernetes_nvidia_gpu_sharing_valid = ResourceValidationPolicy(
