@@ -136,21 +136,26 @@ def build_team(config: TeamConfig) -> dict[str, Any]:
     team = platform.require("teams").apply(lambda teams: onboarding(config, teams))
     zero_allowed = platform.require("scaleToZero").apply(lambda allowed: scale_to_zero(config, allowed))
     region = platform.require("region").apply(lambda r: same_region(config, r))
-    # Objects without an explicit namespace land in the team's, never in another one. The provider waits for
-    # the onboarding checks, so nothing is sent to a cluster the team was never given.
-    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=pulumi.Output.all(
-        platform.require("kubeconfig"), team, zero_allowed, region).apply(lambda v: v[0]), namespace=config.team)
+    checks = pulumi.Output.all(team, zero_allowed, region)
+
+    def checked(name: str) -> pulumi.Output[Any]:
+        # A platform output the team's resources read only once every check against the platform has passed: a
+        # team misconfigured for its platform uploads nothing and sends nothing to the cluster before it fails.
+        return pulumi.Output.all(platform.require(name), checks).apply(lambda v: v[0])
+
+    # Objects without an explicit namespace land in the team's, never in another one.
+    provider = k8s.Provider(f"{prefix}-k8s", kubeconfig=checked("kubeconfig"), namespace=config.team)
     TeamMonitoring(f"{prefix}-monitoring", TeamMonitoringArgs(team=config.team, provider=provider))
-    pools = platform.require("gpuPools")
+    pools = checked("gpuPools")
     services = {}
     for index, model in enumerate(config.models):
         pool = pools.apply(lambda p, i=index, m=model: allowed_pool(config, i, m, p)) if model.gpu_pool else None
         services[model.name] = ModelService(f"{prefix}-{model.name}", ModelServiceArgs(
             team=config.team, model=model, package=packages.get(model.name),
-            bucket=platform.require("modelStoreBucket"), kms_key_arn=platform.require("modelStoreKmsKeyArn"),
+            bucket=checked("modelStoreBucket"), kms_key_arn=checked("modelStoreKmsKeyArn"),
             team_prefix=model_prefix(config.team), pool=pool, provider=provider,
             response_timeout_s=Catalog(MODEL_HANDLERS).load(model.name).config.response_timeout,
-            prometheus_url=platform.require("prometheusUrl"), scale_to_zero_allowed=zero_allowed))
+            prometheus_url=checked("prometheusUrl"), scale_to_zero_allowed=zero_allowed))
     return {
         "models": {name: service.storage_uri for name, service in services.items()},
         "team": config.team,

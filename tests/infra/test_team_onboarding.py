@@ -131,6 +131,21 @@ def test_team_stack_of_a_team_the_platform_never_onboarded_is_a_config_error(scr
     assert "Traceback" not in run.stderr
 
 
+def test_a_team_misconfigured_for_its_platform_registers_no_cloud_or_cluster_resource(scratch_project: Path,
+                                                                                    packaged_models: None):
+    from infra.preview import Project
+    from infra.preview.runner import ProgramError, run_preview
+
+    # vision-dev lets digits idle at zero; a platform that forbids it is only known from the platform's outputs.
+    _edit_platform(scratch_project, lambda config: config["ai-platform:autoscaling"].update(scaleToZero=False))
+    with pytest.raises(ProgramError) as caught:
+        run_preview("vision-dev", Project.load(scratch_project))
+    assert isinstance(caught.value.cause, ConfigError)
+    assert "autoscaling.min" in str(caught.value.cause)
+    custom = sorted(r.type for r in caught.value.resources if r.custom)
+    assert custom == ["pulumi:pulumi:StackReference"]
+
+
 @pytest.mark.integration
 def test_models_beyond_the_team_quota_on_the_platform_are_a_config_error(scratch_project: Path):
     _edit_platform(scratch_project, lambda config: config["ai-platform:teams"][0]["quota"].update(gpu=1))
