@@ -98,9 +98,9 @@ CASES: list[tuple[Any, str, dict[str, Any], str, Any, str]] = [
      "blockDeviceMappings.0.ebs.kmsKeyId", DELETE,
      "Launch template 'res' volume /dev/xvda has no kmsKeyId (customer managed key)."),
     (aws_kms_key_rotation, KEY, KMS_KEY, "enableKeyRotation", False,
-     "KMS key 'res' has enableKeyRotation False; it must be true."),
+     "KMS key 'res' has enableKeyRotation false; it must be true."),
     (aws_kms_key_rotation, KEY, KMS_KEY, "enableKeyRotation", DELETE,
-     "KMS key 'res' has enableKeyRotation None; it must be true."),
+     "KMS key 'res' has enableKeyRotation null; it must be true."),
     (aws_all_resource_allowed_region, "aws:ec2/subnet:Subnet", SUBNET, "availabilityZone", "ap-southeast-2b",
      "AWS resource 'res' is in region 'ap-southeast-2' (from availabilityZone); allowed: us-east-1, us-west-2, "
      "eu-west-1, eu-central-1."),

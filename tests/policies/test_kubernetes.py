@@ -80,7 +80,7 @@ CASES: list[tuple[Any, str, dict[str, Any], str, Any, str]] = [
      "Namespace 'vision' has pod-security.kubernetes.io/enforce='baseline'; it must be 'restricted'."),
     (kubernetes_core_namespace_pod_security_restricted, NAMESPACE, NS,
      "metadata.labels.[pod-security.kubernetes.io/enforce]", DELETE,
-     "Namespace 'vision' has pod-security.kubernetes.io/enforce=None; it must be 'restricted'."),
+     "Namespace 'vision' has pod-security.kubernetes.io/enforce=null; it must be 'restricted'."),
     (kubernetes_kserve_inferenceservice_resources, INFERENCE_SERVICE, ISVC, f"{CONTAINER}.resources.limits", DELETE,
      "InferenceService 'res' container at spec.predictor.model has no resources.limits for cpu, memory."),
     (kubernetes_kserve_inferenceservice_resources, INFERENCE_SERVICE, CUSTOM_ISVC,

@@ -149,6 +149,15 @@ CASES: list[tuple[ResourceValidationPolicy, str, str, Any, list[str]]] = [
     (aws_s3_bucket_noncurrent_version_retention, "snapshots", "rules.0.noncurrentVersionExpiration.noncurrentDays",
      14.0, ["S3 lifecycle 'aip-prod-log-archive-snapshots' rule expire-noncurrent-versions deletes replaced or "
             f"deleted object versions after 14 days; {RECOVERABLE}"]),
+    (aws_s3_bucket_log_retention, "access-logs", "rules.0.expiration.days", "a year",
+     [f"{AL} rule expire-access-logs has an unreadable expiration days 'a year' (S3 takes a whole number of days, "
+      f"at least 1); {KEEP_LOGS}"]),
+    (aws_s3_bucket_log_retention, "access-logs", "rules.0.expiration.days", -400.0,
+     [f"{AL} rule expire-access-logs has an unreadable expiration days '-400.0' (S3 takes a whole number of days, "
+      f"at least 1); {KEEP_LOGS}"]),
+    (aws_s3_bucket_noncurrent_version_retention, "models", "rules.0.noncurrentVersionExpiration.noncurrentDays",
+     float("nan"), [f"{LIFE} rule expire-noncurrent-versions has an unreadable noncurrent days 'NaN' (S3 takes a "
+                    f"whole number of days, at least 1); {RECOVERABLE}"]),
 ]
 SLM_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"retention": {"expire_after": "7d", "min_count": 1}},

@@ -18,7 +18,7 @@ from pulumi_policy import (
 )
 
 from policies.frameworks import HIPAA, ISO27001, SOC2, aws_fsbp
-from policies.props import get, number
+from policies.props import describe, get, number
 from policies.retention import days_schema, minimum_days, show
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -42,7 +42,7 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         return
     days = number(value, default=-1)
     if days < 0:
-        report_violation(f"CloudWatch log group '{args.name}' has an unreadable retentionInDays {value!r}.")
+        report_violation(f"CloudWatch log group '{args.name}' has an unreadable retentionInDays {describe(value)!r}.")
     elif 0 < days < minimum:
         report_violation(f"CloudWatch log group '{args.name}' keeps events {show(days)} days; this environment "
                          f"requires at least {minimum} days (minRetentionDays).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 from policies.frameworks import HIPAA, ISO27001, SOC2, aws_fsbp
-from policies.props import get, truthy
+from policies.props import describe, get, truthy
 
 KEY = "aws:kms/key:Key"
 
@@ -18,7 +18,7 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         return
     if not truthy(get(args.props, "enableKeyRotation")):
         report_violation(f"KMS key '{args.name}' has enableKeyRotation "
-                         f"{get(args.props, 'enableKeyRotation')!r}; it must be true.")
+                         f"{describe(get(args.props, 'enableKeyRotation'))}; it must be true.")
 
 
 aws_kms_key_rotation = ResourceValidationPolicy(

@@ -19,6 +19,7 @@ from pulumi_policy import (
 
 from policies.aws.s3.lifecycle import holds_logs, rules
 from policies.frameworks import HIPAA, ISO27001, SOC2, platform_baseline
+from policies.props import describe
 from policies.retention import days_schema, minimum_days, show
 
 DEFAULT_MIN_RETENTION_DAYS = 365
@@ -30,6 +31,11 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         return
     minimum = minimum_days(args, "minRetentionDays", DEFAULT_MIN_RETENTION_DAYS)
     for rule in found:
+        if "expiration" in rule.unreadable:
+            report_violation(f"Log bucket lifecycle '{args.name}' rule {rule.label} has an unreadable expiration days "
+                             f"{describe(rule.unreadable['expiration'])!r} "
+                             "(S3 takes a whole number of days, at least 1); "
+                             f"logs must be kept at least {minimum} days (minRetentionDays).")
         if rule.expiration_date:
             report_violation(f"Log bucket lifecycle '{args.name}' rule {rule.label} expires objects on "
                              f"{rule.expiration_date} whatever their age; logs must be kept at least {minimum} days "

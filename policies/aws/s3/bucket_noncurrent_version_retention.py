@@ -19,6 +19,7 @@ from pulumi_policy import (
 
 from policies.aws.s3.lifecycle import rules
 from policies.frameworks import HIPAA, ISO27001, SOC2, platform_baseline
+from policies.props import describe
 from policies.retention import days_schema, minimum_days, show
 
 DEFAULT_MIN_NONCURRENT_DAYS = 30
@@ -30,6 +31,11 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
         return
     minimum = minimum_days(args, "minNoncurrentDays", DEFAULT_MIN_NONCURRENT_DAYS)
     for rule in found:
+        if "noncurrent" in rule.unreadable:
+            report_violation(f"S3 lifecycle '{args.name}' rule {rule.label} has an unreadable noncurrent days "
+                             f"{describe(rule.unreadable['noncurrent'])!r} "
+                             "(S3 takes a whole number of days, at least 1); "
+                             f"they must stay recoverable at least {minimum} days (minNoncurrentDays).")
         if rule.noncurrent_days is not None and rule.noncurrent_days < minimum:
             report_violation(f"S3 lifecycle '{args.name}' rule {rule.label} deletes replaced or deleted object "
                              f"versions after {show(rule.noncurrent_days)} days; they must stay recoverable at least "

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from policies.props import get, is_list, is_mapping, items, number, truthy
+from policies.props import count, get, is_list, is_mapping, items, truthy
 
 LIFECYCLE_CONFIGURATIONS = {
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
@@ -34,6 +34,8 @@ class Rule:
     expiration_days: float | None
     expiration_date: str | None
     noncurrent_days: float | None
+    # "expiration" / "noncurrent" -> a days value that is no whole number of days (S3 refuses it; nothing to judge).
+    unreadable: dict[str, Any] = field(default_factory=dict)
 
 
 def _blocks(value: Any) -> list[Any]:
@@ -52,9 +54,7 @@ def _first(rule: Any, *keys: str, field: str) -> Any:
 
 
 def _days(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    return number(value, default=0)
+    return None if value is None else count(value)
 
 
 def rules(resource_type: str, props: Any) -> Iterator[Rule]:
@@ -75,8 +75,11 @@ def rules(resource_type: str, props: Any) -> Iterator[Rule]:
         noncurrent = (_first(rule, "noncurrentVersionExpiration", "noncurrentVersionExpirations", field="days")
                       if inline else _first(rule, "noncurrentVersionExpiration", field="noncurrentDays"))
         date = _first(rule, "expiration", "expirations", field="date")
-        yield Rule(label=label, expiration_days=_days(_first(rule, "expiration", "expirations", field="days")),
-                   expiration_date=str(date) if date else None, noncurrent_days=_days(noncurrent))
+        expiration = _first(rule, "expiration", "expirations", field="days")
+        unreadable = {name: raw for name, raw in (("expiration", expiration), ("noncurrent", noncurrent))
+                      if raw is not None and _days(raw) is None}
+        yield Rule(label=label, expiration_days=_days(expiration), expiration_date=str(date) if date else None,
+                   noncurrent_days=_days(noncurrent), unreadable=unreadable)
 
 
 def _words(text: str) -> set[str]:

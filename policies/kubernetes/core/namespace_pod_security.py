@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 from policies.frameworks import ISO27001, SOC2, cis_eks
-from policies.props import get
+from policies.props import describe, get
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
 ENFORCE = "pod-security.kubernetes.io/enforce"
@@ -17,7 +17,8 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
     level = get(args.props, "metadata", "labels", ENFORCE)
     if level != "restricted":
         name = get(args.props, "metadata", "name", default=args.name)
-        report_violation(f"Namespace '{name}' has {ENFORCE}={level!r}; it must be 'restricted'.")
+        shown = repr(level) if isinstance(level, str) else describe(level)
+        report_violation(f"Namespace '{name}' has {ENFORCE}={shown}; it must be 'restricted'.")
 
 
 kubernetes_core_namespace_pod_security_restricted = ResourceValidationPolicy(

@@ -26,7 +26,7 @@ from policies.images import (
     prefix_problem,
 )
 from policies.kubernetes.workloads.pods import INFERENCE_SERVICE, SERVING_RUNTIMES, all_containers, resource_label
-from policies.props import config_value, get, is_list, items
+from policies.props import config_value, describe, get, is_list, items
 
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # Platform outputs that are ARNs of resources the platform stack holds (infra/platform_outputs.py).
@@ -64,7 +64,7 @@ def stack_accounts(resources: list[PolicyResource]) -> tuple[str, ...]:
 def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     raw = config_value(args, "approvedRegistries", list(DEFAULT_APPROVED_REGISTRIES))
     if not is_list(raw):
-        report_violation(f"Pack config approvedRegistries is {raw!r}; it must be a list of prefixes.")
+        report_violation(f"Pack config approvedRegistries is {describe(raw)!r}; it must be a list of prefixes.")
     configured = [str(e) for e in items(raw)]
     # An allowlist entry that is too broad is itself a finding, and is left out rather than trusted.
     for entry in configured:
