@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import re
 import sys
 import time
 import traceback
@@ -421,12 +420,10 @@ def _serving(args: argparse.Namespace, err: Console) -> int:
         return EXIT_USAGE
 
 
-# A stack name as Pulumi allows it: what --stack names is a file in the stack folder, never a path.
-_STACK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
-
-
 def _stack_name_problem(stack: str) -> str | None:
-    if _STACK_NAME.fullmatch(stack):
+    from infra.preview.project import STACK_NAME
+
+    if STACK_NAME.fullmatch(stack):
         return None
     return (f"--stack {stack[:100]!r}: not a stack name (letters, digits, '-', '_' and '.', as in vision-prod), "
             "not a file or path")

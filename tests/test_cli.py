@@ -254,3 +254,11 @@ def test_yaml_merge_keys_merge_and_keys_beside_them_override(scratch_project: Pa
                                          "    retentionDays: 9\n")
     values = Project.load(scratch_project).stack_config("dev").values
     assert json.loads(values["ai-platform:observability"]) == {"grafana": {}, "retentionDays": 9}
+
+
+@pytest.mark.parametrize("stack", ["../dev", "", "dev\n", "stacks/Pulumi.dev.yaml", "dev/../dev"])
+def test_preview_of_a_path_or_other_non_stack_name_is_refused(stack: str):
+    run = aip("preview", "--stack", stack, "--no-package")
+    assert run.returncode == 2
+    assert "is not a stack name (letters, digits, '-', '_' and '.', as in vision-prod)" in run.stderr
+    assert "Traceback" not in run.stderr
