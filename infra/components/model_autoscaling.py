@@ -102,18 +102,36 @@ def predictor_deployments(model: ModelDeployment) -> dict[str, float]:
             predictor_deployment(model.name, CANARY_PREDICTOR): canary}
 
 
+def _canary_part(total: int, share: float) -> int:
+    """The canary's replicas of ``total`` (at least 2): its traffic share rounded up, leaving the stable version one."""
+    return min(max(math.ceil(total * share), 1), total - 1)
+
+
 def replica_bounds(model: ModelDeployment, deployment: str) -> tuple[int, int]:
-    """(min, max) replicas of one predictor Deployment: the model's, or with a canary the canary's traffic share of
-    them rounded up and the rest for the stable version (at least one replica each, where the model keeps one)."""
+    """(min, max) replicas of one predictor Deployment: the model's, or with a canary split between the versions.
+
+    The canary gets its traffic share of the model's max rounded up and the stable version the rest, at least one
+    replica each, so the two together never exceed the model's max (what the team's GPU quota was checked against;
+    a canary needs a max of 2, ModelDeployment). The floor is split the same way; a model that keeps a replica keeps
+    one of each version (a floor of 1 becomes one each), and one idling at zero idles both.
+    """
     scaling = model.scaling
     if model.canary is None:
         return scaling.min, scaling.max
+    if scaling.max < 2:
+        raise ValueError(f"model {model.name} has a canary but a max of {scaling.max} replica: each version needs one")
     share = predictor_deployments(model)[predictor_deployment(model.name, CANARY_PREDICTOR)]
-    canary = (math.ceil(scaling.min * share), math.ceil(scaling.max * share))
+    canary_max = _canary_part(scaling.max, share)
+    if scaling.min == 0:
+        canary_min = stable_min = 0
+    elif scaling.min == 1:
+        canary_min = stable_min = 1
+    else:
+        canary_min = _canary_part(scaling.min, share)
+        stable_min = scaling.min - canary_min
     if deployment == predictor_deployment(model.name, CANARY_PREDICTOR):
-        return canary
-    floor = min(scaling.min, 1)
-    return max(scaling.min - canary[0], floor), max(scaling.max - canary[1], 1)
+        return canary_min, canary_max
+    return stable_min, scaling.max - canary_max
 
 
 def _threshold(value: float) -> str:

@@ -185,6 +185,16 @@ class ModelDeployment(FrozenModel):
                              f"model runs on {runtime} (concurrency and requests-per-second work on both)")
         return value
 
+    @model_validator(mode="after")
+    def _room_for_both_versions(self) -> ModelDeployment:
+        # The stable and the canary version each run in a Deployment of their own, with a replica each; at a max of
+        # one replica the two would need more GPUs than the team's quota was checked for.
+        if self.canary is not None and self.scaling.max < 2:
+            key = "autoscaling.max" if self.autoscaling is not None else "maxReplicas"
+            raise ValueError(f"{SUBKEY_MARK}{key}: must be at least 2 with a canary (the stable and the canary "
+                             "version run a replica each)")
+        return self
+
     @property
     def scaling(self) -> ModelAutoscalingConfig:
         """The model's autoscaling: `autoscaling` when given, else the legacy keys (KServe's HPA)."""

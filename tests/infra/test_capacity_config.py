@@ -251,6 +251,7 @@ def test_every_karpenter_duration_is_bounded_by_what_karpenter_can_read(key):
     assert problems(platform(gpuPools=[entry(too_long)])) == [expected]
 
 
+CANARY_AT_1 = {"trafficPercent": 1, "stableVersion": "0123456789ab"}
 CARELESS_MODELS = [
     ("a target KEDA reads as 0", model(autoscaling={"metric": "concurrency", "target": 1e-300}),
      ["ai-platform:models[0].autoscaling.target = 1e-300: must be at least 0.001"]),
@@ -264,6 +265,13 @@ CARELESS_MODELS = [
         "start": "0 7 * * *", "end": "0 19 * * *", "timezone": "localtime"}}),
      ['ai-platform:models[0].autoscaling.wakeSchedule.timezone = "localtime": must be an IANA time zone such as UTC '
       "or Europe/Berlin"]),
+    ("a canary without room for both versions", model(
+        canary=CANARY_AT_1, autoscaling={"metric": "concurrency", "target": 2, "min": 0, "max": 1}),
+     ["ai-platform:models[0].autoscaling.max = 1: must be at least 2 with a canary (the stable and the canary version "
+      "run a replica each)"]),
+    ("a canary at one replica on the HPA", model(canary=CANARY_AT_1, minReplicas=1, maxReplicas=1),
+     ["ai-platform:models[0].maxReplicas = 1: must be at least 2 with a canary (the stable and the canary version "
+      "run a replica each)"]),
 ]
 
 

@@ -193,6 +193,22 @@ def test_an_idle_canary_idles_too():
     assert [t["type"] for t in scaled(model, "digits-canary-predictor")["spec"]["triggers"]] == ["prometheus", "cron"]
 
 
+@pytest.mark.parametrize("percent", [1, 10, 50, 99])
+def test_a_canary_split_never_runs_more_replicas_than_the_model_may(percent):
+    # The team's GPU quota is checked against the model's max: both Deployments together must stay within it.
+    for high in range(2, 21):
+        for low in range(high + 1):
+            model = deployment(canary={"trafficPercent": percent, "stableVersion": "ba9876543210"},
+                               autoscaling={"metric": "concurrency", "target": 2, "min": low, "max": high})
+            (stable_min, stable_max), (canary_min, canary_max) = (
+                replica_bounds(model, "digits-predictor"), replica_bounds(model, "digits-canary-predictor"))
+            assert stable_max + canary_max == high and stable_max >= 1 and canary_max >= 1, (low, high)
+            assert stable_min <= stable_max and canary_min <= canary_max, (low, high)
+            # A floor is kept by each version (1 becomes one each), and an idle model idles both.
+            assert stable_min + canary_min == (2 if low == 1 else low), (low, high)
+            assert (stable_min == 0) == (canary_min == 0) == (low == 0), (low, high)
+
+
 # -- the InferenceService -------------------------------------------------------------------------------------
 
 
