@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from infra.config.canary import CanaryAnalysisConfig
-from infra.delivery.prometheus import quoted
+from infra.delivery.text import quoted
 
 Decision = Literal["promote", "hold", "rollback"]
 LatencyMeasure = Literal["p95", "mean"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -17,11 +16,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from infra.delivery.text import quoted, shown
+
 DEFAULT_TIMEOUT_S = 10.0
-# An error body is quoted in the message up to this length.
-_MAX_QUOTED = 300
-# Control characters (escape sequences included) of a server's text must not reach the terminal.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# An option's value is quoted in a message up to this length.
+_MAX_SHOWN = 300
 
 
 class PrometheusError(Exception):
@@ -69,16 +68,8 @@ def without_password(url: str) -> str:
     return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
-def quoted(text: object, limit: int = _MAX_QUOTED) -> str:
-    """A server's text for a message: on one line, without control characters, at most ``limit`` characters."""
-    flat = " ".join(_CONTROL.sub(" ", str(text)).split())
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
-
-
 def _shown(url: str) -> str:
-    """An option's value for a message: repr() makes its control characters and spaces visible."""
-    text = repr(without_password(url))
-    return text if len(text) <= _MAX_QUOTED else text[:_MAX_QUOTED - 1] + "…"
+    return shown(without_password(url), _MAX_SHOWN)
 
 
 def _is_loopback(host: str) -> bool:

@@ -40,6 +40,8 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.tokens import CommentToken
 
+from infra.delivery.text import shown
+
 DEFAULT_TRAFFIC_PERCENT = 10
 PROJECT = "ai-platform"
 # The form `aip package` gives versions (infra/serving/manifest.py PackagedModel.version).
@@ -51,8 +53,6 @@ _LAYOUTS = ((2, 4, 2), (2, 2, 0), (4, 6, 4), (4, 4, 0), (4, 6, 2), (2, 4, 0))
 
 # A version, or a function that finds it (and raises StackEditError when it cannot).
 Version = str | Callable[[], str]
-# A value a person typed, quoted in a message up to this length.
-_MAX_SHOWN = 80
 _BOM = "\ufeff"
 
 
@@ -283,15 +283,9 @@ def _first_change(before: str, after: str | None) -> str:
         return ""
     old, new = before.splitlines(), after.splitlines()
     line = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
-    was = _shown(old[line]) if line < len(old) else "the end of the file"
-    becomes = _shown(new[line]) if line < len(new) else "nothing"
+    was = shown(old[line]) if line < len(old) else "the end of the file"
+    becomes = shown(new[line]) if line < len(new) else "nothing"
     return f"; line {line + 1} {was} would become {becomes}"
-
-
-def _shown(value: object) -> str:
-    """A value as a message quotes it: repr() shows spaces and control characters; cut to a readable length."""
-    text = repr(value)
-    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN - 1] + "…"
 
 
 def _model_entry(doc: CommentedMap, model: str, source: str, project: str) -> tuple[CommentedMap, str]:
@@ -306,7 +300,7 @@ def _model_entry(doc: CommentedMap, model: str, source: str, project: str) -> tu
     key = keys[0] if keys else f"{project}:models"
     models = config.get(key)
     if not isinstance(models, CommentedSeq) or not models:
-        raise StackEditError(f"{source}: {key} lists no models, so there is no model {_shown(model)} (is it a team "
+        raise StackEditError(f"{source}: {key} lists no models, so there is no model {shown(model)} (is it a team "
                              "stack?)")
     names = [str(entry.get("name")) for entry in models if isinstance(entry, CommentedMap)]
     found = [(index, entry) for index, entry in enumerate(models)
@@ -315,7 +309,7 @@ def _model_entry(doc: CommentedMap, model: str, source: str, project: str) -> tu
         raise StackEditError(f"{source}: {key} lists {model} {len(found)} times "
                              f"({', '.join(f'{key}[{i}]' for i, _ in found)}): keep one")
     if not found:
-        raise StackEditError(f"{source}: {key} has no model {_shown(model)} (models: {', '.join(names) or 'none'})")
+        raise StackEditError(f"{source}: {key} has no model {shown(model)} (models: {', '.join(names) or 'none'})")
     index, entry = found[0]
     return entry, f"{key}[{index}]"
 
@@ -336,7 +330,7 @@ def _canary(entry: CommentedMap, where: str, action: str, source: str) -> Commen
 def _resolve(version: Version, what: str) -> str:
     found = version() if callable(version) else version
     if not _VERSION.fullmatch(found):
-        raise StackEditError(f"{what} {_shown(found)} is not a packaged version: 12 to 64 lowercase hex characters, "
+        raise StackEditError(f"{what} {shown(found)} is not a packaged version: 12 to 64 lowercase hex characters, "
                              "as `aip package` prints it")
     return found
 
