@@ -421,12 +421,9 @@ def _serving(args: argparse.Namespace, err: Console) -> int:
 
 
 def _stack_name_problem(stack: str) -> str | None:
-    from infra.preview.project import STACK_NAME
+    from infra.preview.project import NOT_A_STACK_NAME, STACK_NAME
 
-    if STACK_NAME.fullmatch(stack):
-        return None
-    return (f"--stack {stack[:100]!r}: not a stack name (letters, digits, '-', '_' and '.', as in vision-prod), "
-            "not a file or path")
+    return None if STACK_NAME.fullmatch(stack) else f"--stack {stack[:100]!r}: {NOT_A_STACK_NAME}"
 
 
 def _canary_argument_problems(args: argparse.Namespace) -> list[str]:

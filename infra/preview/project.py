@@ -76,8 +76,7 @@ class Project:
     def stack_config(self, stack: str) -> StackConfig:
         """The stack's config with Pulumi.yaml defaults applied, as the engine passes it to the program."""
         if not STACK_NAME.fullmatch(stack):
-            raise ProjectError(f"{stack[:100]!r} is not a stack name (letters, digits, '-', '_' and '.', as in "
-                               "vision-prod), not a file or path")
+            raise ProjectError(f"{stack[:100]!r} is {NOT_A_STACK_NAME}")
         path = self.stack_path(stack)
         if not path.is_file():
             known = ", ".join(self.stacks()) or "none"
@@ -191,6 +190,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 # A stack name as Pulumi allows it: a stack is a file in the stack folder, never a path.
 STACK_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+NOT_A_STACK_NAME = "not a stack name (letters, digits, '-', '_' and '.', as in vision-prod), not a file or path"
 
 # The engine's YAML parser reads only true and false as booleans (YAML 1.2); PyYAML's YAML 1.1 also turns yes, no,
 # on and off into them, so `scaleToZero: yes` would pass offline and fail on deploy (and `on:` become key True).
